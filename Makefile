@@ -1,0 +1,47 @@
+# imagehop: `make demo` runs the story, `make test` runs the tests; both build on `make install`.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: install system-deps demo test test-fast lint serve clean
+
+install: $(STAMP) system-deps
+
+# Reinstall only when the project's metadata changed (the package itself is installed editable).
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	@touch $(STAMP)
+
+# Debian tools the tests use as oracles and peers (qemu-img, rclone); installed when missing and root.
+SYSTEM_TOOLS := qemu-img:qemu-utils rclone:rclone
+system-deps:
+	@missing=""; for pair in $(SYSTEM_TOOLS); do \
+	  command -v $${pair%%:*} >/dev/null 2>&1 || missing="$$missing $${pair#*:}"; done; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    echo "installing Debian packages:$$missing"; \
+	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing) >/dev/null; \
+	  else echo "missing Debian packages:$$missing (install them as root: apt-get install$$missing)"; fi; \
+	fi
+
+demo: install
+	$(BIN)/imagehop demo
+
+test: install
+	$(BIN)/python -m pytest
+
+test-fast: install
+	$(BIN)/python -m pytest -m "not slow"
+
+lint: install
+	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff format --check src tests bench
+
+serve: install
+	$(BIN)/imagehop serve
+
+clean:
+	rm -rf $(VENV) imagehop-data imagehop-demo .pytest_cache .ruff_cache

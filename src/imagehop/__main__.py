@@ -1,0 +1,3 @@
+from imagehop.cli import main
+
+main()

@@ -1,0 +1,281 @@
+"""The ``imagehop`` command: serve, demo, credentials, user ..."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from imagehop import __version__
+from imagehop.config import ConfigError, Settings, load_settings
+
+console = Console(highlight=False)
+err_console = Console(stderr=True, highlight=False)
+
+
+def _settings(**overrides: object) -> Settings:
+    config_file = overrides.pop("config", None)
+    try:
+        return load_settings(config_file, **overrides)  # type: ignore[arg-type]
+    except ConfigError as exc:
+        raise click.ClickException(f"configuration: {exc}") from None
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="imagehop")
+def main() -> None:
+    """imagehop: a multi-region image cloud, and the tool that moves images between clouds."""
+
+
+# --- serve ---------------------------------------------------------------------------------------
+
+config_option = click.option("--config", type=click.Path(dir_okay=False), help="TOML settings file.")
+data_dir_option = click.option(
+    "--data-dir", type=click.Path(file_okay=False), help="Where data lives [default: ./imagehop-data]."
+)
+
+
+@main.command()
+@config_option
+@data_dir_option
+@click.option("--host", help="Address to listen on [default: 127.0.0.1].")
+@click.option(
+    "--port", type=int, help="Identity port; region i listens on port+1+i. 0 picks free ports [default: 5000]."
+)
+@click.option("--regions", help="Comma-separated region names [default: ORD,IAD].")
+def serve(config: str | None, data_dir: str | None, host: str | None, port: int | None, regions: str | None) -> None:
+    """Run identity and every region in one process until Ctrl-C."""
+    from imagehop import server
+
+    settings = _settings(config=config, data_dir=data_dir, host=host, port=port, regions=regions)
+    try:
+        with server.data_dir_lock(settings.data_dir):
+            (settings.data_dir / "endpoints.json").unlink(missing_ok=True)
+            deployment = server.prepare(settings)
+            asyncio.run(server.serve(deployment, on_ready=_print_endpoints))
+    except (OSError, RuntimeError) as exc:
+        raise click.ClickException(str(exc)) from None
+    console.print("imagehop stopped.")
+
+
+def _print_endpoints(deployment) -> None:  # type: ignore[no-untyped-def]
+    data_dir = deployment.settings.data_dir.resolve()
+    console.print(f"[bold]imagehop {__version__}[/] serving, data in {data_dir}")
+    console.print(f"  identity  {deployment.identity_url}  (v3 and v2.0)")
+    for region, _, _ in deployment.regions:
+        console.print(f"  {region.name:<9} {region.public_url}  (image: {region.public_url}/image)")
+    console.print(f"\nexport OS_CLIENT_CONFIG_FILE={data_dir / 'clouds.yaml'} OS_CLOUD=imagehop")
+    console.print("Credentials: imagehop credentials" + _data_dir_flag(data_dir) + "    Stop: Ctrl-C", soft_wrap=True)
+
+
+def _data_dir_flag(data_dir: Path) -> str:
+    return "" if data_dir == Path("imagehop-data").resolve() else f" --data-dir {data_dir}"
+
+
+# --- credentials and users -----------------------------------------------------------------------
+
+
+@main.command()
+@data_dir_option
+@click.option("--config", type=click.Path(dir_okay=False), help="TOML settings file.")
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON list instead of a table.")
+def credentials(data_dir: str | None, config: str | None, as_json: bool) -> None:
+    """Show the users' credentials (generated on first start)."""
+    from imagehop.identity.bootstrap import read_credentials
+
+    settings = _settings(config=config, data_dir=data_dir)
+    entries = read_credentials(settings.data_dir)
+    if not entries:
+        raise click.ClickException(
+            f"no credentials in {settings.data_dir}: run `imagehop serve --data-dir {settings.data_dir}` once first"
+        )
+    if as_json:
+        rows = [
+            {"user": e.user, "tenant_id": e.tenant_id, "password": e.password, "api_key": e.api_key, "roles": e.roles}
+            for e in entries
+        ]
+        click.echo(json.dumps(rows, indent=2))
+        return
+    table = Table("user", "tenant_id", "password", "api_key", "roles")
+    for e in entries:
+        table.add_row(e.user, e.tenant_id, e.password or "", e.api_key or "", ",".join(e.roles))
+    console.print(table)
+
+
+@main.group()
+def user() -> None:
+    """Manage users (works whether or not the server is running)."""
+
+
+def _identity(settings: Settings):  # type: ignore[no-untyped-def]
+    """The identity service on the data dir's database, for operator commands."""
+    from imagehop import db
+    from imagehop.identity.catalog import Catalog
+    from imagehop.identity.service import IdentityService
+
+    engine = db.make_engine(settings.identity_db_url())
+    db.migrate(engine, "identity")
+    return IdentityService(engine, Catalog("", ()), settings.token_lifetime)
+
+
+@user.command("create")
+@click.option("--user", "name", required=True, help="User name.")
+@click.option("--tenant-id", required=True, help="Tenant (project) id; created if new.")
+@click.option(
+    "--role",
+    "roles",
+    multiple=True,
+    default=["member"],
+    show_default=True,
+    type=click.Choice(["admin", "member", "reader"]),
+    help="Role; repeat for several.",
+)
+@click.option("--password", help="Password [default: generated].")
+@click.option("--api-key", help="API key [default: generated].")
+@data_dir_option
+@config_option
+def user_create(
+    name: str,
+    tenant_id: str,
+    roles: tuple[str, ...],
+    password: str | None,
+    api_key: str | None,
+    data_dir: str | None,
+    config: str | None,
+) -> None:
+    """Create a user, e.g. a reader beside demo: --user viewer --tenant-id 10000001 --role reader."""
+    from imagehop.identity.bootstrap import add_user
+    from imagehop.identity.service import IdentityError, NewUser
+
+    settings = _settings(config=config, data_dir=data_dir)
+    try:
+        spec = add_user(
+            _identity(settings), settings.data_dir, NewUser(name, tenant_id, list(roles), password, api_key)
+        )
+    except IdentityError as exc:
+        raise click.ClickException(exc.message) from None
+    console.print(f"created user {spec.user} in tenant {spec.tenant_id} with role(s) {', '.join(spec.roles)}")
+    console.print(f"  password {spec.password}\n  api key  {spec.api_key}")
+
+
+@user.command("list")
+@data_dir_option
+@config_option
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def user_list(data_dir: str | None, config: str | None, as_json: bool) -> None:
+    """List users with their tenant and roles."""
+    settings = _settings(config=config, data_dir=data_dir)
+    rows = [
+        {"user": u.name, "id": u.id, "tenant_id": u.default_project_id, "roles": roles, "enabled": u.enabled}
+        for u, roles in _identity(settings).list_users()
+    ]
+    if as_json:
+        click.echo(json.dumps(rows, indent=2))
+        return
+    table = Table("user", "id", "tenant_id", "roles")
+    for row in rows:
+        table.add_row(row["user"], row["id"], row["tenant_id"], ",".join(row["roles"]))
+    console.print(table)
+
+
+@user.command("delete")
+@click.argument("name")
+@data_dir_option
+@config_option
+def user_delete(name: str, data_dir: str | None, config: str | None) -> None:
+    """Delete a user and revoke its tokens."""
+    from imagehop.identity.bootstrap import remove_user
+    from imagehop.identity.service import IdentityError
+
+    settings = _settings(config=config, data_dir=data_dir)
+    try:
+        remove_user(_identity(settings), settings.data_dir, name)
+    except IdentityError as exc:
+        raise click.ClickException(exc.message) from None
+    console.print(f"deleted user {name}")
+
+
+# --- demo ----------------------------------------------------------------------------------------
+
+
+@main.command()
+@click.option(
+    "--data-dir",
+    type=click.Path(file_okay=False),
+    default="imagehop-demo",
+    show_default=True,
+    help="Data dir of the demo cloud.",
+)
+@click.option("--port", type=int, default=0, show_default=True, help="Identity port (0: free ports).")
+@click.option("--keep-serving", is_flag=True, help="Leave the cloud running after the demo (Ctrl-C stops it).")
+def demo(data_dir: str, port: int, keep_serving: bool) -> None:
+    """Start a two-region cloud, log in as demo and show what it offers."""
+    from imagehop.transfer.clouds import connect
+
+    data = Path(data_dir).resolve()
+    endpoints_file = data / "endpoints.json"
+    endpoints_file.unlink(missing_ok=True)
+    data.mkdir(parents=True, exist_ok=True)
+    log = open(data / "serve.log", "ab")  # noqa: SIM115 - held for the server's lifetime
+    console.print(f"[bold]1.[/] Starting a two-region cloud: imagehop serve --data-dir {data} --port {port}")
+    started = time.monotonic()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "imagehop", "serve", "--data-dir", str(data), "--port", str(port)],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        endpoints = _wait_for_endpoints(endpoints_file, proc, data / "serve.log")
+        console.print(
+            f"   up in {time.monotonic() - started:.1f} s: identity {endpoints['identity']}, "
+            + ", ".join(f"{name} {url}" for name, url in endpoints["regions"].items())
+        )
+        clouds_yaml = str(data / "clouds.yaml")
+        console.print(f"\n[bold]2.[/] Logging in as demo (OS_CLIENT_CONFIG_FILE={clouds_yaml} OS_CLOUD=imagehop)")
+        cloud = connect("imagehop", clouds_yaml)
+        access = cloud.session.auth.get_access(cloud.session)
+        console.print(
+            f"   token for user {access.username} in tenant {access.project_id}, "
+            f"roles {', '.join(access.role_names)}, expires {access.expires.isoformat()}"
+        )
+        console.print("\n[bold]3.[/] The service catalog")
+        table = Table("service", "type", "region", "URL")
+        for entry in cloud.catalog():
+            for endpoint in entry["endpoints"]:
+                if endpoint.get("interface", "public") == "public":
+                    table.add_row(entry["name"], entry["type"], endpoint["region"], endpoint["url"])
+        console.print(table)
+        console.print("\n[bold]4.[/] Each region answers its image endpoint")
+        for name in endpoints["regions"]:
+            url = cloud.endpoint("image", region=name)
+            response = cloud.session.get(url + "/", raise_exc=False)
+            current = [v["id"] for v in response.json()["versions"] if v["status"] == "CURRENT"]
+            console.print(f"   {name}: GET {url}/ -> {response.status_code}, current API {current[0]}")
+        if keep_serving:
+            console.print(f"\nServing until Ctrl-C. export OS_CLIENT_CONFIG_FILE={clouds_yaml} OS_CLOUD=imagehop")
+            proc.wait()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        proc.terminate()
+        proc.wait(timeout=15)
+        log.close()
+    console.print("\nDemo finished; the cloud is stopped. Its data stays in " + str(data))
+
+
+def _wait_for_endpoints(path: Path, proc: subprocess.Popen, log: Path, timeout: float = 30) -> dict:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if path.exists():
+            return json.loads(path.read_text())
+        if proc.poll() is not None:
+            raise click.ClickException(f"imagehop serve exited early; its log:\n{log.read_text()[-2000:]}")
+        time.sleep(0.05)
+    raise click.ClickException(f"imagehop serve did not come up in {timeout:.0f} s; see {log}")

@@ -1,0 +1,254 @@
+"""Settings: regions, ports, data dir, database URLs, users.
+
+Sources, lowest precedence first: built-in defaults, a TOML file (``--config`` or
+``IMAGEHOP_CONFIG``), ``IMAGEHOP_*`` environment variables, command-line flags.
+Everything is resolved once, at start-up, into plain dataclasses.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+DEFAULT_REGIONS = ("ORD", "IAD")
+DEFAULT_PORT = 5000
+DEFAULT_TOKEN_LIFETIME = 24 * 3600
+
+
+class ConfigError(ValueError):
+    """The configuration cannot be used; the message says which setting and why."""
+
+
+@dataclass
+class RegionSettings:
+    name: str
+    port: int | None = None  # None: derived from the identity port (port + 1 + index)
+    public_url: str | None = None
+    database_url: str | None = None
+
+
+@dataclass
+class UserSpec:
+    """A user the operator declares in the config file; created at start-up if missing."""
+
+    name: str
+    tenant_id: str
+    roles: list[str] = field(default_factory=lambda: ["member"])
+    password: str | None = None
+    api_key: str | None = None
+
+
+@dataclass
+class Settings:
+    host: str = "127.0.0.1"
+    port: int = DEFAULT_PORT
+    data_dir: Path = Path("imagehop-data")
+    token_lifetime: int = DEFAULT_TOKEN_LIFETIME
+    identity_public_url: str | None = None
+    identity_database_url: str | None = None
+    regions: list[RegionSettings] = field(default_factory=lambda: [RegionSettings(name) for name in DEFAULT_REGIONS])
+    users: list[UserSpec] = field(default_factory=list)
+
+    def region_port(self, index: int) -> int:
+        """The port region number ``index`` listens on (0 means: pick a free one)."""
+        region = self.regions[index]
+        if region.port is not None:
+            return region.port
+        return 0 if self.port == 0 else self.port + 1 + index
+
+    def identity_db_url(self) -> str:
+        return self.identity_database_url or sqlite_url(self.data_dir / "identity.db")
+
+    def region_db_url(self, region: RegionSettings) -> str:
+        return region.database_url or sqlite_url(self.data_dir / "regions" / region.name / "region.db")
+
+    def region_dir(self, region: RegionSettings) -> Path:
+        return self.data_dir / "regions" / region.name
+
+
+def sqlite_url(path: Path) -> str:
+    return f"sqlite:///{path.resolve()}"
+
+
+def load_settings(
+    config_file: str | os.PathLike[str] | None = None,
+    env: Mapping[str, str] | None = None,
+    **overrides: Any,
+) -> Settings:
+    """Resolve settings from defaults, file, environment and explicit overrides.
+
+    ``overrides`` are the command-line flags (``host``, ``port``, ``data_dir``, ``regions``);
+    a value of ``None`` means "not given".
+    """
+    env = os.environ if env is None else env
+    settings = Settings()
+    config_file = config_file or env.get("IMAGEHOP_CONFIG")
+    if config_file:
+        _apply_file(settings, Path(config_file))
+    _apply_env(settings, env)
+    _apply_overrides(settings, overrides)
+    _validate(settings)
+    return settings
+
+
+def _apply_file(settings: Settings, path: Path) -> None:
+    try:
+        data = tomllib.loads(path.read_text())
+    except FileNotFoundError:
+        raise ConfigError(f"config file {path} does not exist") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"config file {path} is not valid TOML: {exc}") from None
+
+    known = {"host", "port", "data_dir", "token_lifetime", "identity", "regions", "users"}
+    _reject_unknown(data, known, str(path))
+    if "host" in data:
+        settings.host = _str(data["host"], "host")
+    if "port" in data:
+        settings.port = _port(data["port"], "port")
+    if "data_dir" in data:
+        settings.data_dir = _relative_to(path, _str(data["data_dir"], "data_dir"))
+    if "token_lifetime" in data:
+        settings.token_lifetime = _positive_int(data["token_lifetime"], "token_lifetime")
+
+    identity = data.get("identity", {})
+    _reject_unknown(identity, {"public_url", "database_url"}, f"{path} [identity]")
+    settings.identity_public_url = identity.get("public_url", settings.identity_public_url)
+    settings.identity_database_url = identity.get("database_url", settings.identity_database_url)
+
+    if "regions" in data:
+        regions = data["regions"]
+        if not isinstance(regions, list) or not regions:
+            raise ConfigError(f"{path}: [[regions]] must be a non-empty array of tables")
+        settings.regions = []
+        for entry in regions:
+            _reject_unknown(entry, {"name", "port", "public_url", "database_url"}, f"{path} [[regions]]")
+            if "name" not in entry:
+                raise ConfigError(f"{path}: every [[regions]] entry needs a name")
+            settings.regions.append(
+                RegionSettings(
+                    name=_str(entry["name"], "regions.name"),
+                    port=_port(entry["port"], "regions.port") if "port" in entry else None,
+                    public_url=entry.get("public_url"),
+                    database_url=entry.get("database_url"),
+                )
+            )
+
+    for entry in data.get("users", []):
+        _reject_unknown(entry, {"name", "tenant_id", "roles", "password", "api_key"}, f"{path} [[users]]")
+        if "name" not in entry or "tenant_id" not in entry:
+            raise ConfigError(f"{path}: every [[users]] entry needs name and tenant_id")
+        settings.users.append(
+            UserSpec(
+                name=_str(entry["name"], "users.name"),
+                tenant_id=str(entry["tenant_id"]),
+                roles=list(entry.get("roles", ["member"])),
+                password=entry.get("password"),
+                api_key=entry.get("api_key"),
+            )
+        )
+
+
+def _apply_env(settings: Settings, env: Mapping[str, str]) -> None:
+    if "IMAGEHOP_HOST" in env:
+        settings.host = env["IMAGEHOP_HOST"]
+    if "IMAGEHOP_PORT" in env:
+        settings.port = _port(env["IMAGEHOP_PORT"], "IMAGEHOP_PORT")
+    if "IMAGEHOP_DATA_DIR" in env:
+        settings.data_dir = Path(env["IMAGEHOP_DATA_DIR"])
+    if "IMAGEHOP_TOKEN_LIFETIME" in env:
+        settings.token_lifetime = _positive_int(env["IMAGEHOP_TOKEN_LIFETIME"], "IMAGEHOP_TOKEN_LIFETIME")
+    if "IMAGEHOP_IDENTITY_PUBLIC_URL" in env:
+        settings.identity_public_url = env["IMAGEHOP_IDENTITY_PUBLIC_URL"]
+    if "IMAGEHOP_IDENTITY_DATABASE_URL" in env:
+        settings.identity_database_url = env["IMAGEHOP_IDENTITY_DATABASE_URL"]
+    if "IMAGEHOP_REGIONS" in env:
+        settings.regions = _select_regions(settings.regions, env["IMAGEHOP_REGIONS"])
+    for region in settings.regions:
+        prefix = f"IMAGEHOP_REGION_{region.name.upper().replace('-', '_')}_"
+        if prefix + "PORT" in env:
+            region.port = _port(env[prefix + "PORT"], prefix + "PORT")
+        region.public_url = env.get(prefix + "PUBLIC_URL", region.public_url)
+        region.database_url = env.get(prefix + "DATABASE_URL", region.database_url)
+
+
+def _apply_overrides(settings: Settings, overrides: Mapping[str, Any]) -> None:
+    unknown = set(overrides) - {"host", "port", "data_dir", "regions"}
+    if unknown:
+        raise TypeError(f"unknown overrides: {sorted(unknown)}")
+    if overrides.get("host") is not None:
+        settings.host = overrides["host"]
+    if overrides.get("port") is not None:
+        settings.port = _port(overrides["port"], "--port")
+    if overrides.get("data_dir") is not None:
+        settings.data_dir = Path(overrides["data_dir"])
+    if overrides.get("regions") is not None:
+        settings.regions = _select_regions(settings.regions, overrides["regions"])
+
+
+def _select_regions(current: list[RegionSettings], names: str) -> list[RegionSettings]:
+    """Region list from ``ORD,IAD``, keeping what the file said about regions of the same name."""
+    by_name = {r.name: r for r in current}
+    wanted = [n.strip() for n in names.split(",") if n.strip()]
+    if not wanted:
+        raise ConfigError("the region list is empty: give at least one region, e.g. --regions ORD,IAD")
+    return [by_name.get(n, RegionSettings(n)) for n in wanted]
+
+
+def _validate(settings: Settings) -> None:
+    names = [r.name for r in settings.regions]
+    if len(set(names)) != len(names):
+        raise ConfigError(f"region names must be unique, got {names}")
+    for name in names:
+        if not name.replace("-", "").replace("_", "").isalnum():
+            raise ConfigError(f"region name {name!r} may hold only letters, digits, '-' and '_'")
+    if settings.port != 0:
+        ports = [settings.port] + [settings.region_port(i) for i in range(len(settings.regions))]
+        taken = [p for p in ports if p != 0]
+        if len(set(taken)) != len(taken):
+            raise ConfigError(f"identity and region ports overlap: {ports}")
+    for url in [settings.identity_public_url] + [r.public_url for r in settings.regions]:
+        if url is not None and not url.startswith(("http://", "https://")):
+            raise ConfigError(f"public URL {url!r} must start with http:// or https://")
+
+
+def _reject_unknown(data: Any, known: set[str], where: str) -> None:
+    if not isinstance(data, dict):
+        raise ConfigError(f"{where}: expected a table")
+    unknown = set(data) - known
+    if unknown:
+        raise ConfigError(f"{where}: unknown setting(s) {sorted(unknown)}; known: {sorted(known)}")
+
+
+def _str(value: Any, name: str) -> str:
+    if not isinstance(value, str) or not value:
+        raise ConfigError(f"{name} must be a non-empty string")
+    return value
+
+
+def _port(value: Any, name: str) -> int:
+    try:
+        port = int(value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"{name} must be a port number, got {value!r}") from None
+    if not 0 <= port <= 65535:
+        raise ConfigError(f"{name} must be between 0 and 65535, got {port}")
+    return port
+
+
+def _positive_int(value: Any, name: str) -> int:
+    try:
+        number = int(value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"{name} must be a whole number, got {value!r}") from None
+    if number <= 0:
+        raise ConfigError(f"{name} must be positive, got {number}")
+    return number
+
+
+def _relative_to(config_path: Path, value: str) -> Path:
+    path = Path(value)
+    return path if path.is_absolute() else config_path.parent / path

@@ -1,0 +1,1 @@
+"""Image service: a Glance v2 compatible API under ``<region URL>/image``."""

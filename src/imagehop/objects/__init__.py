@@ -1,0 +1,1 @@
+"""Object storage: a Swift / Cloud Files compatible API under ``<region URL>/v1``."""

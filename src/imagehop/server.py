@@ -1,0 +1,242 @@
+"""Compose the identity app and one app per region, and run them: one listener each.
+
+``prepare()`` binds every socket first (so ``--port 0`` knows its ports before any URL is
+written), migrates the databases and creates the built-in users; ``serve()`` runs all listeners in
+one event loop, writes ``endpoints.json`` and ``clouds.yaml`` once they accept connections, and
+stops them together on Ctrl-C or SIGTERM.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import fcntl
+import json
+import os
+import signal
+import socket
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import uvicorn
+import yaml
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Mount
+
+from imagehop import db
+from imagehop.config import Settings
+from imagehop.identity.bootstrap import bootstrap, read_credentials
+from imagehop.identity.catalog import Catalog, RegionEndpoint
+from imagehop.identity.routes import build_identity_app
+from imagehop.identity.service import IdentityError, IdentityService
+from imagehop.images.routes import image_routes
+from imagehop.region import Region
+
+CLOUDS = (("imagehop", "demo"), ("imagehop-alt", "alt"), ("imagehop-admin", "admin"))
+
+
+@dataclass
+class Deployment:
+    settings: Settings
+    identity: IdentityService
+    identity_url: str
+    identity_app: Starlette
+    identity_socket: socket.socket
+    regions: list[tuple[Region, Starlette, socket.socket]] = field(default_factory=list)
+
+    def endpoints(self) -> dict[str, Any]:
+        return {"identity": self.identity_url, "regions": {r.name: r.public_url for r, _, _ in self.regions}}
+
+
+def prepare(settings: Settings) -> Deployment:
+    """Bind, migrate, bootstrap and build the apps; nothing is served yet."""
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    identity_socket = bind(settings.host, settings.port)
+    region_sockets = [bind(settings.host, settings.region_port(i)) for i in range(len(settings.regions))]
+    identity_url = (settings.identity_public_url or _local_url(identity_socket)).rstrip("/")
+    region_urls = [
+        (region.public_url or _local_url(sock)).rstrip("/")
+        for region, sock in zip(settings.regions, region_sockets, strict=True)
+    ]
+
+    identity_engine = db.make_engine(settings.identity_db_url())
+    db.migrate(identity_engine, "identity")
+    catalog = Catalog(
+        identity_url,
+        tuple(RegionEndpoint(r.name, url) for r, url in zip(settings.regions, region_urls, strict=True)),
+    )
+    identity = IdentityService(identity_engine, catalog, settings.token_lifetime)
+    bootstrap(identity, settings.data_dir, settings.users)
+
+    deployment = Deployment(
+        settings, identity, identity_url, build_identity_app(identity, identity_url), identity_socket
+    )
+    for region_settings, url, sock in zip(settings.regions, region_urls, region_sockets, strict=True):
+        engine = db.make_engine(settings.region_db_url(region_settings))
+        db.migrate(engine, "region")
+        region_dir = settings.region_dir(region_settings)
+        region_dir.mkdir(parents=True, exist_ok=True)
+        region = Region(region_settings.name, url, engine, region_dir, identity)
+        deployment.regions.append((region, build_region_app(region), sock))
+    return deployment
+
+
+def build_region_app(region: Region) -> Starlette:
+    """One region's base URL: ``/image`` now; ``/v1``, ``/info`` and ``/compute`` as they land."""
+    routes = [Mount("/image", routes=image_routes(region))]
+    app = Starlette(
+        routes=routes,
+        exception_handlers={IdentityError: _region_identity_error, 404: _region_not_found},
+    )
+    app.state.identity = region.identity
+    app.state.region = region
+    return app
+
+
+async def _region_identity_error(_request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, IdentityError)
+    headers = {"WWW-Authenticate": "X-Auth-Token"} if exc.status == 401 else None
+    body = {"error": {"code": exc.status, "title": exc.title, "message": exc.message}}
+    return JSONResponse(body, exc.status, headers=headers)
+
+
+async def _region_not_found(request: Request, _exc: Exception) -> Response:
+    region: Region = request.app.state.region
+    message = (
+        f"Region {region.name} has no resource at {request.url.path}. "
+        f"This region serves the image API at {region.public_url}/image/."
+    )
+    return JSONResponse({"error": {"code": 404, "title": "Not Found", "message": message}}, 404)
+
+
+def bind(host: str, port: int) -> socket.socket:
+    """A listening TCP socket; port 0 picks a free one."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        raise OSError(exc.errno, f"cannot listen on {host}:{port}: {exc.strerror}; pick another --port") from None
+    sock.listen(2048)
+    sock.set_inheritable(True)
+    return sock
+
+
+def _local_url(sock: socket.socket) -> str:
+    host, port = sock.getsockname()[:2]
+    if ":" in host:
+        host = f"[{host}]"
+    return f"http://{host}:{port}"
+
+
+class _Server(uvicorn.Server):
+    """A uvicorn server that leaves signal handling to :func:`serve` (which stops all of them)."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+async def serve(deployment: Deployment, on_ready: Callable[[Deployment], None] | None = None) -> None:
+    """Serve until Ctrl-C / SIGTERM; write the endpoint files and call ``on_ready`` once listening."""
+    servers = [_uvicorn(deployment.identity_app)] + [_uvicorn(app) for _, app, _ in deployment.regions]
+    sockets = [deployment.identity_socket] + [sock for _, _, sock in deployment.regions]
+
+    loop = asyncio.get_running_loop()
+
+    def stop() -> None:
+        for server in servers:
+            server.should_exit = True
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop)
+
+    tasks = [asyncio.create_task(server.serve(sockets=[sock])) for server, sock in zip(servers, sockets, strict=True)]
+    purge = asyncio.create_task(_purge_tokens(deployment.identity))
+    try:
+        while not all(server.started for server in servers):
+            if any(task.done() for task in tasks):
+                stop()
+                break
+            await asyncio.sleep(0.01)
+        else:
+            write_endpoint_files(deployment)
+            if on_ready is not None:
+                on_ready(deployment)
+        await asyncio.gather(*tasks)
+    finally:
+        purge.cancel()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(sig)
+
+
+def _uvicorn(app: Starlette) -> _Server:
+    config = uvicorn.Config(app, log_level="warning", lifespan="off", access_log=False, timeout_graceful_shutdown=5)
+    return _Server(config)
+
+
+async def _purge_tokens(identity: IdentityService, every: float = 3600) -> None:
+    while True:
+        await asyncio.to_thread(identity.purge_expired_tokens)
+        await asyncio.sleep(every)
+
+
+def write_endpoint_files(deployment: Deployment) -> None:
+    """``endpoints.json`` and ``clouds.yaml`` in the data dir, written atomically."""
+    data_dir = deployment.settings.data_dir
+    _atomic_write(data_dir / "endpoints.json", json.dumps(deployment.endpoints(), indent=2) + "\n")
+    _atomic_write(data_dir / "clouds.yaml", yaml.safe_dump(clouds_config(deployment), sort_keys=False), mode=0o600)
+
+
+def clouds_config(deployment: Deployment) -> dict[str, Any]:
+    credentials = {entry.user: entry for entry in read_credentials(deployment.settings.data_dir)}
+    first_region = deployment.regions[0][0].name
+    clouds: dict[str, Any] = {}
+    for cloud, user in CLOUDS:
+        entry = credentials[user]
+        clouds[cloud] = {
+            "auth": {
+                "auth_url": deployment.identity_url,
+                "username": entry.user,
+                "password": entry.password,
+                "project_id": entry.tenant_id,
+                "user_domain_name": "Default",
+                "project_domain_name": "Default",
+            },
+            "identity_api_version": 3,
+            "region_name": first_region,
+            "interface": "public",
+        }
+    return {"clouds": clouds}
+
+
+def _atomic_write(path: Path, text: str, mode: int = 0o644) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(text)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(tmp, path)
+
+
+@contextlib.contextmanager
+def data_dir_lock(data_dir: Path) -> Iterator[None]:
+    """One ``imagehop serve`` per data dir: a second one fails at once with a clear message."""
+    data_dir.mkdir(parents=True, exist_ok=True)
+    with open(data_dir / "serve.lock", "w") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise RuntimeError(
+                f"another imagehop serve is already using {data_dir}; stop it or pass another --data-dir"
+            ) from None
+        handle.write(f"{os.getpid()}\n")
+        handle.flush()
+        yield

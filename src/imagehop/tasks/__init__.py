@@ -1,0 +1,1 @@
+"""Tasks: records, lifecycle and the worker that runs export and import."""

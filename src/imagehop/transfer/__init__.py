@@ -1,0 +1,1 @@
+"""Transfer: the client side that moves images between regions and clouds, over HTTP only."""

@@ -1,0 +1,254 @@
+"""Identity against a real `imagehop serve` process, on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+
+import httpx
+import pytest
+
+from tests.conftest import Cloud, make_cloud
+
+
+def v3_body(user: str, password: str, project_id: str | None = None) -> dict:
+    body: dict = {
+        "auth": {
+            "identity": {
+                "methods": ["password"],
+                "password": {"user": {"name": user, "domain": {"id": "default"}, "password": password}},
+            }
+        }
+    }
+    if project_id:
+        body["auth"]["scope"] = {"project": {"id": project_id}}
+    return body
+
+
+def test_discovery_documents(cloud: Cloud) -> None:
+    root = httpx.get(cloud.identity_url + "/", headers={"Accept": "application/json"})
+    assert root.status_code == 300
+    values = root.json()["versions"]["values"]
+    assert [v["id"] for v in values] == ["v3.14", "v2.0"]
+    assert values[0]["links"][0]["href"] == cloud.identity_url + "/v3/"
+    assert root.headers["location"] == cloud.identity_url + "/v3/"
+    for path, version in (("/v3", "v3.14"), ("/v2.0", "v2.0")):
+        response = httpx.get(cloud.identity_url + path)
+        assert response.status_code == 200
+        assert response.json()["version"]["id"] == version
+
+
+def test_v2_password_and_rackspace_api_key(cloud: Cloud) -> None:
+    demo = cloud.credentials()["demo"]
+    for credentials in (
+        {"passwordCredentials": {"username": "demo", "password": demo["password"]}},
+        {"RAX-KSKEY:apiKeyCredentials": {"username": "demo", "apiKey": demo["api_key"]}},
+    ):
+        response = httpx.post(cloud.identity_url + "/v2.0/tokens", json={"auth": credentials})
+        assert response.status_code == 200, response.text
+        access = response.json()["access"]
+        assert access["token"]["tenant"]["id"] == "10000001"
+        assert access["token"]["expires"].endswith("Z")
+        assert access["user"]["name"] == "demo"
+        assert access["user"]["RAX-AUTH:defaultRegion"] == "ORD"
+        catalog = {entry["type"]: entry for entry in access["serviceCatalog"]}
+        assert catalog["image"]["name"] == "cloudImages"
+        assert catalog["object-store"]["name"] == "cloudFiles"
+        assert catalog["compute"]["name"] == "cloudServersOpenStack"
+        files = {e["region"]: e for e in catalog["object-store"]["endpoints"]}
+        assert files["IAD"]["publicURL"] == cloud.regions["IAD"] + "/v1/AUTH_10000001"
+        assert files["IAD"]["tenantId"] == "10000001"
+        images = {e["region"]: e["publicURL"] for e in catalog["image"]["endpoints"]}
+        assert images == {name: url + "/image" for name, url in cloud.regions.items()}
+        compute = {e["region"]: e["publicURL"] for e in catalog["compute"]["endpoints"]}
+        assert compute["ORD"] == cloud.regions["ORD"] + "/compute/v2.1/10000001"
+
+
+def test_curl_api_key_login_as_in_the_article(cloud: Cloud) -> None:
+    demo = cloud.credentials()["demo"]
+    body = json.dumps({"auth": {"RAX-KSKEY:apiKeyCredentials": {"username": "demo", "apiKey": demo["api_key"]}}})
+    out = subprocess.run(
+        ["curl", "-s", "-X", "POST", cloud.identity_url + "/v2.0/tokens", "-H", "Content-Type: application/json",
+         "-d", body],
+        check=True, capture_output=True, text=True,
+    ).stdout  # fmt: skip
+    token = json.loads(out)["access"]["token"]["id"]
+    check = httpx.get(cloud.regions["ORD"] + "/image/versions", headers={"X-Auth-Token": token})
+    assert check.status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "words"),
+    [
+        ("{not json", 400, "Malformed"),
+        ('{"auth": {}}', 400, "Expecting exactly one"),
+        ('{"auth": {"passwordCredentials": {"username": "demo"}}}', 400, "password"),
+        ('{"auth": {"passwordCredentials": {"username": "nobody", "password": "x"}}}', 401, "invalid"),
+        ('{"auth": {"passwordCredentials": {"username": "demo", "password": "wrong"}}}', 401, "invalid"),
+        ('{"auth": {"RAX-KSKEY:apiKeyCredentials": {"username": "demo", "apiKey": "wrong"}}}', 401, "api key"),
+        ('{"auth": {"tenantId": "1", "tenantName": "1", "token": {"id": "x"}}}', 400, "not both"),
+        ('{"auth": {"token": {"id": "0000"}}}', 401, "not valid"),
+    ],
+)
+def test_v2_bad_input(cloud: Cloud, body: str, status: int, words: str) -> None:
+    response = httpx.post(
+        cloud.identity_url + "/v2.0/tokens", content=body, headers={"Content-Type": "application/json"}
+    )
+    assert response.status_code == status
+    error = response.json()["error"]
+    assert error["code"] == status
+    assert words.lower() in error["message"].lower()
+
+
+def test_v2_wrong_tenant_is_refused(cloud: Cloud) -> None:
+    demo = cloud.credentials()["demo"]
+    body = {"auth": {"passwordCredentials": {"username": "demo", "password": demo["password"]}, "tenantId": "10000002"}}
+    response = httpx.post(cloud.identity_url + "/v2.0/tokens", json=body)
+    assert response.status_code == 401
+    assert "no access" in response.json()["error"]["message"]
+
+
+def test_v3_token_lifecycle(cloud: Cloud) -> None:
+    creds = cloud.credentials()
+    response = httpx.post(
+        cloud.identity_url + "/v3/auth/tokens", json=v3_body("demo", creds["demo"]["password"], "10000001")
+    )
+    assert response.status_code == 201
+    token = response.headers["X-Subject-Token"]
+    body = response.json()["token"]
+    assert body["project"]["id"] == "10000001"
+    assert [r["name"] for r in body["roles"]] == ["member"]
+    endpoints = [e for entry in body["catalog"] for e in entry["endpoints"] if entry["type"] == "object-store"]
+    assert {(e["region"], e["region_id"], e["interface"]) for e in endpoints} >= {("ORD", "ORD", "public")}
+
+    # A token validates itself, and an admin validates anyone's.
+    admin = cloud.token("admin")
+    for caller in (token, admin):
+        check = httpx.get(
+            cloud.identity_url + "/v3/auth/tokens", headers={"X-Auth-Token": caller, "X-Subject-Token": token}
+        )
+        assert check.status_code == 200
+        assert check.headers["X-Subject-Token"] == token
+        assert check.json()["token"]["user"]["name"] == "demo"
+
+    # Regions accept it ...
+    region = cloud.regions["IAD"] + "/image/versions"
+    assert httpx.get(region, headers={"X-Auth-Token": token}).status_code == 200
+
+    # ... until it is revoked: then identity answers 404 for it as a subject, 401 as a caller.
+    revoke = httpx.delete(
+        cloud.identity_url + "/v3/auth/tokens", headers={"X-Auth-Token": admin, "X-Subject-Token": token}
+    )
+    assert revoke.status_code == 204
+    after = httpx.get(
+        cloud.identity_url + "/v3/auth/tokens", headers={"X-Auth-Token": admin, "X-Subject-Token": token}
+    )
+    assert after.status_code == 404
+    as_caller = httpx.get(cloud.identity_url + "/v3/auth/catalog", headers={"X-Auth-Token": token})
+    assert as_caller.status_code == 401
+    assert "revoked" in as_caller.json()["error"]["message"]
+
+
+def test_v3_token_method_and_scope_by_name(cloud: Cloud) -> None:
+    first = cloud.token("alt")
+    body = {
+        "auth": {
+            "identity": {"methods": ["token"], "token": {"id": first}},
+            "scope": {"project": {"name": "10000002", "domain": {"name": "Default"}}},
+        }
+    }
+    response = httpx.post(cloud.identity_url + "/v3/auth/tokens?nocatalog", json=body)
+    assert response.status_code == 201
+    assert response.json()["token"]["project"]["id"] == "10000002"
+    assert "catalog" not in response.json()["token"]
+
+
+@pytest.mark.parametrize(
+    ("mutate", "status"),
+    [
+        (lambda b: b["auth"].pop("identity"), 400),
+        (lambda b: b["auth"]["identity"].update(methods="password"), 400),
+        (lambda b: b["auth"]["identity"]["password"]["user"].pop("domain"), 400),
+        (lambda b: b["auth"]["identity"]["password"]["user"].update(domain={"id": "other"}), 401),
+        (lambda b: b["auth"]["identity"]["password"]["user"].update(password="wrong"), 401),
+        (lambda b: b["auth"]["identity"]["password"]["user"].update(name="nobody"), 401),
+        (lambda b: b["auth"].update(scope={"project": {"id": "10000002"}}), 401),
+        (lambda b: b["auth"].update(scope={"domain": {"id": "default"}}), 401),
+    ],
+)
+def test_v3_bad_input(cloud: Cloud, mutate, status: int) -> None:  # type: ignore[no-untyped-def]
+    body = v3_body("demo", cloud.credentials()["demo"]["password"], "10000001")
+    mutate(body)
+    response = httpx.post(cloud.identity_url + "/v3/auth/tokens", json=body)
+    assert response.status_code == status, response.text
+    assert response.json()["error"]["code"] == status
+    assert "X-Subject-Token" not in response.headers
+
+
+def test_v2_token_validation_needs_admin(cloud: Cloud) -> None:
+    demo_token = cloud.token("demo")
+    admin = cloud.token("admin")
+    url = f"{cloud.identity_url}/v2.0/tokens/{demo_token}"
+    assert httpx.get(url, headers={"X-Auth-Token": demo_token}).status_code == 403
+    ok = httpx.get(url, headers={"X-Auth-Token": admin})
+    assert ok.status_code == 200
+    assert ok.json()["access"]["token"]["tenant"]["id"] == "10000001"
+    assert httpx.get(url + "?belongsTo=10000002", headers={"X-Auth-Token": admin}).status_code == 404
+    assert httpx.get(f"{cloud.identity_url}/v2.0/tokens/bogus", headers={"X-Auth-Token": admin}).status_code == 404
+
+
+def test_regions_require_a_valid_token(cloud: Cloud) -> None:
+    url = cloud.regions["ORD"] + "/image/versions"
+    for headers in ({}, {"X-Auth-Token": "not-a-token"}):
+        response = httpx.get(url.replace("/versions", "/v2/images"), headers=headers)
+        # Unknown paths answer 404 before auth is needed; the protected ones say 401 in JSON.
+        assert response.status_code in (401, 404)
+    assert httpx.get(cloud.regions["ORD"] + "/image/").status_code == 300
+    missing = httpx.get(cloud.regions["ORD"] + "/v1/AUTH_10000001")
+    assert missing.status_code == 404
+    assert "image API" in missing.json()["error"]["message"]
+
+
+def test_expired_token_is_refused(tmp_path, backend: str) -> None:  # type: ignore[no-untyped-def]
+    short = make_cloud(tmp_path, backend, regions=("ORD",))
+    short.extra_env["IMAGEHOP_TOKEN_LIFETIME"] = "1"
+    short.start()
+    try:
+        token = short.token("demo")
+        time.sleep(1.2)
+        response = httpx.get(short.identity_url + "/v3/auth/catalog", headers={"X-Auth-Token": token})
+        assert response.status_code == 401
+        assert "expired" in response.json()["error"]["message"]
+    finally:
+        short.stop()
+
+
+def test_restart_keeps_users_and_credentials(tmp_path, backend: str) -> None:  # type: ignore[no-untyped-def]
+    running = make_cloud(tmp_path, backend)
+    running.start()
+    before = running.credentials()
+    create = subprocess.run(
+        [sys.executable, "-m", "imagehop", "user", "create", "--user", "viewer", "--tenant-id", "10000001",
+         "--role", "reader", "--password", "s3cret-pass", "--data-dir", str(running.data_dir),
+         *(["--config", str(running.config_file)] if running.config_file else [])],
+        capture_output=True, text=True,
+    )  # fmt: skip
+    assert create.returncode == 0, create.stderr
+    assert running.stop() == 0
+
+    running.start()
+    try:
+        after = running.credentials()
+        assert {k: after[k] for k in before} == before
+        assert after["viewer"]["roles"] == ["reader"]
+        # The old password still works after the restart, for the built-in and the added user.
+        for user, password in (("demo", before["demo"]["password"]), ("viewer", "s3cret-pass")):
+            response = httpx.post(running.identity_url + "/v3/auth/tokens", json=v3_body(user, password))
+            assert response.status_code == 201
+            assert response.json()["token"]["project"]["id"] == "10000001"
+        viewer_roles = response.json()["token"]["roles"]
+        assert [r["name"] for r in viewer_roles] == ["reader"]
+    finally:
+        running.stop()
