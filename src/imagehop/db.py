@@ -80,7 +80,8 @@ tokens = sa.Table(
 )
 
 # --- region --------------------------------------------------------------------------------------
-# Each service of a region (objects, images, tasks, compute) adds its tables below.
+# Each service of a region (objects, images, tasks, compute) adds its tables below, in a section of
+# its own, and its migrations as a branch of its own off revision r0001 (branch_labels=("<service>",)).
 
 
 # --- engines and migrations ----------------------------------------------------------------------
@@ -131,7 +132,8 @@ def migrate(engine: Engine, kind: Kind) -> None:
             # Several processes may start against one database at once: serialise migrations.
             connection.execute(sa.text("SELECT pg_advisory_xact_lock(7271001)"))
         config.attributes["connection"] = connection
-        command.upgrade(config, "head")
+        # Each service owns a branch of the region history (see migrations/region/versions).
+        command.upgrade(config, "heads")
 
 
 def metadata_for(kind: Kind) -> sa.MetaData:
