@@ -142,9 +142,7 @@ def test_v3_token_lifecycle(cloud: Cloud) -> None:
         cloud.identity_url + "/v3/auth/tokens", headers={"X-Auth-Token": admin, "X-Subject-Token": token}
     )
     assert revoke.status_code == 204
-    after = httpx.get(
-        cloud.identity_url + "/v3/auth/tokens", headers={"X-Auth-Token": admin, "X-Subject-Token": token}
-    )
+    after = httpx.get(cloud.identity_url + "/v3/auth/tokens", headers={"X-Auth-Token": admin, "X-Subject-Token": token})
     assert after.status_code == 404
     as_caller = httpx.get(cloud.identity_url + "/v3/auth/catalog", headers={"X-Auth-Token": token})
     assert as_caller.status_code == 401

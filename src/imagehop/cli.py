@@ -16,8 +16,8 @@ from rich.table import Table
 from imagehop import __version__
 from imagehop.config import ConfigError, Settings, load_settings
 
-console = Console(highlight=False)
-err_console = Console(stderr=True, highlight=False)
+# Off a terminal (CI logs, `make demo | tee`), keep URLs whole instead of wrapping at 80 columns.
+console = Console(highlight=False, width=None if sys.stdout.isatty() else 160)
 
 
 def _settings(**overrides: object) -> Settings:

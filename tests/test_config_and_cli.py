@@ -1,0 +1,174 @@
+"""Settings resolution, the operator commands, and `imagehop demo` as a user runs it."""
+
+from __future__ import annotations
+
+import json
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import httpx
+import pytest
+import yaml
+
+from imagehop.config import ConfigError, load_settings
+from tests.conftest import make_cloud
+
+
+def imagehop(*args: str, check: bool = True) -> subprocess.CompletedProcess:
+    result = subprocess.run([sys.executable, "-m", "imagehop", *args], capture_output=True, text=True, timeout=120)
+    if check:
+        assert result.returncode == 0, result.stderr
+    return result
+
+
+def test_defaults() -> None:
+    settings = load_settings(env={})
+    assert [r.name for r in settings.regions] == ["ORD", "IAD"]
+    assert settings.port == 5000
+    assert [settings.region_port(i) for i in range(2)] == [5001, 5002]
+    assert settings.data_dir == Path("imagehop-data")
+    assert settings.token_lifetime == 86400
+
+
+def test_file_then_env_then_flags(tmp_path: Path) -> None:
+    config = tmp_path / "imagehop.toml"
+    config.write_text(
+        """
+host = "0.0.0.0"
+port = 7000
+data_dir = "data"
+token_lifetime = 600
+
+[identity]
+public_url = "https://id.example.test"
+
+[[regions]]
+name = "DFW"
+port = 7100
+public_url = "https://dfw.example.test"
+database_url = "postgresql://db/dfw"
+
+[[regions]]
+name = "LON"
+
+[[users]]
+name = "ops"
+tenant_id = "20000001"
+roles = ["reader"]
+"""
+    )
+    settings = load_settings(config, env={})
+    assert settings.host == "0.0.0.0"
+    assert settings.data_dir == tmp_path / "data"  # relative to the file
+    assert [(r.name, settings.region_port(i)) for i, r in enumerate(settings.regions)] == [("DFW", 7100), ("LON", 7002)]
+    assert settings.regions[0].public_url == "https://dfw.example.test"
+    assert settings.region_db_url(settings.regions[0]) == "postgresql://db/dfw"
+    assert settings.identity_public_url == "https://id.example.test"
+    assert settings.users[0].roles == ["reader"]
+
+    env = {"IMAGEHOP_PORT": "8000", "IMAGEHOP_REGION_LON_DATABASE_URL": "postgresql://db/lon"}
+    settings = load_settings(config, env=env)
+    assert settings.port == 8000
+    assert settings.region_db_url(settings.regions[1]) == "postgresql://db/lon"
+
+    # Flags win; a region named again keeps what the file said about it.
+    settings = load_settings(config, env=env, port=0, regions="LON,DFW")
+    assert [r.name for r in settings.regions] == ["LON", "DFW"]
+    assert settings.region_port(0) == 0 and settings.region_port(1) == 7100
+
+
+@pytest.mark.parametrize(
+    ("text", "words"),
+    [
+        ("port = 'x'", "port must be a port number"),
+        ("colour = 'red'", "unknown setting"),
+        ("[[regions]]\nport = 1", "needs a name"),
+        ("[[regions]]\nname = 'A'\n[[regions]]\nname = 'A'", "unique"),
+        ("[identity]\npublic_url = 'ftp://x'", "http"),
+        ("port = [", "not valid TOML"),
+    ],
+)
+def test_bad_config_is_explained(tmp_path: Path, text: str, words: str) -> None:
+    config = tmp_path / "bad.toml"
+    config.write_text(text)
+    with pytest.raises(ConfigError, match=words):
+        load_settings(config, env={})
+
+
+def test_serve_refuses_a_bad_config_and_a_taken_port(tmp_path: Path) -> None:
+    config = tmp_path / "bad.toml"
+    config.write_text("token_lifetime = -1\n")
+    result = imagehop("serve", "--config", str(config), "--data-dir", str(tmp_path / "d"), check=False)
+    assert result.returncode != 0
+    assert "token_lifetime must be positive" in result.stderr
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = imagehop("serve", "--port", str(port), "--data-dir", str(tmp_path / "d"), check=False)
+    assert result.returncode != 0
+    assert f"cannot listen on 127.0.0.1:{port}" in result.stderr
+
+
+def test_serve_writes_clouds_yaml_and_locks_its_data_dir(tmp_path: Path) -> None:
+    cloud = make_cloud(tmp_path)
+    cloud.start()
+    try:
+        clouds = yaml.safe_load(cloud.clouds_yaml.read_text())["clouds"]
+        assert set(clouds) == {"imagehop", "imagehop-alt", "imagehop-admin"}
+        assert {c["region_name"] for c in clouds.values()} == {"ORD"}
+        assert clouds["imagehop-alt"]["auth"]["project_id"] == "10000002"
+        assert (cloud.clouds_yaml.stat().st_mode & 0o777) == 0o600
+
+        second = imagehop("serve", "--port", "0", "--data-dir", str(cloud.data_dir), check=False)
+        assert second.returncode != 0
+        assert "already using" in second.stderr
+    finally:
+        assert cloud.stop() == 0  # SIGTERM: a clean exit
+
+
+def test_user_commands(tmp_path: Path) -> None:
+    data = str(tmp_path / "data")
+    imagehop("user", "create", "--user", "viewer", "--tenant-id", "10000001", "--role", "reader", "--data-dir", data)
+    again = imagehop("user", "create", "--user", "viewer", "--tenant-id", "10000001", "--data-dir", data, check=False)
+    assert again.returncode != 0 and "already exists" in again.stderr
+    bad = imagehop("user", "create", "--user", "x y", "--tenant-id", "1", "--data-dir", data, check=False)
+    assert bad.returncode != 0 and "user name" in bad.stderr
+
+    users = {u["user"]: u for u in json.loads(imagehop("user", "list", "--json", "--data-dir", data).stdout)}
+    assert users["viewer"]["roles"] == ["reader"] and users["viewer"]["tenant_id"] == "10000001"
+    creds = {c["user"]: c for c in json.loads(imagehop("credentials", "--json", "--data-dir", data).stdout)}
+    assert set(creds["viewer"]) == {"user", "tenant_id", "password", "api_key", "roles"}
+
+    imagehop("user", "delete", "viewer", "--data-dir", data)
+    users = json.loads(imagehop("user", "list", "--json", "--data-dir", data).stdout)
+    assert "viewer" not in {u["user"] for u in users}
+    missing = imagehop("user", "delete", "viewer", "--data-dir", data, check=False)
+    assert missing.returncode != 0 and "no user named viewer" in missing.stderr
+
+
+def test_a_reader_beside_demo_logs_in_to_demos_tenant(tmp_path: Path) -> None:
+    cloud = make_cloud(tmp_path)
+    cloud.data_dir.mkdir(parents=True)
+    imagehop("user", "create", "--user", "viewer", "--tenant-id", "10000001", "--role", "reader",
+             "--password", "viewer-pass", "--data-dir", str(cloud.data_dir))  # fmt: skip
+    cloud.start()
+    try:
+        body = {"auth": {"passwordCredentials": {"username": "viewer", "password": "viewer-pass"}}}
+        access = httpx.post(cloud.identity_url + "/v2.0/tokens", json=body).json()["access"]
+        assert access["token"]["tenant"]["id"] == "10000001"
+        assert [r["name"] for r in access["user"]["roles"]] == ["reader"]
+    finally:
+        cloud.stop()
+
+
+def test_demo_runs_the_story(tmp_path: Path) -> None:
+    result = imagehop("demo", "--data-dir", str(tmp_path / "demo"))
+    out = result.stdout
+    assert "token for user demo in tenant 10000001" in out
+    assert "cloudFiles" in out and "/v1/AUTH_10000001" in out
+    assert "ORD: GET" in out and "-> 300" in out and "IAD: GET" in out
+    assert "Demo finished" in out
