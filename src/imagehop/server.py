@@ -190,8 +190,9 @@ async def _purge_tokens(identity: IdentityService, every: float = 3600) -> None:
 def write_endpoint_files(deployment: Deployment) -> None:
     """``endpoints.json`` and ``clouds.yaml`` in the data dir, written atomically."""
     data_dir = deployment.settings.data_dir
-    _atomic_write(data_dir / "endpoints.json", json.dumps(deployment.endpoints(), indent=2) + "\n")
     _atomic_write(data_dir / "clouds.yaml", yaml.safe_dump(clouds_config(deployment), sort_keys=False), mode=0o600)
+    # Written last: its appearance tells scripts and tests that everything is ready.
+    _atomic_write(data_dir / "endpoints.json", json.dumps(deployment.endpoints(), indent=2) + "\n")
 
 
 def clouds_config(deployment: Deployment) -> dict[str, Any]:
