@@ -66,6 +66,7 @@ class Cloud:
     endpoints: dict = field(default_factory=dict)
     extra_args: list[str] = field(default_factory=list)
     extra_env: dict[str, str] = field(default_factory=dict)
+    _credentials: dict[str, dict] | None = None
 
     @property
     def identity_url(self) -> str:
@@ -80,6 +81,12 @@ class Cloud:
         return self.data_dir / "clouds.yaml"
 
     def credentials(self) -> dict[str, dict]:
+        """``imagehop credentials --json``, read once per start of the server."""
+        if self._credentials is None:
+            self._credentials = self._read_credentials()
+        return self._credentials
+
+    def _read_credentials(self) -> dict[str, dict]:
         out = subprocess.run(
             [sys.executable, "-m", "imagehop", "credentials", "--json", "--data-dir", str(self.data_dir)],
             check=True,
@@ -113,6 +120,7 @@ class Cloud:
     def start(self, timeout: float = 30) -> None:
         endpoints_file = self.data_dir / "endpoints.json"
         endpoints_file.unlink(missing_ok=True)
+        self._credentials = None
         args = [sys.executable, "-m", "imagehop", "serve", "--data-dir", str(self.data_dir), "--port", "0"]
         if self.config_file is not None:
             args += ["--config", str(self.config_file)]
