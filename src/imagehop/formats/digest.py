@@ -1,0 +1,184 @@
+"""The content digest: one fingerprint for a disk's content, whatever its container format.
+
+Definition (v1, see DESIGN.md): split the virtual disk into 2 MiB blocks, the last one
+zero-padded; skip blocks that are all zeros; SHA-256 over, for each non-zero block in order, its
+8-byte big-endian index followed by the 32-byte SHA-256 of the block; then the 8-byte big-endian
+virtual size rounded up to a whole 512-byte sector. Written as ``sha256:<hex>``.
+
+A raw file, a fixed or dynamic VHD and a qcow2 of the same disk give the same digest, because
+only the virtual content and the (sector-rounded) size go in.
+
+Hashing the blocks is the expensive part (~1.5 GB/s per core). The per-block hashes are
+independent, so ``threads=N`` computes them on N worker threads (hashlib releases the GIL) while
+the caller goes on reading and writing; the outer hash is still fed strictly in order.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import struct
+from array import array
+from collections import deque
+from concurrent.futures import Future, ThreadPoolExecutor
+
+from .disk import BLOCK_SIZE, SECTOR, ZERO_BLOCK, VirtualDisk, round_up
+
+DIGEST_BLOCK_SIZE = BLOCK_SIZE
+PREFIX = "sha256:"
+
+_INDEX = struct.Struct(">Q")
+
+
+def _sha256(data: bytes) -> bytes:
+    return hashlib.sha256(data).digest()
+
+
+class _BlockHasher:
+    """The outer hash, fed (index, sha256(block)) in order; block hashes maybe on threads."""
+
+    def __init__(self, threads: int) -> None:
+        self.outer = hashlib.sha256()
+        self.threads = threads
+        self._pool: ThreadPoolExecutor | None = None
+        self._pending: deque[tuple[int, Future[bytes]]] = deque()
+
+    def add(self, index: int, block: bytes) -> None:
+        """``block`` must not change afterwards (pass bytes, not a reused buffer)."""
+        if not self.threads:
+            self.outer.update(_INDEX.pack(index) + _sha256(block))
+            return
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(self.threads, thread_name_prefix="content-digest")
+        self._pending.append((index, self._pool.submit(_sha256, block)))
+        while len(self._pending) > 2 * self.threads:  # bounded: a few blocks in flight
+            self._drain_one()
+
+    def _drain_one(self) -> None:
+        index, future = self._pending.popleft()
+        self.outer.update(_INDEX.pack(index) + future.result())
+
+    def settle(self) -> None:
+        """Wait for every block hash and stop the worker threads (they restart if needed)."""
+        while self._pending:
+            self._drain_one()
+        if self._pool is not None:
+            self._pool.shutdown()
+            self._pool = None
+
+
+class ContentDigest:
+    """Incremental content digest, fed one 2 MiB block at a time in increasing index order.
+
+    All-zero blocks may be passed (they are skipped) or left out; the result is the same.
+    ``nonzero_blocks`` lists the indexes that went into the digest: an exporter can use it as
+    the allocation map of the disk, so it need not read the disk twice. With ``threads`` > 0 the
+    block hashes run on worker threads; blocks given as ``bytes`` are not copied, so do not
+    reuse a buffer you passed as ``bytes`` (``bytearray``/``memoryview`` input is copied).
+    """
+
+    def __init__(self, virtual_size: int, *, threads: int = 0) -> None:
+        if virtual_size < 0:
+            raise ValueError("virtual size must not be negative")
+        self.virtual_size = virtual_size
+        self.sector_size = round_up(virtual_size, SECTOR)
+        self.block_count = -(-self.sector_size // BLOCK_SIZE)
+        self.nonzero_blocks = array("q")
+        self._hasher = _BlockHasher(threads)
+        self._last = -1
+
+    def update_block(self, index: int, data: bytes | bytearray | memoryview) -> bool:
+        """Add block ``index``; return True if it was non-zero (and so went into the digest).
+
+        ``data`` is the block's bytes: exactly 2 MiB, or shorter for the last block (it is
+        zero-padded, as the definition says).
+        """
+        if index <= self._last:
+            raise ValueError(f"block {index} fed after block {self._last}; feed in order")
+        if not 0 <= index < self.block_count:
+            raise ValueError(f"block {index} is outside a disk of {self.block_count} blocks")
+        if not isinstance(data, bytes):  # memoryview == bytes is an element-wise crawl
+            data = bytes(data)
+        n = len(data)
+        if n > BLOCK_SIZE:
+            raise ValueError(f"block {index} is {n} bytes, more than {BLOCK_SIZE}")
+        tail = self.virtual_size - index * BLOCK_SIZE  # bytes of the disk in this block
+        if n < BLOCK_SIZE or tail < n:  # the last block: zero-padded from the end of the disk
+            data = data[: min(n, tail)] + ZERO_BLOCK[: BLOCK_SIZE - min(n, tail)]
+        self._last = index
+        if data == ZERO_BLOCK:
+            return False
+        self.nonzero_blocks.append(index)
+        self._hasher.add(index, data)
+        return True
+
+    def hexdigest(self) -> str:
+        """``sha256:<hex>``. May be called at any time; feeding can continue afterwards."""
+        self._hasher.settle()
+        final = self._hasher.outer.copy()
+        final.update(_INDEX.pack(self.sector_size))
+        return PREFIX + final.hexdigest()
+
+
+def content_digest(disk: VirtualDisk, *, threads: int = 1) -> str:
+    """The content digest of a disk, reading only blocks that may hold data.
+
+    By default the hashing runs on one worker thread, overlapping with the reads.
+    """
+    digest = ContentDigest(disk.virtual_size, threads=threads)
+    for index, data in disk.iter_blocks(BLOCK_SIZE):
+        digest.update_block(index, data)
+    return digest.hexdigest()
+
+
+class RawStreamDigest:
+    """Content digest of a raw disk image arriving as a byte stream in chunks of any size.
+
+    ``feed`` bytes in order (an HTTP upload, a pipe); ``finish()`` returns the digest and the
+    virtual size (the number of bytes fed, not rounded). Memory: one 2 MiB buffer, plus a few
+    blocks in flight with ``threads`` > 0.
+    """
+
+    def __init__(self, *, threads: int = 0) -> None:
+        self._buf = bytearray(BLOCK_SIZE)
+        self._fill = 0
+        self._index = 0
+        self._hasher = _BlockHasher(threads)
+        self.nonzero_blocks = array("q")
+        self.size = 0
+        self._result: str | None = None
+
+    def feed(self, chunk: bytes | bytearray | memoryview) -> None:
+        if self._result is not None:
+            raise ValueError("feed() after finish()")
+        view = memoryview(chunk).cast("B")
+        total = len(view)
+        self.size += total
+        pos = 0
+        buf = self._buf
+        while pos < total:
+            take = min(BLOCK_SIZE - self._fill, total - pos)
+            buf[self._fill : self._fill + take] = view[pos : pos + take]
+            self._fill += take
+            pos += take
+            if self._fill == BLOCK_SIZE:
+                self._add_block()
+                self._fill = 0
+
+    def _add_block(self) -> None:
+        if self._buf != ZERO_BLOCK:  # bytearray vs bytes: memcmp
+            self.nonzero_blocks.append(self._index)
+            # the buffer is reused: hash it now, or hand a copy to the worker threads
+            self._hasher.add(self._index, bytes(self._buf) if self._hasher.threads else self._buf)
+        self._index += 1
+
+    def finish(self) -> tuple[str, int]:
+        """Return (``sha256:<hex>``, virtual size in bytes)."""
+        if self._result is None:
+            if self._fill:
+                self._buf[self._fill :] = ZERO_BLOCK[: BLOCK_SIZE - self._fill]
+                self._add_block()
+                self._fill = 0
+            self._hasher.settle()
+            self._hasher.outer.update(_INDEX.pack(round_up(self.size, SECTOR)))
+            self._result = PREFIX + self._hasher.outer.hexdigest()
+        return self._result, self.size
