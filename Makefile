@@ -16,7 +16,7 @@ $(STAMP): pyproject.toml
 	@touch $(STAMP)
 
 # Debian tools the tests use as oracles and peers (qemu-img, rclone); installed when missing and root.
-SYSTEM_TOOLS := qemu-img:qemu-utils rclone:rclone
+SYSTEM_TOOLS := qemu-img:qemu-utils rclone:rclone /usr/bin/time:time
 system-deps:
 	@missing=""; for pair in $(SYSTEM_TOOLS); do \
 	  command -v $${pair%%:*} >/dev/null 2>&1 || missing="$$missing $${pair#*:}"; done; \

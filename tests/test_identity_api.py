@@ -198,13 +198,15 @@ def test_v2_token_validation_needs_admin(cloud: Cloud) -> None:
 
 
 def test_regions_require_a_valid_token(cloud: Cloud) -> None:
-    url = cloud.regions["ORD"] + "/image/versions"
-    for headers in ({}, {"X-Auth-Token": "not-a-token"}):
-        response = httpx.get(url.replace("/versions", "/v2/images"), headers=headers)
-        # Unknown paths answer 404 before auth is needed; the protected ones say 401 in JSON.
-        assert response.status_code in (401, 404)
+    protected = [cloud.regions["ORD"] + "/image/v2/images", cloud.regions["IAD"] + "/v1/AUTH_10000001"]
+    for url in protected:
+        for headers in ({}, {"X-Auth-Token": "not-a-token"}):
+            response = httpx.get(url, headers={"Accept": "application/json", **headers})
+            assert response.status_code == 401, (url, response.text)
+        assert httpx.get(url, headers={"X-Auth-Token": cloud.token("demo")}).status_code in (200, 204)
+    # Version documents need no token.
     assert httpx.get(cloud.regions["ORD"] + "/image/").status_code == 300
-    missing = httpx.get(cloud.regions["ORD"] + "/v1/AUTH_10000001")
+    missing = httpx.get(cloud.regions["ORD"] + "/nowhere")
     assert missing.status_code == 404
     assert "image API" in missing.json()["error"]["message"]
 

@@ -43,6 +43,30 @@ class UserSpec:
 
 
 @dataclass
+class TaskSettings:
+    """``[tasks]``: the region task worker (export / import / interoperable import)."""
+
+    concurrency: int = 4  # tasks one region runs at once
+    max_active_per_tenant: int = 10  # pending + processing tasks of one tenant; more: 413
+    retry_after: int = 5  # seconds, the Retry-After of a task GET while the task runs
+    time_to_live: int = 48  # hours a finished task stays visible (expires_at)
+    poll_interval: float = 0.5  # seconds between the worker's looks for pending tasks
+    export_segment_size: int = 1 << 30  # bytes per segment of an exported VHD (at most 5 GiB)
+    import_max_virtual_size: int = 160 << 30  # Rackspace's limit since 2019 (code 413)
+    import_max_physical_size: int = 160 << 30  # (code 609)
+
+
+@dataclass
+class ImageSettings:
+    """``[images]``: the image service."""
+
+    web_download_allow_private: bool = False  # web-download from loopback/private addresses
+
+
+MAX_SEGMENT_SIZE = 5 * 1024**3  # Swift's single-object limit
+
+
+@dataclass
 class Settings:
     host: str = "127.0.0.1"
     port: int = DEFAULT_PORT
@@ -52,6 +76,8 @@ class Settings:
     identity_database_url: str | None = None
     regions: list[RegionSettings] = field(default_factory=lambda: [RegionSettings(name) for name in DEFAULT_REGIONS])
     users: list[UserSpec] = field(default_factory=list)
+    tasks: TaskSettings = field(default_factory=TaskSettings)
+    images: ImageSettings = field(default_factory=ImageSettings)
 
     def region_port(self, index: int) -> int:
         """The port region number ``index`` listens on (0 means: pick a free one)."""
@@ -103,7 +129,7 @@ def _apply_file(settings: Settings, path: Path) -> None:
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"config file {path} is not valid TOML: {exc}") from None
 
-    known = {"host", "port", "data_dir", "token_lifetime", "identity", "regions", "users"}
+    known = {"host", "port", "data_dir", "token_lifetime", "identity", "regions", "users", "tasks", "images"}
     _reject_unknown(data, known, str(path))
     if "host" in data:
         settings.host = _str(data["host"], "host")
@@ -137,6 +163,17 @@ def _apply_file(settings: Settings, path: Path) -> None:
                 )
             )
 
+    tasks = data.get("tasks", {})
+    _reject_unknown(tasks, set(TaskSettings.__dataclass_fields__), f"{path} [tasks]")
+    for key, value in tasks.items():
+        _set_task_setting(settings.tasks, key, value, f"tasks.{key}")
+    images = data.get("images", {})
+    _reject_unknown(images, set(ImageSettings.__dataclass_fields__), f"{path} [images]")
+    if "web_download_allow_private" in images:
+        settings.images.web_download_allow_private = _bool(
+            images["web_download_allow_private"], "images.web_download_allow_private"
+        )
+
     for entry in data.get("users", []):
         _reject_unknown(entry, {"name", "tenant_id", "roles", "password", "api_key"}, f"{path} [[users]]")
         if "name" not in entry or "tenant_id" not in entry:
@@ -165,6 +202,13 @@ def _apply_env(settings: Settings, env: Mapping[str, str]) -> None:
         settings.identity_public_url = env["IMAGEHOP_IDENTITY_PUBLIC_URL"]
     if "IMAGEHOP_IDENTITY_DATABASE_URL" in env:
         settings.identity_database_url = env["IMAGEHOP_IDENTITY_DATABASE_URL"]
+    for key in TaskSettings.__dataclass_fields__:
+        name = f"IMAGEHOP_TASKS_{key.upper()}"
+        if name in env:
+            _set_task_setting(settings.tasks, key, env[name], name)
+    if "IMAGEHOP_WEB_DOWNLOAD_ALLOW_PRIVATE" in env:
+        value = env["IMAGEHOP_WEB_DOWNLOAD_ALLOW_PRIVATE"]
+        settings.images.web_download_allow_private = _bool(value, "IMAGEHOP_WEB_DOWNLOAD_ALLOW_PRIVATE")
     if "IMAGEHOP_REGIONS" in env:
         settings.regions = _select_regions(settings.regions, env["IMAGEHOP_REGIONS"])
     for region in settings.regions:
@@ -213,6 +257,33 @@ def _validate(settings: Settings) -> None:
     for url in [settings.identity_public_url] + [r.public_url for r in settings.regions]:
         if url is not None and not url.startswith(("http://", "https://")):
             raise ConfigError(f"public URL {url!r} must start with http:// or https://")
+
+
+def _set_task_setting(tasks: TaskSettings, key: str, value: Any, name: str) -> None:
+    if key == "poll_interval":
+        try:
+            number = float(value)
+        except (TypeError, ValueError):
+            raise ConfigError(f"{name} must be a number of seconds, got {value!r}") from None
+        if not 0 < number <= 60:
+            raise ConfigError(f"{name} must be between 0 and 60 seconds, got {number}")
+        tasks.poll_interval = number
+        return
+    number = _positive_int(value, name)
+    if key == "export_segment_size" and number > MAX_SEGMENT_SIZE:
+        raise ConfigError(f"{name} must be at most {MAX_SEGMENT_SIZE} (5 GiB, the object size limit), got {number}")
+    setattr(tasks, key, number)
+
+
+def _bool(value: Any, name: str) -> bool:
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in ("1", "true", "yes", "on"):
+        return True
+    if text in ("0", "false", "no", "off", ""):
+        return False
+    raise ConfigError(f"{name} must be true or false, got {value!r}")
 
 
 def _reject_unknown(data: Any, known: set[str], where: str) -> None:

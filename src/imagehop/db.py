@@ -83,6 +83,184 @@ tokens = sa.Table(
 # Each service of a region (objects, images, tasks, compute) adds its tables below, in a section of
 # its own, and its migrations as a branch of its own off revision r0001 (branch_labels=("<service>",)).
 
+# --- region: images ------------------------------------------------------------------------------
+# Glance v2 image records. Extra properties live in their own table, indexed on (name, value
+# prefix, image_id), so `GET /v2/images?<key>=<value>` is an index lookup whatever the image count;
+# listings page by keyset on (sort key, id), so a page costs the same at any depth.
+
+PROPERTY_PREFIX = 200  # characters of a property value covered by the lookup index
+
+images = sa.Table(
+    "images",
+    region_metadata,
+    sa.Column("id", sa.String(36), primary_key=True),
+    sa.Column("name", sa.String(255), nullable=True),
+    sa.Column("status", sa.String(30), nullable=False),
+    sa.Column("visibility", sa.String(20), nullable=False),
+    sa.Column("protected", sa.Boolean, nullable=False, server_default=sa.false()),
+    sa.Column("os_hidden", sa.Boolean, nullable=False, server_default=sa.false()),
+    sa.Column("owner", sa.String(64), nullable=True),
+    sa.Column("checksum", sa.String(32), nullable=True),
+    sa.Column("os_hash_algo", sa.String(64), nullable=True),
+    sa.Column("os_hash_value", sa.String(128), nullable=True),
+    sa.Column("size", sa.BigInteger, nullable=True),
+    sa.Column("virtual_size", sa.BigInteger, nullable=True),
+    sa.Column("container_format", sa.String(32), nullable=True),
+    sa.Column("disk_format", sa.String(32), nullable=True),
+    sa.Column("min_ram", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("min_disk", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("created_at", sa.DateTime, nullable=False),
+    sa.Column("updated_at", sa.DateTime, nullable=False),
+    # Where the bytes are (an opaque key in the image data store); null until data is uploaded.
+    sa.Column("data_key", sa.String(255), nullable=True),
+    sa.Index("ix_images_created", "created_at", "id"),
+    sa.Index("ix_images_updated", "updated_at", "id"),
+    sa.Index("ix_images_name", "name", "id"),
+    sa.Index("ix_images_owner", "owner", "created_at", "id"),
+    sa.Index("ix_images_visibility", "visibility", "created_at", "id"),
+)
+
+image_properties = sa.Table(
+    "image_properties",
+    region_metadata,
+    sa.Column("image_id", sa.String(36), sa.ForeignKey("images.id", ondelete="CASCADE"), primary_key=True),
+    sa.Column("name", sa.String(255), primary_key=True),
+    sa.Column("value", sa.Text, nullable=False),
+    # The first PROPERTY_PREFIX characters of value: indexable whatever the value's length.
+    sa.Column("value_key", sa.String(PROPERTY_PREFIX), nullable=False),
+    sa.Index("ix_image_properties_lookup", "name", "value_key", "image_id"),
+)
+
+image_tags = sa.Table(
+    "image_tags",
+    region_metadata,
+    sa.Column("image_id", sa.String(36), sa.ForeignKey("images.id", ondelete="CASCADE"), primary_key=True),
+    sa.Column("value", sa.String(255), primary_key=True),
+    sa.Index("ix_image_tags_value", "value", "image_id"),
+)
+
+image_members = sa.Table(
+    "image_members",
+    region_metadata,
+    sa.Column("image_id", sa.String(36), sa.ForeignKey("images.id", ondelete="CASCADE"), primary_key=True),
+    sa.Column("member_id", sa.String(64), primary_key=True),
+    sa.Column("status", sa.String(20), nullable=False),
+    sa.Column("created_at", sa.DateTime, nullable=False),
+    sa.Column("updated_at", sa.DateTime, nullable=False),
+    sa.Index("ix_image_members_member", "member_id", "status", "image_id"),
+)
+
+# --- region: tasks -------------------------------------------------------------------------------
+# Every asynchronous task of the region: ``import`` / ``export`` (the v2 Tasks API, as Rackspace had
+# them) and ``api_image_import`` (interoperable import; ``image_id`` set, shown by
+# GET /v2/images/{id}/tasks). A worker claims ``pending`` rows; progress and heartbeat are columns.
+
+tasks = sa.Table(
+    "tasks",
+    region_metadata,
+    sa.Column("id", sa.String(36), primary_key=True),
+    sa.Column("image_id", sa.String(36), nullable=True, index=True),
+    sa.Column("type", sa.String(30), nullable=False),
+    sa.Column("status", sa.String(20), nullable=False),
+    sa.Column("owner", sa.String(64), nullable=False),
+    sa.Column("user_id", sa.String(64), nullable=True),
+    sa.Column("request_id", sa.String(64), nullable=True),
+    sa.Column("input", sa.JSON, nullable=False),
+    sa.Column("result", sa.JSON, nullable=True),
+    sa.Column("message", sa.Text, nullable=False, server_default=""),
+    sa.Column("created_at", sa.DateTime, nullable=False),
+    sa.Column("updated_at", sa.DateTime, nullable=False),
+    sa.Column("expires_at", sa.DateTime, nullable=True),
+    sa.Column("progress_done", sa.BigInteger, nullable=False, server_default="0"),
+    sa.Column("progress_total", sa.BigInteger, nullable=False, server_default="0"),
+    sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("worker_id", sa.String(64), nullable=True),
+    sa.Column("heartbeat_at", sa.DateTime, nullable=True),
+    sa.Index("ix_tasks_owner_created", "owner", "created_at", "id"),
+    sa.Index("ix_tasks_status_created", "status", "created_at"),
+    sa.Index("ix_tasks_expires", "expires_at"),
+)
+image_tasks = tasks  # the images service's name for the same table
+
+
+# --- region: objects -----------------------------------------------------------------------------
+# Swift accounts, containers and objects. Names sort byte-wise (UTF-8 code point order) on both
+# backends, so listings page by (container_id, name) on one index whatever the object count. Object
+# bytes live in files named by ``file_id`` under the region's data dir; the row is the truth.
+
+
+def _swift_name(length: int) -> sa.types.TypeEngine:
+    """A name column that compares byte-wise: SQLite's default BINARY, PostgreSQL's "C" collation."""
+    return sa.String(length).with_variant(sa.String(length, collation="C"), "postgresql")
+
+
+swift_accounts = sa.Table(
+    "swift_accounts",
+    region_metadata,
+    sa.Column("name", sa.String(256), primary_key=True),
+    sa.Column("meta", sa.JSON, nullable=False),
+    sa.Column("created_at", sa.Float, nullable=False),
+)
+
+swift_containers = sa.Table(
+    "swift_containers",
+    region_metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("account", sa.String(256), nullable=False),
+    sa.Column("name", _swift_name(256), nullable=False),
+    sa.Column("meta", sa.JSON, nullable=False),
+    sa.Column("object_count", sa.BigInteger, nullable=False, server_default="0"),
+    sa.Column("bytes_used", sa.BigInteger, nullable=False, server_default="0"),
+    sa.Column("created_at", sa.Float, nullable=False),
+    sa.UniqueConstraint("account", "name", name="uq_swift_containers_account_name"),
+)
+
+swift_objects = sa.Table(
+    "swift_objects",
+    region_metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("container_id", sa.Integer, sa.ForeignKey("swift_containers.id"), nullable=False),
+    sa.Column("name", _swift_name(1024), nullable=False),
+    sa.Column("size", sa.BigInteger, nullable=False),
+    sa.Column("etag", sa.String(64), nullable=False),
+    sa.Column("content_type", sa.String(256), nullable=False),
+    sa.Column("last_modified", sa.Float, nullable=False),
+    sa.Column("meta", sa.JSON, nullable=False),
+    sa.Column("file_id", sa.String(32), nullable=True, unique=True),  # None: no bytes (empty or manifest)
+    sa.Column("kind", sa.String(8), nullable=False, server_default=""),  # "", "slo" or "dlo"
+    sa.Column("manifest", sa.Text, nullable=True),  # SLO: stored manifest JSON; DLO: "container/prefix"
+    sa.Column("delete_at", sa.Float, nullable=True, index=True),
+    sa.UniqueConstraint("container_id", "name", name="uq_swift_objects_container_name"),
+)
+
+
+# --- region: compute -----------------------------------------------------------------------------
+# Servers of the small Compute API: a row per server; its disk is an object of the internal account
+# ``.imagehop_compute`` (see compute/service.py). Rows of deleted servers are removed once the disk is.
+
+servers = sa.Table(
+    "servers",
+    region_metadata,
+    sa.Column("id", sa.String(36), primary_key=True),
+    sa.Column("tenant_id", sa.String(64), nullable=False),
+    sa.Column("user_id", sa.String(64), nullable=False),
+    sa.Column("name", sa.String(255), nullable=False),
+    sa.Column("description", sa.String(255), nullable=True),
+    sa.Column("status", sa.String(16), nullable=False),  # BUILD, ACTIVE, ERROR, DELETED
+    sa.Column("task_state", sa.String(32), nullable=True),
+    sa.Column("image_id", sa.String(36), nullable=False),
+    sa.Column("flavor_id", sa.String(64), nullable=False),
+    sa.Column("metadata", sa.JSON, nullable=False),
+    sa.Column("fault", sa.JSON, nullable=True),
+    sa.Column("disk_size", sa.BigInteger, nullable=True),
+    sa.Column("snapshot_image_id", sa.String(36), nullable=True),
+    sa.Column("created_at", sa.DateTime, nullable=False),
+    sa.Column("updated_at", sa.DateTime, nullable=False),
+    sa.Column("launched_at", sa.DateTime, nullable=True),
+    sa.Index("ix_servers_tenant_created", "tenant_id", "created_at", "id"),
+    sa.Index("ix_servers_status", "status"),
+)
+
 
 # --- engines and migrations ----------------------------------------------------------------------
 

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from sqlalchemy.engine import Engine
 
+from imagehop.config import ImageSettings, TaskSettings
 from imagehop.identity.service import IdentityService
+from imagehop.objects.store import ObjectStore
 
 
 @dataclass
@@ -17,3 +19,6 @@ class Region:
     engine: Engine
     data_dir: Path
     identity: IdentityService  # in-process: tokens are validated without an HTTP round trip
+    objects: ObjectStore  # the region's object storage engine, used in-process by every service
+    tasks: TaskSettings = field(default_factory=TaskSettings)  # the [tasks] settings
+    images: ImageSettings = field(default_factory=ImageSettings)  # the [images] settings

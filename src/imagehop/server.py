@@ -28,13 +28,18 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Mount
 
 from imagehop import db
+from imagehop.compute.routes import compute_routes
 from imagehop.config import Settings
 from imagehop.identity.bootstrap import bootstrap, read_credentials
 from imagehop.identity.catalog import Catalog, RegionEndpoint
 from imagehop.identity.routes import build_identity_app
 from imagehop.identity.service import IdentityError, IdentityService
 from imagehop.images.routes import image_routes
+from imagehop.objects.routes import object_routes
+from imagehop.objects.store import ObjectStore
 from imagehop.region import Region
+from imagehop.tasks.routes import task_routes
+from imagehop.tasks.worker import TaskWorker, start_worker
 
 CLOUDS = (("imagehop", "demo"), ("imagehop-alt", "alt"), ("imagehop-admin", "admin"))
 
@@ -80,14 +85,21 @@ def prepare(settings: Settings) -> Deployment:
         db.migrate(engine, "region")
         region_dir = settings.region_dir(region_settings)
         region_dir.mkdir(parents=True, exist_ok=True)
-        region = Region(region_settings.name, url, engine, region_dir, identity)
+        objects = ObjectStore(engine, region_dir)
+        objects.sweep()  # temp files and orphans of a crash: nothing is serving yet
+        region = Region(region_settings.name, url, engine, region_dir, identity, objects,
+                        tasks=settings.tasks, images=settings.images)  # fmt: skip
         deployment.regions.append((region, build_region_app(region), sock))
     return deployment
 
 
 def build_region_app(region: Region) -> Starlette:
     """One region's base URL: ``/image`` now; ``/v1``, ``/info`` and ``/compute`` as they land."""
-    routes = [Mount("/image", routes=image_routes(region))]
+    routes = [
+        Mount("/image", routes=[*image_routes(region), *task_routes(region)]),
+        Mount("/compute", routes=compute_routes(region)),
+        *object_routes(region),
+    ]
     app = Starlette(
         routes=routes,
         exception_handlers={IdentityError: _region_identity_error, 404: _region_not_found},
@@ -159,6 +171,7 @@ async def serve(deployment: Deployment, on_ready: Callable[[Deployment], None] |
 
     tasks = [asyncio.create_task(server.serve(sockets=[sock])) for server, sock in zip(servers, sockets, strict=True)]
     purge = asyncio.create_task(_purge_tokens(deployment.identity))
+    workers: list[TaskWorker] = [start_worker(region) for region, _, _ in deployment.regions]
     try:
         while not all(server.started for server in servers):
             if any(task.done() for task in tasks):
@@ -172,6 +185,8 @@ async def serve(deployment: Deployment, on_ready: Callable[[Deployment], None] |
         await asyncio.gather(*tasks)
     finally:
         purge.cancel()
+        for worker in workers:
+            worker.stop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(sig)
 
@@ -212,6 +227,7 @@ def clouds_config(deployment: Deployment) -> dict[str, Any]:
             },
             "identity_api_version": 3,
             "region_name": first_region,
+            "regions": [region.name for region, _, _ in deployment.regions],
             "interface": "public",
         }
     return {"clouds": clouds}

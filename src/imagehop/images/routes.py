@@ -1,27 +1,366 @@
-"""Glance v2 routes under ``<region URL>/image``."""
+"""Glance v2 routes under ``<region URL>/image``: parse and validate, call one service function, render.
+
+Every path answers unknown methods with 405 and an ``Allow`` header, and every error with the body
+Glance clients parse: JSON (``{"message", "code", "title"}``) when the request accepts JSON, else
+the plain HTML page webob would send (glanceclient sends no ``Accept`` and strips the tags).
+"""
 
 from __future__ import annotations
 
+import html
+import json
+import re
+import uuid
+from collections.abc import Awaitable, Callable
+from datetime import datetime
+from typing import Any
+from urllib.parse import urlencode
+
+from starlette.concurrency import iterate_in_threadpool, run_in_threadpool
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import BaseRoute, Route
 
+from imagehop.identity.caller import Caller, require_caller
+from imagehop.identity.service import IdentityError
+from imagehop.images import members, patch, schemas
+from imagehop.images.data import ImageData
+from imagehop.images.errors import BadRequest, ImageError, NotFound, RangeNotSatisfiable, TooLarge, UnsupportedMediaType
+from imagehop.images.imports import METHODS as IMPORT_METHODS
+from imagehop.images.imports import Importer
+from imagehop.images.service import HIDDEN_PROPERTIES, ImageService
 from imagehop.region import Region
 
 # Through 2.12, which adds GET /v2/images/{id}/tasks; the highest is CURRENT, the rest SUPPORTED.
 API_VERSIONS = [f"v2.{minor}" for minor in range(12, -1, -1)]
+MAX_JSON_BODY = 114688  # Glance's max_request_body_size
+STORE_ID = "local"
+
+Handler = Callable[..., Awaitable[Response]]
 
 
 def image_routes(region: Region) -> list[BaseRoute]:
+    service = ImageService(region.engine, ImageData(region))
+    importer = Importer(service, region.identity.catalog, region.images.web_download_allow_private)
+
     async def versions(request: Request) -> Response:
         # `GET /image/` answers 300 (tempest asserts it); `GET /image/versions` answers 200.
         status = 200 if request.url.path.rstrip("/").endswith("/versions") else 300
         return JSONResponse(versions_document(region.public_url), status_code=status)
 
+    # --- schemas and discovery
+
+    async def get_schema(request: Request, caller: Caller) -> Response:
+        name = request.path_params["name"]
+        if name not in schemas.SCHEMAS:
+            raise NotFound(f"No schema named {name}.")
+        return JSONResponse(schemas.SCHEMAS[name]())
+
+    async def get_metadef_schema(request: Request, caller: Caller) -> Response:
+        name = request.path_params["name"]
+        if name not in schemas.METADEF_SCHEMAS:
+            raise NotFound(f"No schema named metadefs/{name}.")
+        return JSONResponse(schemas.metadef_schema(name))
+
+    async def info_import(request: Request, caller: Caller) -> Response:
+        body = {
+            "import-methods": {"description": "Import methods available.", "type": "array", "value": IMPORT_METHODS}
+        }
+        return JSONResponse(body)
+
+    async def info_stores(request: Request, caller: Caller) -> Response:
+        store = {"id": STORE_ID, "description": f"Region {region.name} object storage", "default": "true"}
+        return JSONResponse({"stores": [store]})
+
+    # --- images
+
+    async def create_image(request: Request, caller: Caller) -> Response:
+        body = await read_json(request)
+        image = await run_in_threadpool(service.create, caller, body)
+        headers = {"Location": f"/v2/images/{image['id']}", "OpenStack-image-import-methods": ",".join(IMPORT_METHODS)}
+        return JSONResponse(image_view(image), status_code=201, headers=headers)
+
+    async def list_images(request: Request, caller: Caller) -> Response:
+        params = list(request.query_params.multi_items())
+        page, full = await run_in_threadpool(service.list, caller, params)
+        return JSONResponse(list_view(params, page, full))
+
+    async def show_image(request: Request, caller: Caller) -> Response:
+        image = await run_in_threadpool(service.get, caller, request.path_params["image_id"])
+        return JSONResponse(image_view(image))
+
+    async def update_image(request: Request, caller: Caller) -> Response:
+        draft = patch.media_draft(request.headers.get("content-type"))
+        changes = patch.parse(await read_json(request), draft)
+        image = await run_in_threadpool(service.update, caller, request.path_params["image_id"], changes)
+        return JSONResponse(image_view(image))
+
+    async def delete_image(request: Request, caller: Caller) -> Response:
+        await run_in_threadpool(service.delete, caller, request.path_params["image_id"])
+        return Response(status_code=204)
+
+    async def deactivate(request: Request, caller: Caller) -> Response:
+        await run_in_threadpool(service.deactivate, caller, request.path_params["image_id"])
+        return Response(status_code=204)
+
+    async def reactivate(request: Request, caller: Caller) -> Response:
+        await run_in_threadpool(service.reactivate, caller, request.path_params["image_id"])
+        return Response(status_code=204)
+
+    async def add_tag(request: Request, caller: Caller) -> Response:
+        p = request.path_params
+        await run_in_threadpool(service.add_tag, caller, p["image_id"], p["tag"])
+        return Response(status_code=204)
+
+    async def delete_tag(request: Request, caller: Caller) -> Response:
+        p = request.path_params
+        await run_in_threadpool(service.delete_tag, caller, p["image_id"], p["tag"])
+        return Response(status_code=204)
+
+    # --- data
+
+    async def upload(request: Request, caller: Caller) -> Response:
+        check_octet_stream(request)
+        size = declared_size(request)
+        await service.upload(caller, request.path_params["image_id"], request.stream(), size)
+        return Response(status_code=204)
+
+    async def download(request: Request, caller: Caller) -> Response:
+        image = await run_in_threadpool(service.open_data, caller, request.path_params["image_id"])
+        if not image["data_key"]:
+            return Response(status_code=204)
+        size = image["size"] or 0
+        start, end = parse_range(request.headers.get("range") or request.headers.get("content-range"), size)
+        headers = {"Content-Length": str(end - start), "Content-Type": "application/octet-stream"}
+        status = 200
+        if (start, end) != (0, size):
+            status = 206
+            headers["Content-Range"] = f"bytes {start}-{end - 1}/{size}"
+        elif image["checksum"]:
+            headers["Content-MD5"] = image["checksum"]
+        chunks = iterate_in_threadpool(service.data.read(image["data_key"], start, end - start))
+        return StreamingResponse(chunks, status_code=status, headers=headers)
+
+    async def stage(request: Request, caller: Caller) -> Response:
+        check_octet_stream(request)
+        size = declared_size(request)
+        await importer.stage(caller, request.path_params["image_id"], request.stream(), size)
+        return Response(status_code=204)
+
+    async def start_import(request: Request, caller: Caller) -> Response:
+        body = await read_json(request)
+        token = request.headers["x-auth-token"]
+        image_id = request.path_params["image_id"]
+        await run_in_threadpool(importer.start, caller, image_id, body, token, request.state.request_id)
+        return Response(status_code=202)
+
+    # --- members
+
+    async def create_member(request: Request, caller: Caller) -> Response:
+        body = await read_json(request)
+        member = await run_in_threadpool(members.create, service, caller, request.path_params["image_id"], body)
+        return JSONResponse(member_view(member))
+
+    async def list_members(request: Request, caller: Caller) -> Response:
+        rows = await run_in_threadpool(members.list_members, service, caller, request.path_params["image_id"])
+        return JSONResponse({"members": [member_view(m) for m in rows], "schema": "/v2/schemas/members"})
+
+    async def show_member(request: Request, caller: Caller) -> Response:
+        p = request.path_params
+        member = await run_in_threadpool(members.get, service, caller, p["image_id"], p["member_id"])
+        return JSONResponse(member_view(member))
+
+    async def update_member(request: Request, caller: Caller) -> Response:
+        p = request.path_params
+        body = await read_json(request)
+        member = await run_in_threadpool(members.update, service, caller, p["image_id"], p["member_id"], body)
+        return JSONResponse(member_view(member))
+
+    async def delete_member(request: Request, caller: Caller) -> Response:
+        p = request.path_params
+        await run_in_threadpool(members.delete, service, caller, p["image_id"], p["member_id"])
+        return Response(status_code=204)
+
+    async def image_tasks(request: Request, caller: Caller) -> Response:
+        tasks = await run_in_threadpool(service.tasks, caller, request.path_params["image_id"])
+        return JSONResponse({"tasks": [task_view(t) for t in tasks]})
+
+    async def null_id(request: Request, caller: Caller) -> Response:
+        raise NotFound("No image ID given.")
+
     return [
         Route("/", versions, methods=["GET", "HEAD"]),
         Route("/versions", versions, methods=["GET", "HEAD"]),
+        resource("/v2/schemas/metadefs/{name}", GET=get_metadef_schema),
+        resource("/v2/schemas/{name}", GET=get_schema),
+        resource("/v2/info/import", GET=info_import),
+        resource("/v2/info/stores", GET=info_stores),
+        resource("/v2/images", GET=list_images, POST=create_image),
+        resource("/v2/images/", GET=null_id, DELETE=null_id),
+        resource("/v2/images/{image_id}", GET=show_image, PATCH=update_image, DELETE=delete_image),
+        resource("/v2/images/{image_id}/file", GET=download, PUT=upload),
+        resource("/v2/images/{image_id}/stage", PUT=stage),
+        resource("/v2/images/{image_id}/import", POST=start_import),
+        resource("/v2/images/{image_id}/actions/deactivate", POST=deactivate),
+        resource("/v2/images/{image_id}/actions/reactivate", POST=reactivate),
+        resource("/v2/images/{image_id}/tags/{tag:path}", PUT=add_tag, DELETE=delete_tag),
+        resource("/v2/images/{image_id}/members", GET=list_members, POST=create_member),
+        resource("/v2/images/{image_id}/members/{member_id}", GET=show_member, PUT=update_member, DELETE=delete_member),
+        resource("/v2/images/{image_id}/tasks", GET=image_tasks),
     ]
+
+
+# --- plumbing ------------------------------------------------------------------------------------
+
+
+def resource(path: str, **handlers: Handler) -> Route:
+    """One path, its methods, and a 405 with ``Allow`` for every other method."""
+    allow = ", ".join(handlers)
+
+    async def endpoint(request: Request) -> Response:
+        request_id = request.headers.get("x-openstack-request-id") or f"req-{uuid.uuid4()}"
+        request.state.request_id = request_id
+        handler = handlers.get(request.method) or (handlers.get("GET") if request.method == "HEAD" else None)
+        try:
+            if handler is None:
+                response = error_response(request, 405, "Method Not Allowed",
+                                          f"The method {request.method} is not allowed for this resource.")  # fmt: skip
+                response.headers["Allow"] = allow
+            else:
+                caller = await require_caller(request)
+                response = await handler(request, caller)
+        except ImageError as exc:
+            response = error_response(request, exc.status, exc.title, exc.message)
+            response.headers.update(exc.headers)
+        except IdentityError as exc:
+            response = error_response(request, exc.status, exc.title, exc.message)
+            if exc.status == 401:
+                response.headers["WWW-Authenticate"] = "X-Auth-Token"
+        response.headers["x-openstack-request-id"] = request_id
+        return response
+
+    return Route(path, endpoint, methods=["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "COPY"])
+
+
+def error_response(request: Request, status: int, title: str, message: str) -> Response:
+    code = f"{status} {title}"
+    if "application/json" in request.headers.get("accept", ""):
+        return JSONResponse({"message": message, "code": code, "title": title}, status_code=status)
+    body = (
+        f"<html>\n <head>\n  <title>{code}</title>\n </head>\n <body>\n  <h1>{code}</h1>\n"
+        f"  {html.escape(message)}<br /><br />\n\n\n\n </body>\n</html>"
+    )
+    return Response(body, status_code=status, media_type="text/html")
+
+
+async def read_json(request: Request) -> Any:
+    length = request.headers.get("content-length")
+    if length is not None and length.isdigit() and int(length) > MAX_JSON_BODY:
+        raise TooLarge(f"Request body is larger than {MAX_JSON_BODY} bytes.")
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > MAX_JSON_BODY:
+            raise TooLarge(f"Request body is larger than {MAX_JSON_BODY} bytes.")
+    try:
+        return json.loads(body) if body else None
+    except ValueError:
+        raise BadRequest("Malformed JSON in request body.") from None
+
+
+def check_octet_stream(request: Request) -> None:
+    media = (request.headers.get("content-type") or "").split(";")[0].strip().lower()
+    if media != "application/octet-stream":
+        raise UnsupportedMediaType(f"Content-Type must be application/octet-stream, not {media or '(none)'}.")
+
+
+def declared_size(request: Request) -> int | None:
+    value = request.headers.get("x-openstack-image-size")
+    if value is None:
+        return None
+    if not value.strip().isdigit():
+        raise BadRequest(f"x-openstack-image-size must be a whole number of bytes, got {value!r}.")
+    return int(value)
+
+
+_RANGE = re.compile(r"^bytes[ =](\d*)-(\d*)(?:/(\d+|\*))?$")
+
+
+def parse_range(header: str | None, size: int) -> tuple[int, int]:
+    """(start, end) with ``end`` exclusive; the whole image without a header; 416 if unsatisfiable."""
+    if not header:
+        return 0, size
+    match = _RANGE.match(header.strip())
+    if not match or (not match.group(1) and not match.group(2)):
+        raise RangeNotSatisfiable(f"Invalid range {header!r}: use bytes=first-last.")
+    first, last = match.group(1), match.group(2)
+    if not first:  # suffix: the last N bytes
+        n = int(last)
+        if n == 0 or size == 0:
+            raise RangeNotSatisfiable(f"Range {header!r} cannot be satisfied for {size} bytes.")
+        return max(0, size - n), size
+    start = int(first)
+    end = min(int(last) + 1, size) if last else size
+    if start >= size or start >= end:
+        raise RangeNotSatisfiable(f"Range {header!r} cannot be satisfied for {size} bytes.")
+    return start, end
+
+
+# --- rendering -----------------------------------------------------------------------------------
+
+
+def timestamp(moment: datetime | None) -> str | None:
+    return moment.strftime("%Y-%m-%dT%H:%M:%SZ") if moment else None
+
+
+def image_view(image: dict[str, Any]) -> dict[str, Any]:
+    image_id = image["id"]
+    view: dict[str, Any] = {key: value for key, value in image["properties"].items() if key not in HIDDEN_PROPERTIES}
+    view.update(
+        id=image_id, name=image["name"], status=image["status"], visibility=image["visibility"],
+        protected=image["protected"], os_hidden=image["os_hidden"], checksum=image["checksum"],
+        os_hash_algo=image["os_hash_algo"], os_hash_value=image["os_hash_value"], owner=image["owner"],
+        size=image["size"], virtual_size=image["virtual_size"], container_format=image["container_format"],
+        disk_format=image["disk_format"], created_at=timestamp(image["created_at"]),
+        updated_at=timestamp(image["updated_at"]), tags=list(image["tags"]), min_ram=image["min_ram"],
+        min_disk=image["min_disk"], self=f"/v2/images/{image_id}", file=f"/v2/images/{image_id}/file",
+        schema="/v2/schemas/image",
+    )  # fmt: skip
+    return view
+
+
+def list_view(params: list[tuple[str, str]], page: list[dict[str, Any]], full: bool) -> dict[str, Any]:
+    kept = [(k, v) for k, v in params if k != "marker"]
+    body: dict[str, Any] = {"images": [image_view(i) for i in page]}
+    body["first"] = "/v2/images" + (f"?{urlencode(kept)}" if kept else "")
+    body["schema"] = "/v2/schemas/images"
+    if full and page:
+        body["next"] = "/v2/images?" + urlencode([*kept, ("marker", page[-1]["id"])])
+    return body
+
+
+def member_view(member: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "created_at": timestamp(member["created_at"]),
+        "image_id": member["image_id"],
+        "member_id": member["member_id"],
+        "schema": "/v2/schemas/member",
+        "status": member["status"],
+        "updated_at": timestamp(member["updated_at"]),
+    }
+
+
+def task_view(task: dict[str, Any]) -> dict[str, Any]:
+    def iso(moment: datetime | None) -> str | None:
+        return moment.isoformat() if moment else None
+
+    return {
+        "id": task["id"], "type": task["type"], "status": task["status"], "owner": task["owner"],
+        "expires_at": iso(task["expires_at"]), "created_at": iso(task["created_at"]),
+        "updated_at": iso(task["updated_at"]), "deleted_at": None, "deleted": False, "image_id": task["image_id"],
+        "request_id": task["request_id"], "user_id": task["user_id"], "input": task["input"],
+        "result": task["result"], "message": task["message"],
+    }  # fmt: skip
 
 
 def versions_document(region_url: str) -> dict:

@@ -1,1 +1,1 @@
-"""Tasks: records, lifecycle and the worker that runs export and import."""
+"""Tasks: records and lifecycle, the worker that runs them, export to VHD and import from objects."""

@@ -1,0 +1,276 @@
+"""``GET /v2/images`` query parameters → a validated :class:`ListQuery` → one SQL select.
+
+Every rule of Glance's list API is here: exact and ``in:``/``eq:`` filters on base columns,
+``size_min``/``size_max``, ``gt:``… on timestamps, repeated ``tag``, ``visibility``,
+``member_status``, ``os_hidden``, ``protected``, extra-property filters, sorting, ``limit`` and
+``marker``. Pages are fetched by keyset on (sort keys…, id), so a page costs the same at any depth.
+"""
+
+from __future__ import annotations
+
+import csv
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import sqlalchemy as sa
+
+from imagehop.db import images
+from imagehop.identity.caller import Caller
+from imagehop.images import store
+from imagehop.images.errors import BadRequest
+
+DEFAULT_LIMIT = 25
+MAX_LIMIT = 1000
+SORT_KEYS = ("name", "status", "container_format", "disk_format", "size", "id", "created_at", "updated_at")
+NULLABLE_SORT_KEYS = frozenset({"name", "container_format", "disk_format", "size"})
+IN_FILTERS = frozenset({"name", "id", "status", "container_format", "disk_format"})
+EXACT_FILTERS = frozenset({"owner", "checksum", "os_hash_value", "os_hash_algo", "size", "virtual_size",
+                           "min_ram", "min_disk"})  # fmt: skip
+INTEGER_COLUMNS = frozenset({"size", "virtual_size", "min_ram", "min_disk"})
+TIME_OPERATORS = ("gt", "gte", "eq", "neq", "lt", "lte")
+VISIBILITY_FILTERS = ("public", "private", "shared", "community", "all")
+MEMBER_STATUS_FILTERS = ("pending", "accepted", "rejected", "all")
+PAGING_KEYS = frozenset({"limit", "marker", "sort_key", "sort_dir", "sort"})
+
+TRUE_STRINGS = frozenset({"1", "t", "true", "on", "y", "yes"})
+FALSE_STRINGS = frozenset({"0", "f", "false", "off", "n", "no"})
+
+
+@dataclass
+class ListQuery:
+    limit: int = DEFAULT_LIMIT
+    marker: str | None = None
+    sort: list[tuple[str, str]] = field(default_factory=list)
+    visibility: str | None = None
+    member_status: str = "accepted"
+    os_hidden: bool | None = False
+    conditions: list[sa.ColumnElement[bool]] = field(default_factory=list)
+
+
+def parse_bool(name: str, value: str) -> bool:
+    lowered = value.strip().lower()
+    if lowered in TRUE_STRINGS:
+        return True
+    if lowered in FALSE_STRINGS:
+        return False
+    raise BadRequest(f"Invalid value '{value}' for parameter '{name}'; expected a boolean (true or false).")
+
+
+def parse_time(value: str) -> datetime:
+    try:
+        moment = datetime.fromisoformat(value.strip())
+    except ValueError:
+        raise BadRequest(f"Invalid date format '{value}': use ISO 8601, e.g. 2016-04-18T21:38:54Z.") from None
+    if moment.tzinfo is not None:
+        moment = moment.astimezone(UTC).replace(tzinfo=None)
+    return moment
+
+
+def time_condition(column: sa.ColumnElement[Any], operator: str, moment: datetime) -> sa.ColumnElement[bool]:
+    """Compare as clients see the column: to the second (stored values keep microseconds)."""
+    floor = moment.replace(microsecond=0)
+    ceil = floor if moment == floor else floor + timedelta(seconds=1)
+    next_second = floor + timedelta(seconds=1)
+    if operator == "lte":
+        return column < next_second
+    if operator == "lt":
+        return column < ceil
+    if operator == "gte":
+        return column >= ceil
+    if operator == "gt":
+        return column >= next_second
+    same = sa.and_(column >= floor, column < next_second) if moment == floor else sa.false()
+    return same if operator == "eq" else sa.not_(same)
+
+
+def split_operator(name: str, value: str) -> tuple[str, str]:
+    """``in:a,b`` → (``in``, ``a,b``); a value without an operator is ``eq``."""
+    if ":" not in value:
+        return "eq", value
+    operator, _, rest = value.partition(":")
+    if operator not in ("in", "eq") and name not in ("created_at", "updated_at"):
+        raise BadRequest(f"Unable to filter by unknown operator '{operator}'.")
+    return operator, rest
+
+
+def split_list(value: str) -> list[str]:
+    """``a,"b, c"`` → [``a``, ``b, c``] (names containing commas are quoted)."""
+    try:
+        return next(csv.reader([value], skipinitialspace=True))
+    except (csv.Error, StopIteration):
+        raise BadRequest(f"Invalid list of values: {value!r}.") from None
+
+
+def parse(params: list[tuple[str, str]]) -> ListQuery:
+    """Validate every parameter; any error is a 400 and nothing is queried."""
+    query = ListQuery()
+    sort_keys: list[str] = []
+    sort_dirs: list[str] = []
+    sort_param: str | None = None
+    tags: list[str] = []
+    for name, value in params:
+        if name == "limit":
+            query.limit = _limit(value)
+        elif name == "marker":
+            query.marker = value
+        elif name == "sort_key":
+            sort_keys.append(value)
+        elif name == "sort_dir":
+            sort_dirs.append(value)
+        elif name == "sort":
+            sort_param = value if sort_param is None else f"{sort_param},{value}"
+        elif name == "tag":
+            tags.append(value)
+        elif name == "visibility":
+            if value not in VISIBILITY_FILTERS:
+                raise BadRequest(f"Invalid visibility value: {value}")
+            query.visibility = value
+        elif name == "member_status":
+            if value not in MEMBER_STATUS_FILTERS:
+                raise BadRequest(f"Invalid status value: {value}")
+            query.member_status = value
+        elif name == "os_hidden":
+            query.os_hidden = parse_bool(name, value)
+        elif name == "protected":
+            query.conditions.append(images.c.protected == parse_bool(name, value))
+        elif name == "changes-since":
+            raise BadRequest("The parameter 'changes-since' is no longer available on v2; use 'updated_at=gte:<time>'.")
+        elif name in ("created_at", "updated_at"):
+            operator, rest = value.partition(":")[0], value.partition(":")[2]
+            if operator not in TIME_OPERATORS:
+                raise BadRequest(
+                    f"Unable to filter on '{name}' with '{value}': use gt|gte|eq|neq|lt|lte:<ISO 8601 time>."
+                )
+            query.conditions.append(time_condition(images.c[name], operator, parse_time(rest)))
+        elif name in ("size_min", "size_max", "virtual_size_min", "virtual_size_max"):
+            column = images.c[name.rsplit("_", 1)[0]]
+            bound = _integer(name, value)
+            query.conditions.append(column >= bound if name.endswith("_min") else column <= bound)
+        elif name in IN_FILTERS:
+            operator, rest = split_operator(name, value)
+            if operator == "in":
+                query.conditions.append(images.c[name].in_(split_list(rest)))
+            else:
+                query.conditions.append(images.c[name] == rest)
+        elif name in EXACT_FILTERS:
+            column = images.c[name]
+            query.conditions.append(column == (_integer(name, value) if name in INTEGER_COLUMNS else value))
+        else:
+            # Any other key is an exact match on an extra property (?com.mycompany.image-of=db-slave-3).
+            query.conditions.append(store.property_match(name, value))
+    for tag in tags:
+        query.conditions.append(store.tag_match(tag))
+    query.sort = _sorting(sort_keys, sort_dirs, sort_param)
+    return query
+
+
+def _limit(value: str) -> int:
+    try:
+        limit = int(value)
+    except ValueError:
+        raise BadRequest(f"limit param must be an integer, got {value!r}") from None
+    if limit < 0:
+        raise BadRequest("limit param must be positive")
+    return min(limit, MAX_LIMIT)
+
+
+def _integer(name: str, value: str) -> int:
+    try:
+        return int(value)
+    except ValueError:
+        raise BadRequest(f"Invalid value '{value}' for parameter '{name}'; expected an integer.") from None
+
+
+def _sorting(keys: list[str], dirs: list[str], sort: str | None) -> list[tuple[str, str]]:
+    if sort is not None and (keys or dirs):
+        raise BadRequest("The 'sort' parameter cannot be combined with 'sort_key' or 'sort_dir'.")
+    pairs: list[tuple[str, str]] = []
+    if sort is not None:
+        for item in sort.split(","):
+            key, _, direction = item.strip().partition(":")
+            pairs.append((key.strip(), direction.strip() or "desc"))
+    else:
+        if dirs and len(dirs) not in (1, len(keys)):
+            raise BadRequest("The number of sort_dir values must be one or match the number of sort_key values.")
+        if dirs and not keys:
+            keys = ["created_at"]
+        for index, key in enumerate(keys):
+            pairs.append((key, dirs[index] if len(dirs) > 1 else (dirs[0] if dirs else "desc")))
+        if not keys:
+            pairs = [("created_at", dirs[0] if dirs else "desc")]
+    seen: set[str] = set()
+    for key, direction in pairs:
+        if key not in SORT_KEYS:
+            raise BadRequest(f"Invalid sort key: {key}. It must be one of the following: {', '.join(SORT_KEYS)}.")
+        if direction not in ("asc", "desc"):
+            raise BadRequest(f"Invalid sort direction: {direction}")
+        if key in seen:
+            raise BadRequest(f"Sort key {key} was given more than once.")
+        seen.add(key)
+    # Tie-breakers, as Glance appends them: the order is total, so keyset paging is exact.
+    last = pairs[-1][1] if pairs else "desc"
+    for key in ("created_at", "id"):
+        if key not in seen:
+            pairs.append((key, last))
+    return pairs
+
+
+def visible_to(caller: Caller, query: ListQuery) -> list[sa.ColumnElement[bool]]:
+    """What a caller may list, per ``visibility`` and ``member_status``."""
+    statuses = None if query.member_status == "all" else [query.member_status]
+    vis = images.c.visibility
+    conditions: list[sa.ColumnElement[bool]] = []
+    if query.visibility not in (None, "all"):
+        conditions.append(vis == query.visibility)
+    if caller.is_admin:
+        if query.visibility is None:
+            conditions.append(sa.or_(vis != "community", images.c.owner == caller.tenant_id))
+        return conditions
+    own = images.c.owner == caller.tenant_id
+    shared = sa.and_(vis == "shared", store.member_of(caller.tenant_id, statuses))
+    if query.visibility is None:
+        conditions.append(sa.or_(own, vis == "public", shared))
+    elif query.visibility == "all":
+        conditions.append(sa.or_(own, vis.in_(["public", "community"]), shared))
+    elif query.visibility == "private":
+        conditions.append(own)
+    elif query.visibility == "shared":
+        conditions.append(sa.or_(own, shared))
+    return conditions
+
+
+def select(caller: Caller, query: ListQuery, marker: dict[str, Any] | None) -> sa.Select:
+    conditions = [*query.conditions, *visible_to(caller, query)]
+    if query.os_hidden is not None:
+        conditions.append(images.c.os_hidden == query.os_hidden)
+    if marker is not None:
+        conditions.append(after(query.sort, marker))
+    order = []
+    for key, direction in query.sort:
+        column = images.c[key]
+        term = column.asc() if direction == "asc" else column.desc()
+        if key in NULLABLE_SORT_KEYS:  # the same null order on SQLite and PostgreSQL
+            term = term.nulls_first() if direction == "asc" else term.nulls_last()
+        order.append(term)
+    return sa.select(images).where(*conditions).order_by(*order).limit(query.limit)
+
+
+def after(sort: list[tuple[str, str]], marker: dict[str, Any]) -> sa.ColumnElement[bool]:
+    """Rows strictly after ``marker`` in the order ``sort`` (nulls first ascending, last descending)."""
+    alternatives = []
+    equal_so_far: list[sa.ColumnElement[bool]] = []
+    for key, direction in sort:
+        column = images.c[key]
+        value = marker[key]
+        if value is None:
+            beyond = column.is_not(None) if direction == "asc" else sa.false()
+            same = column.is_(None)
+        else:
+            beyond = column > value if direction == "asc" else column < value
+            if key in NULLABLE_SORT_KEYS and direction == "desc":
+                beyond = sa.or_(beyond, column.is_(None))
+            same = column == value
+        alternatives.append(sa.and_(*equal_so_far, beyond))
+        equal_so_far.append(same)
+    return sa.or_(*alternatives)

@@ -1,0 +1,298 @@
+"""Interoperable image import: stage, then ``POST /import`` with a method; an ``api_image_import`` task.
+
+Methods: ``glance-direct`` (the bytes staged with ``PUT /stage``), ``web-download`` (fetched over
+HTTP(S), never from loopback, link-local or private addresses unless the operator sets
+``IMAGEHOP_WEB_DOWNLOAD_ALLOW_PRIVATE=1``), ``glance-download`` (from another region of this
+deployment, with the caller's token, verified by size, ``os_hash_value`` and content digest), and
+``copy-image`` (one store per region: nothing to copy). The import is an ``api_image_import`` row of
+the region's ``tasks`` table, run by the region's task worker (``tasks/worker.py``); the image
+holds the lock property ``os_glance_import_task`` meanwhile. A glance-download needs the caller's
+token, which is kept in memory only (never in the database): after a restart such a task fails
+"interrupted", as every interrupted interoperable import does.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import socket
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from datetime import timedelta
+from typing import Any
+from urllib.parse import urlsplit
+
+import httpx
+from starlette.concurrency import run_in_threadpool
+
+from imagehop.identity.caller import Caller
+from imagehop.identity.catalog import Catalog
+from imagehop.images import store
+from imagehop.images.data import ACCOUNT
+from imagehop.images.errors import BadRequest, Conflict, Forbidden, ImageError, TooLarge
+from imagehop.images.service import CONTENT_DIGEST, ImageService, check_can_write, now
+
+Record = dict[str, Any]
+METHODS = ("glance-direct", "web-download", "glance-download", "copy-image")
+LOCK = "os_glance_import_task"
+STAGING = "staging"
+MAX_DOWNLOAD = 1 << 40
+TASK_TTL = timedelta(hours=48)
+# Properties glance-download copies from the remote image (Glance's default extra_properties).
+DOWNLOAD_PROPERTIES = ("hw_", "trait:", "os_distro", "os_secure_boot", "os_type")
+CHUNK = 1 << 20
+
+
+# Tokens of pending glance-download imports, by task id: in memory only, used once.
+_TOKENS: dict[str, str] = {}
+
+
+def allow_private() -> bool:
+    """The environment's say (``IMAGEHOP_WEB_DOWNLOAD_ALLOW_PRIVATE``) when no setting is given."""
+    return os.environ.get("IMAGEHOP_WEB_DOWNLOAD_ALLOW_PRIVATE", "") in ("1", "true", "yes")
+
+
+class Importer:
+    def __init__(self, service: ImageService, catalog: Catalog, allow_private: bool | None = None) -> None:
+        self.service = service
+        self.catalog = catalog
+        self.allow_private = allow_private
+
+    # --- stage -------------------------------------------------------------------------------------
+
+    async def stage(self, caller: Caller, image_id: str, chunks: AsyncIterator[bytes], size: int | None) -> None:
+        """Keep the bytes for a later glance-direct import: queued → uploading (back to queued on failure)."""
+        writer = await run_in_threadpool(self.begin_stage, caller, image_id)
+        ok = False
+        try:
+            buffer = bytearray()
+            async for chunk in chunks:
+                buffer += chunk
+                if writer.size + len(buffer) > MAX_DOWNLOAD:
+                    raise TooLarge(f"Image exceeds the limit of {MAX_DOWNLOAD} bytes.")
+                if len(buffer) >= CHUNK:
+                    await run_in_threadpool(writer.write, bytes(buffer))
+                    buffer.clear()
+            if buffer:
+                await run_in_threadpool(writer.write, bytes(buffer))
+            if size is not None and writer.size != size:
+                raise BadRequest(f"Image size mismatch: x-openstack-image-size said {size}, got {writer.size} bytes.")
+            ok = True
+        finally:
+            await run_in_threadpool(self.end_stage, image_id, writer, ok)
+
+    def begin_stage(self, caller: Caller, image_id: str) -> Any:
+        with self.service.engine.begin() as conn:
+            self.service._writable(conn, caller, image_id)
+            if not store.set_status(conn, image_id, ["queued"], "uploading", now()):
+                raise Conflict(f"Image {image_id} is not queued: it cannot be staged.")
+        self.service.data.objects.ensure_container(ACCOUNT, STAGING)
+        return self.service.data.objects.writer(ACCOUNT, STAGING, image_id)
+
+    def end_stage(self, image_id: str, writer: Any, ok: bool) -> None:
+        if ok:
+            writer.commit()
+            return
+        writer.abort()
+        with self.service.engine.begin() as conn:
+            store.set_status(conn, image_id, ["uploading"], "queued", now())
+
+    # --- import ------------------------------------------------------------------------------------
+
+    def start(self, caller: Caller, image_id: str, body: Any, token: str, request_id: str) -> str:
+        """Check the request, lock the image, record the task and start it; returns the task id."""
+        method = body.get("method") if isinstance(body, dict) else None
+        name = method.get("name") if isinstance(method, dict) else None
+        if name not in METHODS:
+            raise BadRequest(f"Import method {name!r} is not supported; use one of {', '.join(METHODS)}.")
+        for flag in ("all_stores", "all_stores_must_succeed"):
+            if flag in body and not isinstance(body[flag], bool):
+                raise BadRequest(f"'{flag}' must be true or false.")
+        if name == "web-download":
+            check_uri(method.get("uri"), self.allow_private)
+        if name == "glance-download":
+            remote_id = method.get("glance_image_id")
+            if not method.get("glance_region") or not remote_id:
+                raise BadRequest("glance-download needs glance_region and glance_image_id.")
+            try:
+                uuid.UUID(str(remote_id))
+            except ValueError:
+                raise BadRequest(f"Remote image id does not look like a UUID: {remote_id}") from None
+        task_id = str(uuid.uuid4())
+        moment = now()
+        with self.service.engine.begin() as conn:
+            image = self.service._visible(conn, caller, image_id, for_update=True)
+            if name != "copy-image":
+                check_can_write(caller, image)
+            elif not caller.can_write:
+                raise Forbidden("You are not authorized to import images (read-only role).")
+            if image["properties"].get(LOCK):
+                raise Conflict(f"Image {image_id} has active task {image['properties'][LOCK]}")
+            status = image["status"]
+            if name != "copy-image" and (not image["container_format"] or not image["disk_format"]):
+                raise Conflict("'container_format' and 'disk_format' need to be set before import")
+            if name == "copy-image" and status != "active":
+                raise Conflict("Image needs to be active to be copied")
+            if name == "glance-direct" and status != "uploading":
+                raise Conflict("Image needs to be staged before 'glance-direct' method can be used")
+            if name in ("web-download", "glance-download") and status != "queued":
+                raise Conflict(f"Image needs to be in 'queued' state to use '{name}' method")
+            if name != "copy-image":
+                store.set_status(conn, image_id, [status], "importing", moment)
+            store.set_property(conn, image_id, LOCK, task_id)
+            store.insert_task(conn, {
+                "id": task_id, "image_id": image_id, "type": "api_image_import", "status": "pending",
+                "owner": caller.tenant_id, "user_id": caller.user_id, "request_id": request_id,
+                "input": {"image_id": image_id, "import_req": body, "backend": ["local"]}, "result": None,
+                "message": "", "created_at": moment, "updated_at": moment, "expires_at": None,
+            })  # fmt: skip
+        if name == "glance-download":
+            _TOKENS[task_id] = token
+        return task_id
+
+    def run_task(self, task: Record) -> Record:
+        """Run a claimed ``api_image_import`` task; the worker records the outcome.
+
+        Returns the result (with ``message``); raises ``ImportFailed`` after putting the image back.
+        """
+        task_id, image_id = task["id"], task["image_id"]
+        method = task["input"]["import_req"]["method"]
+        name = method["name"]
+        token = _TOKENS.pop(task_id, None)
+        try:
+            if name == "glance-direct":
+                self._store(task_id, image_id, self._staged(image_id), expected=None)
+                self.service.data.objects.delete_object(ACCOUNT, STAGING, image_id)
+            elif name == "web-download":
+                self._store(task_id, image_id, web_chunks(method["uri"], self.allow_private), expected=None)
+            elif name == "glance-download":
+                if token is None:
+                    raise ImageError("The caller's token is gone (the service restarted); start the import again.")
+                remote, chunks = self._remote(image_id, method, token)
+                self._store(task_id, image_id, chunks, expected=remote)
+        except Exception as exc:
+            self.recover(task, reset=name != "copy-image")
+            raise ImportFailed(str(exc) or exc.__class__.__name__) from exc
+        self.recover(task, reset=False)
+        message = "Copied to store 'local'" if name == "copy-image" else "Import complete"
+        return {"image_id": image_id, "message": message}
+
+    def recover(self, task: Record, reset: bool = True) -> None:
+        """Unlock the task's image; with ``reset`` an unfinished image goes back to ``queued``."""
+        image_id = task["image_id"]
+        with self.service.engine.begin() as conn:
+            if reset:
+                store.set_status(conn, image_id, ["importing", "saving"], "queued", now())
+            store.set_property(conn, image_id, LOCK, None)
+
+    def _staged(self, image_id: str) -> Iterator[bytes]:
+        with self.service.data.objects.open(ACCOUNT, STAGING, image_id) as reader:
+            yield from reader.iter_range(0, reader.info.size)
+
+    def _store(self, task_id: str, image_id: str, chunks: Iterator[bytes], expected: Record | None) -> None:
+        """Write the bytes as the image's data, with progress in the task's message."""
+        with self.service.engine.begin() as conn:
+            image = store.get(conn, image_id)
+            if image is None:
+                raise ImageError("The image was deleted during the import.")
+            if not store.set_status(conn, image_id, ["importing"], "saving", now()):
+                raise ImageError(f"Image status changed to {image['status']} during the import.")
+        writer = self.service.data.writer(image_id, image["disk_format"])
+        progress = Progress(self.service, task_id)
+        try:
+            for chunk in chunks:
+                writer.write(chunk)
+                if writer.size > MAX_DOWNLOAD:
+                    raise ImageError(f"The image is larger than {MAX_DOWNLOAD} bytes.")
+                progress(writer.size)
+            stored = writer.commit()
+        except BaseException:
+            writer.abort()
+            raise
+        if expected is not None:
+            for what, mine, theirs in (
+                ("size", stored.size, expected.get("size")),
+                ("os_hash_value", stored.sha512, expected.get("os_hash_value")),
+                ("content digest", stored.content_digest, expected.get(CONTENT_DIGEST)),
+            ):
+                if theirs is not None and mine != theirs:
+                    self.service.data.delete(stored.key)
+                    raise ImageError(f"The downloaded image does not match the remote one: {what} differs.")
+        self.service._finish_upload(image_id, stored)
+
+    def _remote(self, image_id: str, method: dict, token: str) -> tuple[Record, Iterator[bytes]]:
+        region = str(method["glance_region"])
+        endpoint = next((r.url for r in self.catalog.regions if r.name.lower() == region.lower()), None)
+        if endpoint is None:
+            raise ImageError(f"No image endpoint for region {region} in the service catalog.")
+        base = f"{endpoint}/image/v2/images/{method['glance_image_id']}"
+        headers = {"X-Auth-Token": token, "Accept": "application/json"}
+        response = httpx.get(base, headers=headers, timeout=60)
+        if response.status_code != 200:
+            raise ImageError(f"Remote image {method['glance_image_id']} in {region}: HTTP {response.status_code}.")
+        remote = response.json()
+        if remote.get("status") != "active":
+            raise ImageError(f"Remote image is {remote.get('status')}, not active.")
+        updates = {k: v for k, v in remote.items() if isinstance(v, str) and k.startswith(DOWNLOAD_PROPERTIES)}
+        with self.service.engine.begin() as conn:
+            for key, value in updates.items():
+                store.set_property(conn, image_id, key, value)
+            conn.execute(
+                store.images.update().where(store.images.c.id == image_id)
+                .values(disk_format=remote.get("disk_format"), container_format=remote.get("container_format"))
+            )  # fmt: skip
+
+        def chunks() -> Iterator[bytes]:
+            with httpx.stream("GET", base + "/file", headers=headers, timeout=60) as stream:
+                if stream.status_code != 200:
+                    raise ImageError(f"Remote image data: HTTP {stream.status_code}.")
+                yield from stream.iter_bytes(CHUNK)
+
+        return remote, chunks()
+
+
+class ImportFailed(Exception):
+    """An interoperable import failed; the image is unlocked and back to ``queued``."""
+
+
+class Progress:
+    """Sets the task message to ``Copied N MiB`` at most once per 64 MiB."""
+
+    def __init__(self, service: ImageService, task_id: str) -> None:
+        self.service, self.task_id, self.reported = service, task_id, 0
+
+    def __call__(self, done: int) -> None:
+        if done - self.reported >= 64 << 20:
+            self.reported = done
+            with self.service.engine.begin() as conn:
+                store.update_task(conn, self.task_id, message=f"Copied {done >> 20} MiB", updated_at=now())
+
+
+def check_uri(uri: Any, allow: bool | None = None) -> None:
+    """A web-download URI must be http(s) and, unless allowed, resolve to public addresses only.
+
+    ``allow`` is the operator's ``[images] web_download_allow_private``; None reads the environment.
+    """
+    if not isinstance(uri, str):
+        raise BadRequest("web-download needs a 'uri'.")
+    parts = urlsplit(uri)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise BadRequest(f"URI {uri!r} is not allowed: use http or https.")
+    if allow or (allow is None and allow_private()):
+        return
+    try:
+        infos = socket.getaddrinfo(parts.hostname, parts.port or 80, proto=socket.IPPROTO_TCP)
+    except OSError:
+        raise BadRequest(f"URI {uri!r}: host {parts.hostname} does not resolve.") from None
+    for info in infos:
+        address = ipaddress.ip_address(info[4][0])
+        if address.is_loopback or address.is_link_local or address.is_private or address.is_unspecified:
+            raise BadRequest(f"URI {uri!r} is not allowed: {address} is not a public address.")
+
+
+def web_chunks(uri: str, allow: bool | None = None) -> Iterator[bytes]:
+    check_uri(uri, allow)  # again, at fetch time: DNS may have changed
+    with httpx.stream("GET", uri, timeout=60, follow_redirects=False) as response:
+        if response.status_code != 200:
+            raise ImageError(f"Downloading {uri} failed: HTTP {response.status_code}.")
+        yield from response.iter_bytes(CHUNK)

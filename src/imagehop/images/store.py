@@ -1,0 +1,211 @@
+"""Image rows: one image is a row in ``images`` plus its properties and tags.
+
+An image record is a plain dict: the ``images`` columns, ``properties`` (extra properties, a dict of
+strings) and ``tags`` (a list). Functions take a connection so the service decides transactions.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from imagehop.db import PROPERTY_PREFIX, image_members, image_properties, image_tags, image_tasks, images
+
+Record = dict[str, Any]
+COLUMNS = [c.name for c in images.columns]
+
+
+def insert(conn: Connection, row: Record, properties: dict[str, str], tags: Iterable[str]) -> None:
+    conn.execute(images.insert().values(**row))
+    if properties:
+        conn.execute(image_properties.insert(), [_property(row["id"], k, v) for k, v in properties.items()])
+    tag_rows = [{"image_id": row["id"], "value": t} for t in dict.fromkeys(tags)]
+    if tag_rows:
+        conn.execute(image_tags.insert(), tag_rows)
+
+
+def _property(image_id: str, name: str, value: str) -> Record:
+    return {"image_id": image_id, "name": name, "value": value, "value_key": value[:PROPERTY_PREFIX]}
+
+
+def exists(conn: Connection, image_id: str) -> bool:
+    return conn.execute(sa.select(images.c.id).where(images.c.id == image_id)).first() is not None
+
+
+def get(conn: Connection, image_id: str, *, for_update: bool = False) -> Record | None:
+    query = sa.select(images).where(images.c.id == image_id)
+    if for_update and conn.dialect.name == "postgresql":
+        query = query.with_for_update()
+    row = conn.execute(query).mappings().first()
+    if row is None:
+        return None
+    return complete(conn, [dict(row)])[0]
+
+
+def complete(conn: Connection, rows: list[Record]) -> list[Record]:
+    """Attach properties and tags to image rows, two queries for the whole page."""
+    ids = [r["id"] for r in rows]
+    by_id = {r["id"]: r for r in rows}
+    for r in rows:
+        r["properties"], r["tags"] = {}, []
+    if not ids:
+        return rows
+    for image_id, name, value in conn.execute(
+        sa.select(image_properties.c.image_id, image_properties.c.name, image_properties.c.value).where(
+            image_properties.c.image_id.in_(ids)
+        )
+    ):
+        by_id[image_id]["properties"][name] = value
+    for image_id, value in conn.execute(
+        sa.select(image_tags.c.image_id, image_tags.c.value)
+        .where(image_tags.c.image_id.in_(ids))
+        .order_by(image_tags.c.image_id, image_tags.c.value)
+    ):
+        by_id[image_id]["tags"].append(value)
+    return rows
+
+
+def save(conn: Connection, before: Record, after: Record) -> None:
+    """Write what differs between two versions of one record."""
+    image_id = before["id"]
+    changed = {c: after[c] for c in COLUMNS if c != "id" and after.get(c) != before.get(c)}
+    if changed:
+        conn.execute(images.update().where(images.c.id == image_id).values(**changed))
+    old, new = before["properties"], after["properties"]
+    gone = [k for k in old if k not in new]
+    if gone:
+        conn.execute(
+            image_properties.delete().where(image_properties.c.image_id == image_id, image_properties.c.name.in_(gone))
+        )
+    for key, value in new.items():
+        if key not in old:
+            conn.execute(image_properties.insert().values(**_property(image_id, key, value)))
+        elif old[key] != value:
+            conn.execute(
+                image_properties.update()
+                .where(image_properties.c.image_id == image_id, image_properties.c.name == key)
+                .values(value=value, value_key=value[:PROPERTY_PREFIX])
+            )
+    if list(before["tags"]) != list(after["tags"]):
+        conn.execute(image_tags.delete().where(image_tags.c.image_id == image_id))
+        rows = [{"image_id": image_id, "value": t} for t in dict.fromkeys(after["tags"])]
+        if rows:
+            conn.execute(image_tags.insert(), rows)
+
+
+def set_status(
+    conn: Connection, image_id: str, expected: Iterable[str], status: str, now: datetime, **values: Any
+) -> bool:
+    """Move an image from one of ``expected`` to ``status`` atomically; False if it was not there."""
+    result = conn.execute(
+        images.update()
+        .where(images.c.id == image_id, images.c.status.in_(list(expected)))
+        .values(status=status, updated_at=now, **values)
+    )
+    return result.rowcount == 1
+
+
+def set_property(conn: Connection, image_id: str, name: str, value: str | None) -> None:
+    conn.execute(
+        image_properties.delete().where(image_properties.c.image_id == image_id, image_properties.c.name == name)
+    )
+    if value is not None:
+        conn.execute(image_properties.insert().values(**_property(image_id, name, value)))
+
+
+def delete(conn: Connection, image_id: str) -> None:
+    for table in (image_properties, image_tags, image_members):
+        conn.execute(table.delete().where(table.c.image_id == image_id))
+    conn.execute(image_tasks.delete().where(image_tasks.c.image_id == image_id))
+    conn.execute(images.delete().where(images.c.id == image_id))
+
+
+def property_match(name: str, value: str) -> sa.ColumnElement[bool]:
+    """``images.id`` is one of the images whose property ``name`` is exactly ``value`` (index lookup)."""
+    ids = sa.select(image_properties.c.image_id).where(
+        image_properties.c.name == name,
+        image_properties.c.value_key == value[:PROPERTY_PREFIX],
+        image_properties.c.value == value,
+    )
+    return images.c.id.in_(ids)
+
+
+def tag_match(tag: str) -> sa.ColumnElement[bool]:
+    return images.c.id.in_(sa.select(image_tags.c.image_id).where(image_tags.c.value == tag))
+
+
+# --- members ---------------------------------------------------------------------------------------
+
+
+def member_of(tenant_id: str, statuses: list[str] | None) -> sa.ColumnElement[bool]:
+    """``images.id`` is shared with ``tenant_id`` (with a member status among ``statuses``, if given)."""
+    query = sa.select(image_members.c.image_id).where(image_members.c.member_id == tenant_id)
+    if statuses is not None:
+        query = query.where(image_members.c.status.in_(statuses))
+    return images.c.id.in_(query)
+
+
+def get_member(conn: Connection, image_id: str, member_id: str) -> Record | None:
+    row = (
+        conn.execute(
+            sa.select(image_members).where(image_members.c.image_id == image_id, image_members.c.member_id == member_id)
+        )
+        .mappings()
+        .first()
+    )
+    return dict(row) if row else None
+
+
+def list_members(conn: Connection, image_id: str) -> list[Record]:
+    rows = conn.execute(
+        sa.select(image_members)
+        .where(image_members.c.image_id == image_id)
+        .order_by(image_members.c.created_at, image_members.c.member_id)
+    ).mappings()
+    return [dict(r) for r in rows]
+
+
+def count_members(conn: Connection, image_id: str) -> int:
+    return conn.execute(
+        sa.select(sa.func.count()).select_from(image_members).where(image_members.c.image_id == image_id)
+    ).scalar_one()
+
+
+def insert_member(conn: Connection, row: Record) -> None:
+    conn.execute(image_members.insert().values(**row))
+
+
+def update_member(conn: Connection, image_id: str, member_id: str, status: str, now: datetime) -> None:
+    conn.execute(
+        image_members.update()
+        .where(image_members.c.image_id == image_id, image_members.c.member_id == member_id)
+        .values(status=status, updated_at=now)
+    )
+
+
+def delete_member(conn: Connection, image_id: str, member_id: str) -> None:
+    conn.execute(
+        image_members.delete().where(image_members.c.image_id == image_id, image_members.c.member_id == member_id)
+    )
+
+
+# --- import tasks ----------------------------------------------------------------------------------
+
+
+def insert_task(conn: Connection, row: Record) -> None:
+    conn.execute(image_tasks.insert().values(**row))
+
+
+def update_task(conn: Connection, task_id: str, **values: Any) -> None:
+    conn.execute(image_tasks.update().where(image_tasks.c.id == task_id).values(**values))
+
+
+def tasks_of(conn: Connection, image_id: str) -> list[Record]:
+    rows = conn.execute(
+        sa.select(image_tasks).where(image_tasks.c.image_id == image_id).order_by(image_tasks.c.created_at.desc())
+    ).mappings()
+    return [dict(r) for r in rows]

@@ -1,0 +1,30 @@
+"""Dynamic Large Objects: a manifest names ``<container>/<prefix>``; GET concatenates the listing."""
+
+from __future__ import annotations
+
+import hashlib
+from urllib.parse import unquote
+
+from imagehop.objects.constraints import SwiftError
+from imagehop.objects.store import ObjectInfo, ObjectStore
+
+FORMAT_ERROR = "X-Object-Manifest must be in the format container/prefix"
+
+
+def parse_manifest_header(value: str) -> str:
+    """The stored ``container/prefix`` of an ``X-Object-Manifest`` header, or 400."""
+    value = unquote(value)
+    container, sep, prefix = value.partition("/")
+    if not sep or not container or prefix.startswith("/") or "?" in value or "&" in value:
+        raise SwiftError(400, FORMAT_ERROR)
+    return value
+
+
+def totals(store: ObjectStore, manifest: ObjectInfo) -> tuple[int, str]:
+    """(total size, quoted-less ETag = md5 of the segments' ETags) of a DLO."""
+    md5 = hashlib.md5()
+    size = 0
+    for segment, _, length in store.segments(manifest):
+        md5.update(segment.etag.encode())
+        size += length
+    return size, md5.hexdigest()

@@ -1,0 +1,133 @@
+"""Crash safety and flat memory, against a real `imagehop serve` process."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import signal
+import socket
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import httpx
+import pytest
+
+from tests.conftest import Cloud, make_cloud
+from tests.objects.conftest import storage_url
+
+MiB = 1 << 20
+GiB = 1 << 30
+
+
+def objects_dir(cloud: Cloud, region: str = "ORD") -> Path:
+    return cloud.data_dir / "regions" / region / "objects"
+
+
+@pytest.mark.e2e
+def test_sigkill_during_put_keeps_the_old_version(tmp_path: Path) -> None:
+    cloud = make_cloud(tmp_path)
+    cloud.start()
+    try:
+        url, token = storage_url(cloud), cloud.token()
+        h = {"X-Auth-Token": token}
+        httpx.put(f"{url}/crash", headers=h)
+        assert httpx.put(f"{url}/crash/obj", headers=h, content=b"version one").status_code == 201
+
+        parts = urlsplit(url)
+        sock = socket.create_connection((parts.hostname, parts.port))
+        for name in ("obj", "brand-new"):
+            head = (
+                f"PUT {parts.path}/crash/{name} HTTP/1.1\r\nHost: {parts.netloc}\r\nX-Auth-Token: {token}\r\n"
+                f"Content-Length: {100 * MiB}\r\n\r\n"
+            )
+            conn = sock if name == "obj" else socket.create_connection((parts.hostname, parts.port))
+            conn.sendall(head.encode() + os.urandom(20 * MiB))
+        deadline = time.monotonic() + 10
+        while len(os.listdir(objects_dir(cloud) / "tmp")) < 2 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert len(os.listdir(objects_dir(cloud) / "tmp")) == 2  # both uploads are under way
+        cloud.stop(signal.SIGKILL)
+        orphan = objects_dir(cloud) / "data" / "ff" / ("ff" + "1" * 30)  # as if renamed, never committed
+        orphan.parent.mkdir(exist_ok=True)
+        orphan.write_bytes(b"orphan")
+
+        cloud.start()  # on new ports
+        url, h = storage_url(cloud), {"X-Auth-Token": cloud.token()}
+        got = httpx.get(f"{url}/crash/obj", headers=h)
+        assert (got.status_code, got.content) == (200, b"version one")
+        assert httpx.get(f"{url}/crash/brand-new", headers=h).status_code == 404
+        assert httpx.get(f"{url}/crash", headers=h).text == "obj\n"
+        assert os.listdir(objects_dir(cloud) / "tmp") == []
+        assert not orphan.exists()
+    finally:
+        if cloud.proc and cloud.proc.poll() is None:
+            cloud.stop()
+
+
+def sparse_segment(index: int, size: int) -> Iterator[bytes]:
+    """A segment that is mostly zeros: 1 MiB of (seeded) noise at its start and in its middle."""
+    noise = hashlib.sha512(str(index).encode()).digest() * (MiB // 64)
+    sent = 0
+    while sent < size:
+        block = noise if sent in (0, size // 2) else bytes(MiB)
+        block = block[: size - sent]
+        yield block
+        sent += len(block)
+
+
+def peak_rss_mib(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    raise AssertionError("no VmHWM")
+
+
+@pytest.mark.slow
+@pytest.mark.e2e
+def test_six_gib_sparse_slo_streams_in_flat_memory(sqlite_cloud: Cloud) -> None:
+    url, h = storage_url(sqlite_cloud), {"X-Auth-Token": sqlite_cloud.token()}
+    httpx.put(f"{url}/huge", headers=h)
+    httpx.put(f"{url}/huge_segments", headers=h)
+    manifest, whole_md5, etags = [], hashlib.md5(), []
+    seg_size = 1536 * MiB
+    with httpx.Client(timeout=300) as client:
+        for i in range(4):
+            md5 = hashlib.md5()
+            for block in sparse_segment(i, seg_size):
+                md5.update(block)
+                whole_md5.update(block)
+            response = client.put(
+                f"{url}/huge_segments/{i:04d}",
+                headers={**h, "Content-Length": str(seg_size)},
+                content=sparse_segment(i, seg_size),
+            )
+            assert response.status_code == 201
+            assert response.headers["etag"] == md5.hexdigest()
+            etags.append(md5.hexdigest())
+            manifest.append({"path": f"/huge_segments/{i:04d}", "etag": md5.hexdigest(), "size_bytes": seg_size})
+        put = client.put(f"{url}/huge/disk.raw?multipart-manifest=put", headers=h, json=manifest)
+        assert put.status_code == 201
+        slo_etag = '"' + hashlib.md5("".join(etags).encode()).hexdigest() + '"'
+        assert put.headers["etag"] == slo_etag
+
+        got_md5, received = hashlib.md5(), 0
+        with client.stream("GET", f"{url}/huge/disk.raw", headers=h) as response:
+            assert response.status_code == 200
+            assert response.headers["etag"] == slo_etag
+            assert int(response.headers["content-length"]) == 6 * GiB
+            for chunk in response.iter_raw(4 * MiB):
+                got_md5.update(chunk)
+                received += len(chunk)
+    assert received == 6 * GiB
+    assert got_md5.hexdigest() == whole_md5.hexdigest()
+    assert sqlite_cloud.proc is not None
+    assert peak_rss_mib(sqlite_cloud.proc.pid) < 200
+    used = int(
+        subprocess.run(
+            ["du", "-sk", str(objects_dir(sqlite_cloud))], capture_output=True, text=True, check=True
+        ).stdout.split()[0]
+    )
+    assert used < 64 * 1024  # KiB: the stored segments kept their holes
