@@ -279,3 +279,92 @@ def _wait_for_endpoints(path: Path, proc: subprocess.Popen, log: Path, timeout: 
             raise click.ClickException(f"imagehop serve exited early; its log:\n{log.read_text()[-2000:]}")
         time.sleep(0.05)
     raise click.ClickException(f"imagehop serve did not come up in {timeout:.0f} s; see {log}")
+
+
+# --- copy ----------------------------------------------------------------------------------------
+
+
+def _key_value(_ctx: click.Context, _param: click.Parameter, value: str | None) -> tuple[str, str] | None:
+    if value is None:
+        return None
+    key, sep, val = value.partition("=")
+    if not sep or not key or not val:
+        raise click.BadParameter("expected KEY=VALUE, e.g. com.mycompany.image-of=db-slave-3")
+    return key, val
+
+
+@main.command()
+@click.argument("image")
+@click.option("--from", "from_region", required=True, help="Source region, e.g. ORD.")
+@click.option("--to", "to_region", required=True, help="Target region, e.g. IAD.")
+@click.option("--from-cloud", help="Source cloud in clouds.yaml [default: $OS_CLOUD].")
+@click.option("--to-cloud", help="Target cloud in clouds.yaml [default: the source cloud].")
+@click.option(
+    "--tag", callback=_key_value, help="Coordinating property KEY=VALUE [default: imagehop.source=REGION/ID]."
+)
+@click.option("--container", default="imagehop-exports", show_default=True, help="Container for the exported VHD.")
+@click.option("--parallel", default=4, show_default=True, type=click.IntRange(1, 64), help="Segments moved at once.")
+@click.option("--segment-size", default=128, show_default=True, type=click.IntRange(1, 5120), help="MiB per segment.")
+@click.option(
+    "--poll-interval",
+    default=30.0,
+    show_default=True,
+    type=float,
+    help="Seconds between task polls when the cloud sends no Retry-After.",
+)
+@click.option("--keep-exported", is_flag=True, help="Leave the exported VHD in both regions.")
+@click.option("--state", type=click.Path(dir_okay=False), help="Journal file [default: ~/.local/state/imagehop].")
+@click.option("--dry-run", is_flag=True, help="Show the plan and stop.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON document instead of progress and a table.")
+def copy(
+    image: str, from_region: str, to_region: str, from_cloud: str | None, to_cloud: str | None,
+    tag: tuple[str, str] | None, container: str, parallel: int, segment_size: int, poll_interval: float,
+    keep_exported: bool, state: str | None, dry_run: bool, as_json: bool,
+) -> None:  # fmt: skip
+    """Copy IMAGE (an id, a name, or KEY=VALUE) from one region or cloud to another."""
+    from imagehop.transfer.clouds import connect
+    from imagehop.transfer.copy import CopyError, CopyOptions, Endpoint, copy_image
+    from imagehop.transfer.journal import Journal
+    from imagehop.transfer.progress import CopyProgress
+
+    try:
+        source_cloud = connect(from_cloud)
+        target_cloud = source_cloud if to_cloud in (None, from_cloud) else connect(to_cloud)
+        source, target = Endpoint(source_cloud, from_region), Endpoint(target_cloud, to_region)
+    except Exception as exc:  # keystoneauth and openstacksdk raise many kinds; all mean "cannot log in"
+        raise click.ClickException(
+            f"cannot reach the clouds: {exc}. Check clouds.yaml / OS_* and the regions."
+        ) from None
+    options = CopyOptions(tag, container, parallel, segment_size << 20, keep_exported, dry_run, poll_interval)
+    journal = Journal(state)
+    with CopyProgress(enabled=not as_json, console=console) as progress:
+        try:
+            report = copy_image(image, source, target, options, journal, progress.update)
+        except CopyError as exc:
+            progress.stop()
+            if as_json:
+                click.echo(json.dumps({"error": str(exc), "resume": "run the same command again"}))
+            raise click.ClickException(f"{exc}\nRun the same command again to continue where it stopped.") from None
+    if as_json:
+        click.echo(json.dumps(report.as_dict(), indent=2))
+        return
+    _print_copy_report(report, dry_run)
+
+
+def _print_copy_report(report, dry_run: bool) -> None:  # type: ignore[no-untyped-def]
+    if dry_run and not report.already_done:
+        console.print(
+            f"Plan: export {report.source_image} from {report.source_region}, move it, import it in "
+            f"{report.target_region}, tag it {report.coordinating_property}, verify. (--dry-run: stopped)"
+        )
+        return
+    table = Table("source image", "target image", "property", "digest", "bytes moved", "verified by", "time")
+    table.add_row(
+        report.source_image, report.target_image or "", report.coordinating_property, report.digest or "-",
+        f"{report.bytes_moved:,}", report.verified_by, f"{report.seconds:.1f} s",
+    )  # fmt: skip
+    console.print(table)
+    if report.already_done:
+        console.print(
+            f"Already copied: {report.target_image} in {report.target_region} has the same content; nothing changed."
+        )

@@ -43,7 +43,7 @@ def connect(cloud: str | None = None, config_file: str | None = None) -> CloudSe
     session = region.get_session()
     session.get_token()  # log in now, so a wrong password fails here with a clear error
     return CloudSession(
-        name=cloud or "envvars",
+        name=region.name or cloud or "envvars",
         session=session,
         region_name=region.region_name or None,
         interface=region.config.get("interface", "public"),

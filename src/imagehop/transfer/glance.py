@@ -1,0 +1,149 @@
+"""A small Glance v2 client over the cloud's keystoneauth1 session: images, properties, tasks.
+
+Works against imagehop regions and any Glance v2 cloud, including Rackspace-style ``import`` /
+``export`` tasks. Polling honours ``Retry-After``; without it, it waits ``poll_interval`` seconds
+(30 by default, as the Rackspace walkthrough asks) with jitter.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from keystoneauth1 import exceptions as ks_exceptions
+
+from imagehop.transfer.clouds import CloudSession
+
+PATCH_MEDIA_TYPE = "application/openstack-images-v2.1-json-patch"
+FINAL_TASK_STATES = ("success", "failure")
+
+# What an image carries that is not the user's to copy: Glance's base attributes and the values
+# each region computes itself.
+BASE_ATTRIBUTES = frozenset(
+    {
+        "id", "name", "status", "visibility", "protected", "os_hidden", "checksum", "os_hash_algo",
+        "os_hash_value", "owner", "size", "virtual_size", "min_ram", "min_disk", "container_format",
+        "disk_format", "created_at", "updated_at", "tags", "direct_url", "locations", "self", "file",
+        "schema", "stores",
+    }
+)  # fmt: skip
+REGION_OWN_PROPERTIES = ("os_glance", "imagehop.content_digest", "image_type", "instance_uuid", "base_image_ref")
+
+
+class GlanceError(Exception):
+    def __init__(self, message: str, status: int = 0) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+@dataclass(frozen=True)
+class TaskPoll:
+    task: dict[str, Any]
+    retry_after: float | None
+
+
+def user_properties(image: dict[str, Any]) -> dict[str, str]:
+    """The properties a copy should carry over: everything that is not base or region-computed."""
+    return {
+        key: value
+        for key, value in image.items()
+        if key not in BASE_ATTRIBUTES and not key.startswith(REGION_OWN_PROPERTIES) and isinstance(value, str)
+    }
+
+
+class GlanceClient:
+    def __init__(self, cloud: CloudSession, region: str | None = None, *, poll_interval: float = 30.0) -> None:
+        self.cloud = cloud
+        self.region = region or cloud.region_name
+        endpoint = cloud.endpoint("image", self.region)
+        self.base = endpoint if endpoint.rstrip("/").endswith("/v2") else endpoint.rstrip("/") + "/v2"
+        self.poll_interval = poll_interval
+
+    def _call(self, method: str, path: str, ok: tuple[int, ...] = (200,), **kwargs: Any) -> Any:
+        try:
+            response = self.cloud.session.request(
+                self.base + path,
+                method,
+                raise_exc=False,
+                headers={"Accept": "application/json", **kwargs.pop("headers", {})},
+                **kwargs,
+            )
+        except ks_exceptions.ConnectFailure as exc:
+            raise GlanceError(f"cannot reach the image service of {self.region} at {self.base}: {exc}") from exc
+        if response.status_code not in ok:
+            raise GlanceError(
+                f"{method} {path} in {self.region} answered {response.status_code}: {_error_text(response)}",
+                response.status_code,
+            )
+        return response
+
+    # --- images --------------------------------------------------------------------------------
+
+    def get_image(self, image_id: str) -> dict[str, Any] | None:
+        response = self._call("GET", f"/images/{image_id}", ok=(200, 404))
+        return response.json() if response.status_code == 200 else None
+
+    def find_images(self, **filters: str) -> list[dict[str, Any]]:
+        """Every image matching exact filters (``name``, any property), following ``next`` links."""
+        images: list[dict[str, Any]] = []
+        path = "/images"
+        params: dict[str, Any] | None = {"limit": 100, **filters}
+        while path:
+            body = self._call("GET", path, params=params).json()
+            images.extend(body.get("images", []))
+            nxt = body.get("next")
+            path, params = (nxt.removeprefix("/v2"), None) if nxt else ("", None)
+        return images
+
+    def patch(self, image_id: str, properties: dict[str, str], current: dict[str, Any]) -> dict[str, Any]:
+        """Set ``properties`` (``replace`` those present, ``add`` the others, as pyrax learned to)."""
+        ops = [
+            {"op": "replace" if key in current else "add", "path": f"/{key}", "value": value}
+            for key, value in properties.items()
+            if current.get(key) != value
+        ]
+        if not ops:
+            return current
+        return self._call("PATCH", f"/images/{image_id}", json=ops, headers={"Content-Type": PATCH_MEDIA_TYPE}).json()
+
+    # --- tasks ---------------------------------------------------------------------------------
+
+    def create_task(self, task_type: str, task_input: dict[str, Any]) -> dict[str, Any]:
+        return self._call("POST", "/tasks", ok=(201,), json={"type": task_type, "input": task_input}).json()
+
+    def poll_task(self, task_id: str) -> TaskPoll:
+        response = self._call("GET", f"/tasks/{task_id}")
+        retry_after = response.headers.get("Retry-After")
+        return TaskPoll(response.json(), float(retry_after) if retry_after and retry_after.isdigit() else None)
+
+    def wait_task(
+        self,
+        task_id: str,
+        on_update: Callable[[dict[str, Any]], None] | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> dict[str, Any]:
+        """Poll until the task ends; the final task (success or failure) is returned."""
+        while True:
+            poll = self.poll_task(task_id)
+            if on_update:
+                on_update(poll.task)
+            if poll.task.get("status") in FINAL_TASK_STATES:
+                return poll.task
+            if poll.retry_after is not None:
+                delay = poll.retry_after
+            else:
+                delay = self.poll_interval * random.uniform(1.0, 1.2)  # never more often than asked
+            sleep(delay)
+
+
+def _error_text(response: Any) -> str:
+    try:
+        body = response.json()
+    except ValueError:
+        return response.text[:300].strip()
+    if isinstance(body, dict):
+        return str(body.get("message") or body.get("error", {}).get("message") or body)[:300]
+    return str(body)[:300]

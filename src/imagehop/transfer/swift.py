@@ -1,0 +1,219 @@
+"""A small Swift client over httpx: just what moving large objects between clouds needs.
+
+It talks to any Swift / Cloud Files endpoint found in a cloud's catalog; tokens come from the
+cloud's keystoneauth1 session (renewed when they expire; a 401 forces a new one once).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from urllib.parse import quote, unquote, urlsplit
+
+import httpx
+
+from imagehop.transfer.clouds import CloudSession
+
+RETRY_STATUSES = frozenset({408, 409, 429, 500, 502, 503, 504})
+
+
+class SwiftError(Exception):
+    """A Swift request failed; ``status`` is the HTTP status (0 when no answer came)."""
+
+    def __init__(self, message: str, status: int = 0) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+@dataclass(frozen=True)
+class ObjectHead:
+    size: int
+    etag: str  # without quotes
+    last_modified: str
+    slo: bool
+    dlo_prefix: str | None  # "<container>/<prefix>" of a Dynamic Large Object
+    content_type: str
+
+
+@dataclass(frozen=True)
+class Segment:
+    """One piece of a large object as its manifest (SLO) or listing (DLO) names it."""
+
+    container: str
+    name: str
+    size: int
+    etag: str | None
+
+
+class SwiftClient:
+    def __init__(self, cloud: CloudSession, region: str | None = None, *, connections: int = 16) -> None:
+        self.cloud = cloud
+        self.region = region or cloud.region_name
+        self.storage_url = cloud.endpoint("object-store", self.region)
+        self.http = httpx.Client(
+            timeout=httpx.Timeout(60.0, connect=10.0),
+            limits=httpx.Limits(max_connections=connections, max_keepalive_connections=connections),
+        )
+
+    def close(self) -> None:
+        self.http.close()
+
+    # --- plumbing ------------------------------------------------------------------------------
+
+    def _url(self, container: str | None = None, name: str | None = None) -> str:
+        url = self.storage_url
+        if container is not None:
+            url += "/" + quote(container, safe="")
+        if name is not None:
+            url += "/" + quote(name, safe="/")
+        return url
+
+    def _headers(self, extra: dict[str, str] | None = None) -> dict[str, str]:
+        headers = {"X-Auth-Token": self.cloud.session.get_token()}
+        if extra:
+            headers.update(extra)
+        return headers
+
+    def request(self, method: str, url: str, *, ok: Iterable[int] = (200, 201, 202, 204), **kwargs) -> httpx.Response:  # type: ignore[no-untyped-def]
+        """One request; a 401 renews the token and tries once more."""
+        extra = kwargs.pop("headers", None)
+        for attempt in (1, 2):
+            try:
+                response = self.http.request(method, url, headers=self._headers(extra), **kwargs)
+            except httpx.HTTPError as exc:
+                raise SwiftError(f"{method} {url}: {exc.__class__.__name__}: {exc}") from exc
+            if response.status_code == 401 and attempt == 1 and "content" not in kwargs:
+                self.cloud.session.invalidate()
+                continue
+            if response.status_code not in ok:
+                raise SwiftError(
+                    f"{method} {url} answered {response.status_code}: {response.text[:300].strip()}",
+                    response.status_code,
+                )
+            return response
+        raise AssertionError("unreachable")
+
+    # --- account and containers ------------------------------------------------------------------
+
+    def info(self) -> dict:
+        """``/info`` at the root of the storage host; ``{}`` if the cloud does not publish it."""
+        parts = urlsplit(self.storage_url)
+        try:
+            response = self.http.get(f"{parts.scheme}://{parts.netloc}/info", timeout=10)
+        except httpx.HTTPError:
+            return {}
+        return response.json() if response.status_code == 200 else {}
+
+    def ensure_container(self, container: str) -> None:
+        self.request("PUT", self._url(container), ok=(201, 202, 204))
+
+    def list_objects(self, container: str, prefix: str = "") -> list[dict]:
+        """Every object under ``prefix``, paging with markers until an empty page."""
+        out: list[dict] = []
+        marker = ""
+        while True:
+            response = self.request(
+                "GET",
+                self._url(container),
+                params={"format": "json", "prefix": prefix, "marker": marker, "limit": 10000},
+                ok=(200, 204, 404),
+            )
+            page = response.json() if response.status_code == 200 else []
+            if not page:
+                return out
+            out.extend(page)
+            marker = page[-1].get("name") or page[-1].get("subdir")
+
+    # --- objects -------------------------------------------------------------------------------
+
+    def head_object(self, container: str, name: str) -> ObjectHead | None:
+        response = self.request("HEAD", self._url(container, name), ok=(200, 204, 404))
+        if response.status_code == 404:
+            return None
+        h = response.headers
+        return ObjectHead(
+            size=int(h.get("content-length", 0)),
+            etag=h.get("etag", "").strip('"'),
+            last_modified=h.get("last-modified", ""),
+            slo=h.get("x-static-large-object", "").lower() == "true",
+            dlo_prefix=h.get("x-object-manifest"),
+            content_type=h.get("content-type", "application/octet-stream"),
+        )
+
+    def large_object_segments(self, container: str, name: str, head: ObjectHead) -> list[Segment] | None:
+        """The segments of an SLO or DLO, in order; ``None`` for a plain object."""
+        if head.slo:
+            response = self.request("GET", self._url(container, name), params={"multipart-manifest": "get"})
+            segments = []
+            for entry in response.json():
+                if "range" in entry or entry.get("sub_slo"):
+                    return None  # ranged or nested pieces: move it as one stream of bytes instead
+                seg_container, seg_name = entry["name"].lstrip("/").split("/", 1)
+                segments.append(Segment(seg_container, seg_name, int(entry["bytes"]), entry["hash"]))
+            return segments
+        if head.dlo_prefix:
+            seg_container, prefix = head.dlo_prefix.split("/", 1)
+            seg_container, prefix = unquote(seg_container), unquote(prefix)
+            listing = self.list_objects(seg_container, prefix)
+            return [Segment(seg_container, e["name"], int(e["bytes"]), e["hash"]) for e in listing if "name" in e]
+        return None
+
+    @contextmanager
+    def get_stream(
+        self, container: str, name: str, start: int, length: int, chunk: int = 1 << 20
+    ) -> Iterator[Iterator[bytes]]:
+        """Stream ``length`` bytes of an object from ``start``; the server must honour the range."""
+        headers = self._headers({"Range": f"bytes={start}-{start + length - 1}"} if length else {})
+        try:
+            with self.http.stream("GET", self._url(container, name), headers=headers) as response:
+                if response.status_code not in (200, 206):
+                    response.read()
+                    raise SwiftError(
+                        f"GET {container}/{name} answered {response.status_code}: {response.text[:300]}",
+                        response.status_code,
+                    )
+                if length and response.status_code == 200 and int(response.headers.get("content-length", -1)) != length:
+                    raise SwiftError(f"GET {container}/{name} ignored the Range header", response.status_code)
+                yield response.iter_raw(chunk)
+        except httpx.HTTPError as exc:
+            raise SwiftError(f"GET {container}/{name}: {exc.__class__.__name__}: {exc}") from exc
+
+    def put_object(
+        self,
+        container: str,
+        name: str,
+        body: Iterable[bytes] | bytes,
+        *,
+        length: int,
+        etag: str | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> str:
+        """PUT an object; with ``etag`` the server verifies the bytes (422 on mismatch). Returns its ETag."""
+        extra = {"Content-Length": str(length), **(headers or {})}
+        if etag:
+            extra["ETag"] = etag
+        response = self.request("PUT", self._url(container, name), content=body, headers=extra, ok=(201,))
+        return response.headers.get("etag", "").strip('"')
+
+    def put_slo_manifest(self, container: str, name: str, segments: list[Segment], headers: dict[str, str]) -> str:
+        manifest = [{"path": f"/{s.container}/{s.name}", "etag": s.etag, "size_bytes": s.size} for s in segments]
+        body = json.dumps(manifest).encode()
+        response = self.request(
+            "PUT",
+            self._url(container, name),
+            params={"multipart-manifest": "put"},
+            content=body,
+            headers={"Content-Type": headers.pop("Content-Type", "application/octet-stream"), **headers},
+            ok=(201,),
+        )
+        return response.headers.get("etag", "").strip('"')
+
+    def put_dlo_manifest(self, container: str, name: str, prefix: str, headers: dict[str, str]) -> None:
+        extra = {"X-Object-Manifest": quote(prefix, safe="/"), "Content-Length": "0", **headers}
+        self.request("PUT", self._url(container, name), content=b"", headers=extra, ok=(201,))
+
+    def delete_object(self, container: str, name: str, *, large: bool = False) -> None:
+        params = {"multipart-manifest": "delete"} if large else None
+        self.request("DELETE", self._url(container, name), params=params, ok=(200, 204, 404))

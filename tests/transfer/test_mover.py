@@ -1,0 +1,122 @@
+"""The segment mover between two regions of a real `imagehop serve`, over HTTP only."""
+
+from __future__ import annotations
+
+import hashlib
+import random
+from pathlib import Path
+
+import pytest
+
+from imagehop.transfer.clouds import connect
+from imagehop.transfer.journal import Journal
+from imagehop.transfer.mover import MoveError, move_object
+from imagehop.transfer.swift import Segment, SwiftClient
+from tests.conftest import Cloud
+
+MiB = 1 << 20
+
+
+@pytest.fixture(scope="module")
+def regions(sqlite_cloud: Cloud):  # type: ignore[no-untyped-def]
+    cloud = connect("imagehop", str(sqlite_cloud.clouds_yaml))
+    ord_, iad = SwiftClient(cloud, "ORD"), SwiftClient(cloud, "IAD")
+    yield ord_, iad
+    ord_.close()
+    iad.close()
+
+
+def disk_bytes(size: int, seed: int) -> bytes:
+    """Random data with a run of zeros in the middle, like a disk image."""
+    data = bytearray(random.Random(seed).randbytes(size))
+    data[size // 3 : size // 2] = bytes(size // 2 - size // 3)
+    return bytes(data)
+
+
+def download(client: SwiftClient, container: str, name: str) -> bytes:
+    head = client.head_object(container, name)
+    assert head is not None
+    with client.get_stream(container, name, 0, 0) as chunks:
+        return b"".join(chunks)
+
+
+def test_plain_object_moves_in_verified_segments(regions, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    ord_, iad = regions
+    data = disk_bytes(21 * MiB + 123, seed=1)
+    ord_.ensure_container("exports")
+    ord_.put_object("exports", "plain.vhd", data, length=len(data), etag=hashlib.md5(data).hexdigest())
+
+    moved: list[int] = []
+    result = move_object(
+        ord_, "exports", "plain.vhd", iad, "imports", "plain.vhd",
+        journal=Journal(tmp_path / "j.db"), parallel=3, segment_size=4 * MiB, progress=moved.append,
+    )  # fmt: skip
+    assert result.segments == 6 and result.segments_sent == 6
+    assert result.size == len(data) == sum(moved)
+    assert "MD5" in result.verified_by
+    head = iad.head_object("imports", "plain.vhd")
+    assert head is not None and head.slo and head.size == len(data)
+    assert hashlib.sha256(download(iad, "imports", "plain.vhd")).digest() == hashlib.sha256(data).digest()
+    assert len(iad.list_objects("imports_segments", "plain.vhd/")) == 6
+
+
+def test_slo_source_segments_are_sent_with_their_etags(regions, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    ord_, iad = regions
+    data = disk_bytes(12 * MiB + 5, seed=2)
+    ord_.ensure_container("exports_segments")
+    pieces = []
+    for i, offset in enumerate(range(0, len(data), 5 * MiB)):
+        chunk = data[offset : offset + 5 * MiB]
+        etag = ord_.put_object("exports_segments", f"big.raw/{i:08d}", chunk, length=len(chunk))
+        pieces.append(Segment("exports_segments", f"big.raw/{i:08d}", len(chunk), etag))
+    ord_.put_slo_manifest("exports", "big.raw", pieces, {})
+
+    result = move_object(ord_, "exports", "big.raw", iad, "imports", "big.raw", journal=Journal(tmp_path / "j.db"))
+    assert result.segments == 3
+    assert "ETags checked by the target" in result.verified_by
+    assert download(iad, "imports", "big.raw") == data
+    # The target's SLO ETag is the MD5 of the segment ETags, as the source's is.
+    assert result.etag == ord_.head_object("exports", "big.raw").etag
+
+
+def test_an_interrupted_move_resumes_without_resending(regions, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    ord_, iad = regions
+    data = disk_bytes(16 * MiB, seed=3)
+    ord_.ensure_container("exports")
+    ord_.put_object("exports", "resume.vhd", data, length=len(data))
+    journal = Journal(tmp_path / "j.db")
+
+    class Interrupted(Exception):
+        pass
+
+    total = 0
+
+    def stop_halfway(n: int) -> None:
+        nonlocal total
+        total += n
+        if total > 9 * MiB:
+            raise Interrupted
+
+    with pytest.raises((Interrupted, MoveError)):
+        move_object(ord_, "exports", "resume.vhd", iad, "imports", "resume.vhd",
+                    journal=journal, parallel=1, segment_size=2 * MiB, progress=stop_halfway)  # fmt: skip
+    assert iad.head_object("imports", "resume.vhd") is None  # nothing half-made is visible
+    finished_before = len(journal.segments(next(iter(_jobs(journal)))))
+    assert 3 <= finished_before < 8
+
+    result = move_object(ord_, "exports", "resume.vhd", iad, "imports", "resume.vhd", journal=journal,
+                         parallel=2, segment_size=2 * MiB)  # fmt: skip
+    assert result.segments == 8
+    assert result.segments_sent == 8 - finished_before
+    assert result.bytes_sent == (8 - finished_before) * 2 * MiB
+    assert download(iad, "imports", "resume.vhd") == data
+
+
+def test_missing_source_is_a_clear_error(regions, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    ord_, iad = regions
+    with pytest.raises(MoveError, match="does not exist in ORD"):
+        move_object(ord_, "exports", "nope.vhd", iad, "imports", "nope.vhd", journal=Journal(tmp_path / "j.db"))
+
+
+def _jobs(journal: Journal) -> list[str]:
+    return [row[0] for row in journal._run("SELECT key FROM jobs")]
