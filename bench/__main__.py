@@ -1,0 +1,83 @@
+"""`python -m bench [--quick]`: run the benchmarks and write docs/benchmarks.md."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+from bench.harness import BIN, Section, machine, median, start_cloud
+from bench.move import bench_move
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def bench_startup(work: Path, runs: int) -> Section:
+    """`imagehop serve` with two regions, cold start (fresh data dir) to the first answered request."""
+    import httpx
+
+    times = []
+    for run in range(runs):
+        data = work / f"start{run}"
+        start = time.perf_counter()
+        proc = subprocess.Popen([str(BIN / "imagehop"), "serve", "--port", "0", "--data-dir", str(data)],
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+        while not (data / "endpoints.json").exists():
+            time.sleep(0.005)
+        url = json.loads((data / "endpoints.json").read_text())["regions"]["ORD"]
+        assert httpx.get(url + "/image/").status_code == 300
+        times.append(time.perf_counter() - start)
+        proc.terminate()
+        proc.wait()
+    section = Section("Cold start")
+    section.lines += [
+        "`imagehop serve --port 0 --data-dir <new dir>` (two regions, SQLite) from process start to the first"
+        f" answered `GET <ORD>/image/`: median {median(times):.2f} s over {runs} runs"
+        f" (min {min(times):.2f}, max {max(times):.2f}). Target < 2 s.",
+    ]
+    return section
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench")
+    parser.add_argument("--quick", action="store_true", help="small sizes, one run: checks the harness works")
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--output", type=Path, default=ROOT / "docs" / "benchmarks.md")
+    args = parser.parse_args()
+    runs = 1 if args.quick else args.runs
+    random_mib, zero_mib = (64, 64) if args.quick else (1024, 1024)
+
+    work = Path(tempfile.mkdtemp(prefix="imagehop-bench-"))
+    sections = [bench_startup(work, 5 if not args.quick else 1)]
+    cloud = start_cloud(work / "cloud")
+    try:
+        sections.append(bench_move(cloud, work, random_mib, zero_mib, runs))
+    finally:
+        cloud.stop()
+        shutil.rmtree(work, ignore_errors=True)
+
+    header = [
+        "# Benchmarks",
+        "",
+        f"Written by `make bench` (`python -m bench{' --quick' if args.quick else ''}`) on"
+        f" {datetime.now(UTC):%Y-%m-%d %H:%M} UTC; machine: {machine()}. Figures are medians; anchors run"
+        " side by side in the same run. Targets: PERFORMANCE.md.",
+        "",
+    ]
+    text = "\n".join(header) + "\n".join(s.render() for s in sections)
+    if args.quick:
+        print(text)
+        return
+    args.output.write_text(text)
+    print(text)
+    print(f"written to {args.output}", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()
