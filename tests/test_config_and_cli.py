@@ -171,4 +171,8 @@ def test_demo_runs_the_story(tmp_path: Path) -> None:
     assert "token for user demo in tenant 10000001" in out
     assert "cloudFiles" in out and "/v1/AUTH_10000001" in out
     assert "ORD: GET" in out and "-> 300" in out and "IAD: GET" in out
+    # The walkthrough: the server booted in IAD from the copied image has the ORD server's disk.
+    assert "exactly one:" in out
+    assert "-> same disk" in out
+    assert "cat /etc/hostname' on the IAD server's disk: db-slave-3" in out
     assert "Demo finished" in out

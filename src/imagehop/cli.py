@@ -215,8 +215,14 @@ def user_delete(name: str, data_dir: str | None, config: str | None) -> None:
 )
 @click.option("--port", type=int, default=0, show_default=True, help="Identity port (0: free ports).")
 @click.option("--keep-serving", is_flag=True, help="Leave the cloud running after the demo (Ctrl-C stops it).")
-def demo(data_dir: str, port: int, keep_serving: bool) -> None:
-    """Start a two-region cloud, log in as demo and show what it offers."""
+@click.option(
+    "--story/--no-story",
+    default=True,
+    show_default=True,
+    help="Run the walkthrough: boot, image, copy ORD -> IAD, find, boot again, compare.",
+)
+def demo(data_dir: str, port: int, keep_serving: bool, story: bool) -> None:
+    """Start a two-region cloud, log in as demo, and run the transfer-between-regions story."""
     from imagehop.transfer.clouds import connect
 
     data = Path(data_dir).resolve()
@@ -258,6 +264,11 @@ def demo(data_dir: str, port: int, keep_serving: bool) -> None:
             response = cloud.session.get(url + "/", raise_exc=False)
             current = [v["id"] for v in response.json()["versions"] if v["status"] == "CURRENT"]
             console.print(f"   {name}: GET {url}/ -> {response.status_code}, current API {current[0]}")
+        if story:
+            from imagehop.demo import run_story
+
+            console.print()
+            run_story(cloud, clouds_yaml, console.print)
         if keep_serving:
             console.print(f"\nServing until Ctrl-C. export OS_CLIENT_CONFIG_FILE={clouds_yaml} OS_CLOUD=imagehop")
             proc.wait()
@@ -358,11 +369,17 @@ def _print_copy_report(report, dry_run: bool) -> None:  # type: ignore[no-untype
             f"{report.target_region}, tag it {report.coordinating_property}, verify. (--dry-run: stopped)"
         )
         return
-    table = Table("source image", "target image", "property", "digest", "bytes moved", "verified by", "time")
-    table.add_row(
-        report.source_image, report.target_image or "", report.coordinating_property, report.digest or "-",
-        f"{report.bytes_moved:,}", report.verified_by, f"{report.seconds:.1f} s",
-    )  # fmt: skip
+    table = Table("", "", show_header=False, box=None)
+    for label, value in (
+        ("source image", f"{report.source_image} ({report.source_region})"),
+        ("target image", f"{report.target_image} ({report.target_region})"),
+        ("property", report.coordinating_property),
+        ("content digest", report.digest or "-"),
+        ("bytes moved", f"{report.bytes_moved:,}"),
+        ("verified by", report.verified_by),
+        ("time", f"{report.seconds:.1f} s"),
+    ):
+        table.add_row(label, value)
     console.print(table)
     if report.already_done:
         console.print(

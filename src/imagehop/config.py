@@ -48,7 +48,7 @@ class TaskSettings:
 
     concurrency: int = 4  # tasks one region runs at once
     max_active_per_tenant: int = 10  # pending + processing tasks of one tenant; more: 413
-    retry_after: int = 5  # seconds, the Retry-After of a task GET while the task runs
+    retry_after: int = 1  # seconds, the Retry-After of a task GET while the task runs
     time_to_live: int = 48  # hours a finished task stays visible (expires_at)
     poll_interval: float = 0.5  # seconds between the worker's looks for pending tasks
     export_segment_size: int = 1 << 30  # bytes per segment of an exported VHD (at most 5 GiB)

@@ -43,8 +43,9 @@ class CopyProgress:
         if not self.enabled:
             return
         if phase in ("export", "import"):
-            message = info.get("message") or info.get("status", "")
-            line = f"{phase}: task {info.get('task') or info.get('id')} {info.get('status')} {message}".rstrip()
+            message = info.get("message") or ""
+            line = f"{phase}: task {info.get('task') or info.get('id')} {info.get('status')}"
+            line += f" - {message}" if message else ""
             if self.last_message.get(phase) != line:
                 self.last_message[phase] = line
                 self.progress.console.print(line)
