@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install system-deps demo test test-fast lint serve clean
+.PHONY: install system-deps demo test test-fast lint bench serve clean
 
 install: $(STAMP) system-deps
 
@@ -15,8 +15,8 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	@touch $(STAMP)
 
-# Debian tools the tests use as oracles and peers (qemu-img, rclone); installed when missing and root.
-SYSTEM_TOOLS := qemu-img:qemu-utils rclone:rclone /usr/bin/time:time
+# Debian tools the tests and the demo use (qemu-img, rclone, GNU time, mke2fs/debugfs); installed when missing and root.
+SYSTEM_TOOLS := qemu-img:qemu-utils rclone:rclone /usr/bin/time:time /usr/sbin/mke2fs:e2fsprogs
 system-deps:
 	@missing=""; for pair in $(SYSTEM_TOOLS); do \
 	  command -v $${pair%%:*} >/dev/null 2>&1 || missing="$$missing $${pair#*:}"; done; \
@@ -39,6 +39,10 @@ test-fast: install
 lint: install
 	$(BIN)/ruff check src tests bench
 	$(BIN)/ruff format --check src tests bench
+
+# Benchmarks against the anchors of PERFORMANCE.md; writes docs/benchmarks.md (several minutes).
+bench: install
+	$(BIN)/python -m bench
 
 serve: install
 	$(BIN)/imagehop serve
