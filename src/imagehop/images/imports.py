@@ -31,6 +31,7 @@ from imagehop.images import store
 from imagehop.images.data import ACCOUNT
 from imagehop.images.errors import BadRequest, Conflict, Forbidden, ImageError, TooLarge
 from imagehop.images.service import CONTENT_DIGEST, ImageService, check_can_write, now
+from imagehop.streams import BodyTooLarge, pump
 
 Record = dict[str, Any]
 METHODS = ("glance-direct", "web-download", "glance-download", "copy-image")
@@ -65,16 +66,10 @@ class Importer:
         writer = await run_in_threadpool(self.begin_stage, caller, image_id)
         ok = False
         try:
-            buffer = bytearray()
-            async for chunk in chunks:
-                buffer += chunk
-                if writer.size + len(buffer) > MAX_DOWNLOAD:
-                    raise TooLarge(f"Image exceeds the limit of {MAX_DOWNLOAD} bytes.")
-                if len(buffer) >= CHUNK:
-                    await run_in_threadpool(writer.write, bytes(buffer))
-                    buffer.clear()
-            if buffer:
-                await run_in_threadpool(writer.write, bytes(buffer))
+            try:
+                await pump(chunks, writer.write, limit=MAX_DOWNLOAD)
+            except BodyTooLarge:
+                raise TooLarge(f"Image exceeds the limit of {MAX_DOWNLOAD} bytes.") from None
             if size is not None and writer.size != size:
                 raise BadRequest(f"Image size mismatch: x-openstack-image-size said {size}, got {writer.size} bytes.")
             ok = True

@@ -33,13 +33,13 @@ from imagehop.images.schemas import (
     UUID_PATTERN,
     VISIBILITIES,
 )
+from imagehop.streams import BodyTooLarge, pump
 
 Record = dict[str, Any]
 
 MAX_TAGS = 128
 MAX_PROPERTIES = 128
 MAX_IMAGE_SIZE = 1 << 40  # 1 TiB, Glance's image_size_cap
-UPLOAD_BUFFER = 1 << 20
 HASH_ALGO = "sha512"
 CONTENT_DIGEST = "imagehop.content_digest"
 # Properties the service computes; clients may read but not write them. Other `imagehop.*` keys are
@@ -194,16 +194,10 @@ class ImageService:
             raise TooLarge(f"Image size {declared_size} exceeds the limit of {MAX_IMAGE_SIZE} bytes.")
         writer = await run_in_threadpool(self._begin_upload, caller, image_id)
         try:
-            buffer = bytearray()
-            async for chunk in chunks:
-                buffer += chunk
-                if writer.size + len(buffer) > MAX_IMAGE_SIZE:
-                    raise TooLarge(f"Image exceeds the limit of {MAX_IMAGE_SIZE} bytes.")
-                if len(buffer) >= UPLOAD_BUFFER:
-                    await run_in_threadpool(writer.write, bytes(buffer))
-                    buffer.clear()
-            if buffer:
-                await run_in_threadpool(writer.write, bytes(buffer))
+            try:
+                await pump(chunks, writer.write, limit=MAX_IMAGE_SIZE)
+            except BodyTooLarge:
+                raise TooLarge(f"Image exceeds the limit of {MAX_IMAGE_SIZE} bytes.") from None
             if declared_size is not None and writer.size != declared_size:
                 raise BadRequest(
                     f"Image size mismatch: x-openstack-image-size said {declared_size}, got {writer.size} bytes."

@@ -53,6 +53,7 @@ from imagehop.objects.store import (
     ObjectStore,
 )
 from imagehop.region import Region
+from imagehop.streams import BodyTooLarge, pump
 
 METHODS = ["GET", "HEAD", "PUT", "POST", "DELETE", "COPY", "OPTIONS"]
 CONTAINER_SYSMETA = (acl.READ_ACL, acl.WRITE_ACL)
@@ -440,25 +441,12 @@ def _body_length(req: SwiftRequest) -> int | None:
 
 async def _stream_into(req: SwiftRequest, write: Callable[[bytes], None]) -> int:
     """Feed the body to ``write`` in ~1 MiB pieces (in a worker thread); the byte count."""
-    received = 0
-    buffer = bytearray()
     try:
-        async for chunk in req.request.stream():
-            if not chunk:
-                continue
-            received += len(chunk)
-            if received > MAX_FILE_SIZE:
-                raise SwiftError(413, "Your request is too large.")
-            buffer += chunk
-            if len(buffer) >= CHUNK:
-                data = bytes(buffer)
-                buffer.clear()
-                await run_in_threadpool(write, data)
+        return await pump(req.request.stream(), write, limit=MAX_FILE_SIZE)
+    except BodyTooLarge:
+        raise SwiftError(413, "Your request is too large.") from None
     except ClientDisconnect:
         raise SwiftError(499, "") from None
-    if buffer:
-        await run_in_threadpool(write, bytes(buffer))
-    return received
 
 
 async def _read_body(req: SwiftRequest, limit: int) -> bytes:
