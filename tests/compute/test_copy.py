@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from imagehop.compute.service import copy_disk, stream_sparse
+from imagehop.compute.service import copy_disk
 
 MIB = 1 << 20
 
@@ -22,13 +22,6 @@ class FakeDisk:
         self.reads.append((offset, length))
         return b"\x07" * length
 
-    # The object-reader shape used by stream_sparse.
-    size = virtual_size
-
-    def iter_range(self, start: int, length: int, chunk: int):
-        self.reads.append((start, length))
-        yield b"\x07" * length
-
 
 class Recorder:
     def __init__(self) -> None:
@@ -47,11 +40,3 @@ def test_copy_disk_reads_only_extents_and_skips_holes() -> None:
     assert disk.reads == [(1 * MIB, 1 * MIB), (5 * MIB, 10)]
     assert writer.parts == [("hole", MIB), ("data", MIB), ("hole", 3 * MIB), ("data", 10), ("hole", 3 * MIB - 10)]
     assert sum(n for _, n in writer.parts) == disk.virtual_size
-
-
-def test_stream_sparse_yields_zeros_for_holes_without_reading() -> None:
-    reader = FakeDisk()
-    data = b"".join(stream_sparse(reader))
-    assert len(data) == 8 * MIB
-    assert reader.reads == [(1 * MIB, 1 * MIB), (5 * MIB, 10)]
-    assert data[:MIB] == bytes(MIB) and data[MIB : 2 * MIB] == b"\x07" * MIB

@@ -8,9 +8,8 @@ service's Python API changes, this module is the one to change.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 from imagehop import formats
@@ -52,14 +51,9 @@ class ImagesPort:
         """A new image record (``queued``); Glance's rules apply to ``body``."""
         return self.service.create(caller, body)
 
-    def upload(self, caller: Caller, image_id: str, chunks: Iterator[bytes], size: int) -> None:
-        """Write the image's bytes (queued → saving → active); blocking, for a worker thread."""
-
-        async def stream() -> AsyncIterator[bytes]:
-            for chunk in chunks:
-                yield chunk
-
-        asyncio.run(self.service.upload(caller, image_id, stream(), size))
+    def store_disk(self, caller: Caller, image_id: str, disk: formats.VirtualDisk) -> None:
+        """Write the image's bytes from a virtual disk (queued → saving → active); blocking."""
+        self.service.store_disk(caller, image_id, disk)
 
     def delete(self, caller: Caller, image_id: str) -> None:
         with contextlib.suppress(ImageError):

@@ -17,12 +17,12 @@ import logging
 import re
 import secrets
 import uuid
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from imagehop import formats
 from imagehop.compute import flavors, store
 from imagehop.compute.errors import BadRequest, Conflict, Forbidden, NotFound, OverLimit
 from imagehop.compute.images_port import ImagesPort
@@ -37,7 +37,6 @@ Record = dict[str, Any]
 DISK_ACCOUNT = ".imagehop_compute"
 DISK_CONTAINER = "disks"
 COPY_CHUNK = 1 << 20
-ZEROS = bytes(COPY_CHUNK)
 MAX_METADATA_ITEMS = 128
 WORKERS = 4
 SNAPSHOT_STATES = ("image_snapshot", "image_pending_upload", "image_uploading")
@@ -331,7 +330,7 @@ class ComputeService:
             with self.engine.begin() as conn:
                 store.update(conn, server_id, task_state="image_uploading", updated_at=now())
             with self.objects.open(DISK_ACCOUNT, DISK_CONTAINER, server_id) as reader:
-                self.images.upload(caller, image_id, stream_sparse(reader), reader.size)
+                self.images.store_disk(caller, image_id, formats.RawDisk(reader))
         except Exception:
             log.exception("imaging server %s into image %s failed", server_id, image_id)
             self.images.delete(caller, image_id)
@@ -397,23 +396,6 @@ def copy_disk(disk: Any, writer: Any) -> None:
             pos += n
     if disk.virtual_size > pos:
         writer.skip(disk.virtual_size - pos)
-
-
-def stream_sparse(reader: Any) -> Iterator[bytes]:
-    """All of an object's bytes, reading only its data extents; holes come as zeros never read."""
-    pos = 0
-    for offset, length in reader.extents():
-        yield from _zeros(offset - pos)
-        yield from reader.iter_range(offset, length, COPY_CHUNK)
-        pos = offset + length
-    yield from _zeros(reader.size - pos)
-
-
-def _zeros(n: int) -> Iterator[bytes]:
-    while n > 0:
-        take = min(n, COPY_CHUNK)
-        yield ZEROS if take == COPY_CHUNK else ZEROS[:take]
-        n -= take
 
 
 def owner_caller(server: Record) -> Caller:

@@ -18,6 +18,7 @@ from typing import Any
 from sqlalchemy.engine import Engine
 from starlette.concurrency import run_in_threadpool
 
+from imagehop import formats
 from imagehop.identity.caller import Caller
 from imagehop.images import filters, store
 from imagehop.images.data import DataWriter, ImageData
@@ -208,13 +209,32 @@ class ImageService:
             raise
         await run_in_threadpool(self._finish_upload, image_id, stored)
 
-    def _begin_upload(self, caller: Caller, image_id: str) -> DataWriter:
+    def store_disk(self, caller: Caller, image_id: str, disk: formats.VirtualDisk) -> None:
+        """Store a virtual disk as the image's bytes (queued → saving → active); blocking.
+
+        For images made inside the region (a server's snapshot): written native raw and sparse in
+        one pass, holes never read, with the same checksum, hashes and digest as an upload.
+        """
+        self._begin_saving(caller, image_id)
+        try:
+            stored = self.data.write_disk(image_id, disk)
+        except BaseException:
+            with self.engine.begin() as conn:
+                store.set_status(conn, image_id, ["saving"], "queued", now())
+            raise
+        self._finish_upload(image_id, stored)
+
+    def _begin_saving(self, caller: Caller, image_id: str) -> Record:
         with self.engine.begin() as conn:
             image = self._writable(conn, caller, image_id)
             if not image["disk_format"] or not image["container_format"]:
                 raise BadRequest("Properties disk_format, container_format must be set prior to saving data.")
             if not store.set_status(conn, image_id, ["queued"], "saving", now()):
                 raise Conflict(f"Image status transition from {image['status']} to saving is not allowed")
+        return image
+
+    def _begin_upload(self, caller: Caller, image_id: str) -> DataWriter:
+        image = self._begin_saving(caller, image_id)
         try:
             return self.data.writer(image_id, image["disk_format"])
         except BaseException:
