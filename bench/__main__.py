@@ -12,8 +12,10 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
+from bench.formats import bench_formats
 from bench.harness import BIN, Section, machine, median, start_cloud
-from bench.move import bench_move
+from bench.job import bench_job
+from bench.listing import bench_listing
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -54,12 +56,15 @@ def main() -> None:
     random_mib, zero_mib = (64, 64) if args.quick else (1024, 1024)
 
     work = Path(tempfile.mkdtemp(prefix="imagehop-bench-"))
-    sections = [bench_startup(work, 5 if not args.quick else 1)]
-    cloud = start_cloud(work / "cloud")
+    sections = [bench_startup(work, 5 if not args.quick else 1), bench_formats(work, random_mib, zero_mib, runs)]
     try:
-        sections.append(bench_move(cloud, work, random_mib, zero_mib, runs))
+        cloud = start_cloud(work / "cloud")
+        try:
+            sections.append(bench_job(cloud, work, random_mib, zero_mib, runs))
+        finally:
+            cloud.stop()
+        sections.append(bench_listing(work, (1000, 2000) if args.quick else (10_000, 100_000)))
     finally:
-        cloud.stop()
         shutil.rmtree(work, ignore_errors=True)
 
     header = [
@@ -70,7 +75,7 @@ def main() -> None:
         " side by side in the same run. Targets: PERFORMANCE.md.",
         "",
     ]
-    text = "\n".join(header) + "\n".join(s.render() for s in sections)
+    text = "\n".join(header) + "\n".join(section.render() for section in sections)
     if args.quick:
         print(text)
         return

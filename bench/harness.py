@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 BIN = Path(sys.executable).parent
+MiB = 1 << 20
 
 
 @dataclass
@@ -30,6 +31,15 @@ def measure(cmd: Sequence[str], env: dict[str, str] | None = None) -> Timing:
     if result.returncode != 0:
         raise RuntimeError(f"{' '.join(cmd)} failed ({result.returncode}):\n{result.stderr[-2000:]}")
     return Timing(seconds, int(result.stderr.strip().splitlines()[-1]) / 1024)
+
+
+def make_image(path: Path, random_mib: int, zero_mib: int) -> None:
+    """A disk image file: ``random_mib`` MiB of incompressible data, then a ``zero_mib`` MiB hole."""
+    with open(path, "wb") as handle:
+        block = os.urandom(MiB)
+        for i in range(random_mib):
+            handle.write(block[i % 7 :] + block[: i % 7])  # distinct blocks, cheap to make
+        handle.truncate((random_mib + zero_mib) * MiB)
 
 
 def median(values: Sequence[float]) -> float:
@@ -66,6 +76,12 @@ class Cloud:
             OS_PASSWORD=demo["password"], OS_PROJECT_ID=demo["tenant_id"], OS_USER_DOMAIN_NAME="Default",
             OS_PROJECT_DOMAIN_NAME="Default", OS_REGION_NAME=region,
         )  # fmt: skip
+        return env
+
+    def copy_env(self) -> dict[str, str]:
+        """Environment for `imagehop copy`: the written clouds.yaml, cloud `imagehop`."""
+        env = {k: v for k, v in os.environ.items() if not k.startswith("OS_")}
+        env.update(OS_CLIENT_CONFIG_FILE=str(self.clouds_yaml), OS_CLOUD="imagehop")
         return env
 
     def rclone_env(self, *regions: str) -> dict[str, str]:
