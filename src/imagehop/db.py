@@ -236,7 +236,7 @@ swift_objects = sa.Table(
 
 # --- region: compute -----------------------------------------------------------------------------
 # Servers of the small Compute API: a row per server; its disk is an object of the internal account
-# ``.imagehop_compute`` (see compute/service.py). Rows of deleted servers are removed once the disk is.
+# ``.imagehop-compute`` (see compute/service.py). Rows of deleted servers are removed once the disk is.
 
 servers = sa.Table(
     "servers",

@@ -1,7 +1,7 @@
 """The rules of the compute service, and the background jobs that boot, image and delete servers.
 
 A server is a row plus a disk. The disk is the object ``disks/<server id>`` of the internal
-account ``.imagehop_compute`` (no Swift request can name it), written sparse: booting copies the
+account ``.imagehop-compute`` (no Swift request can name it), written sparse: booting copies the
 image's virtual disk extent by extent, so zero regions are neither read nor written; ``createImage``
 streams the disk's data extents into a new image, and its holes as zeros that are never read.
 
@@ -34,7 +34,7 @@ log = logging.getLogger(__name__)
 
 Record = dict[str, Any]
 
-DISK_ACCOUNT = ".imagehop_compute"
+DISK_ACCOUNT = ".imagehop-compute"
 DISK_CONTAINER = "disks"
 COPY_CHUNK = 1 << 20
 MAX_METADATA_ITEMS = 128
