@@ -305,7 +305,7 @@ def _key_value(_ctx: click.Context, _param: click.Parameter, value: str | None) 
 
 
 @main.command()
-@click.argument("image")
+@click.argument("image", required=False)
 @click.option("--from", "from_region", required=True, help="Source region, e.g. ORD.")
 @click.option("--to", "to_region", required=True, help="Target region, e.g. IAD.")
 @click.option("--from-cloud", help="Source cloud in clouds.yaml [default: $OS_CLOUD].")
@@ -313,6 +313,21 @@ def _key_value(_ctx: click.Context, _param: click.Parameter, value: str | None) 
 @click.option(
     "--tag", callback=_key_value, help="Coordinating property KEY=VALUE [default: imagehop.source=REGION/ID]."
 )
+@click.option(
+    "--method",
+    type=click.Choice(["auto", "stream", "pull"]),
+    default="auto",
+    show_default=True,
+    help="stream: the bytes pass through this client; pull: the target fetches them itself (glance-download "
+    "between regions of one cloud, web-download of a TempURL between clouds); auto: pull where the target offers it.",
+)
+@click.option("--all-with", callback=_key_value, help="Copy every source image with this property KEY=VALUE.")
+@click.option(
+    "--from-file", type=click.Path(exists=True, dir_okay=False), help="Copy the images named in FILE, one a line."
+)
+@click.option("--concurrency", default=2, show_default=True, type=click.IntRange(1, 32), help="Copies at once (batch).")
+@click.option("--boot", "boot_name", help="After the copy, boot a server of this name from it in the target region.")
+@click.option("--flavor", help="Flavor (id or name) for --boot.")
 @click.option("--container", default="imagehop-exports", show_default=True, help="Container for the exported VHD.")
 @click.option("--parallel", default=4, show_default=True, type=click.IntRange(1, 64), help="Segments moved at once.")
 @click.option("--segment-size", default=128, show_default=True, type=click.IntRange(1, 5120), help="MiB per segment.")
@@ -328,26 +343,47 @@ def _key_value(_ctx: click.Context, _param: click.Parameter, value: str | None) 
 @click.option("--dry-run", is_flag=True, help="Show the plan and stop.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document instead of progress and a table.")
 def copy(
-    image: str, from_region: str, to_region: str, from_cloud: str | None, to_cloud: str | None,
-    tag: tuple[str, str] | None, container: str, parallel: int, segment_size: int, poll_interval: float,
-    keep_exported: bool, state: str | None, dry_run: bool, as_json: bool,
+    image: str | None, from_region: str, to_region: str, from_cloud: str | None, to_cloud: str | None,
+    tag: tuple[str, str] | None, method: str, all_with: tuple[str, str] | None, from_file: str | None,
+    concurrency: int, boot_name: str | None, flavor: str | None, container: str, parallel: int, segment_size: int,
+    poll_interval: float, keep_exported: bool, state: str | None, dry_run: bool, as_json: bool,
 ) -> None:  # fmt: skip
-    """Copy IMAGE (an id, a name, or KEY=VALUE) from one region or cloud to another."""
+    """Copy IMAGE (an id, a name, or KEY=VALUE) from one region or cloud to another.
+
+    Several images: --all-with KEY=VALUE or --from-file FILE (instead of IMAGE), --concurrency N at once.
+    """
     from imagehop.transfer.clouds import connect
     from imagehop.transfer.copy import CopyError, CopyOptions, Endpoint, copy_image
     from imagehop.transfer.journal import Journal
     from imagehop.transfer.progress import CopyProgress
 
+    if sum(x is not None for x in (image, all_with, from_file)) != 1:
+        raise click.UsageError("give exactly one of IMAGE, --all-with KEY=VALUE or --from-file FILE")
+    if bool(boot_name) != bool(flavor):
+        raise click.UsageError("--boot NAME and --flavor F go together")
+    batch = image is None
+    if batch and tag is not None:
+        raise click.UsageError("--tag names one image; a batch tags each copy imagehop.source=REGION/ID")
     try:
         source_cloud = connect(from_cloud)
         target_cloud = source_cloud if to_cloud in (None, from_cloud) else connect(to_cloud)
         source, target = Endpoint(source_cloud, from_region), Endpoint(target_cloud, to_region)
     except Exception as exc:  # keystoneauth and openstacksdk raise many kinds; all mean "cannot log in"
+        if as_json:
+            click.echo(json.dumps({"error": f"cannot reach the clouds: {exc}"}))
         raise click.ClickException(
             f"cannot reach the clouds: {exc}. Check clouds.yaml / OS_* and the regions."
         ) from None
-    options = CopyOptions(tag, container, parallel, segment_size << 20, keep_exported, dry_run, poll_interval)
+    options = CopyOptions(
+        tag, container, parallel, segment_size << 20, keep_exported, dry_run, poll_interval,
+        method=method, boot=boot_name, flavor=flavor,
+    )  # fmt: skip
     journal = Journal(state)
+    if batch:
+        refs = _batch_refs(source, all_with, from_file)
+        _copy_batch(refs, source, target, options, journal, concurrency, as_json, dry_run)
+        return
+    assert image is not None
     with CopyProgress(enabled=not as_json, console=console) as progress:
         try:
             report = copy_image(image, source, target, options, journal, progress.update)
@@ -362,12 +398,73 @@ def copy(
     _print_copy_report(report, dry_run)
 
 
+def _batch_refs(source, all_with: tuple[str, str] | None, from_file: str | None) -> list[str]:  # type: ignore[no-untyped-def]
+    """The images of a batch: ids of every source image with a property, or the lines of a file."""
+    from imagehop.transfer.glance import GlanceError
+
+    if all_with is not None:
+        try:
+            found = source.glance.find_images(**{all_with[0]: all_with[1]})
+        except GlanceError as exc:
+            raise click.ClickException(str(exc)) from None
+        if not found:
+            raise click.ClickException(f"no image with {all_with[0]}={all_with[1]} in {source.label}")
+        return [i["id"] for i in found]
+    lines = Path(str(from_file)).read_text().splitlines()
+    refs = [line.strip() for line in lines if line.strip() and not line.strip().startswith("#")]
+    if not refs:
+        raise click.ClickException(f"{from_file} names no image")
+    return list(dict.fromkeys(refs))
+
+
+def _copy_batch(  # type: ignore[no-untyped-def]
+    refs: list[str], source, target, options, journal, concurrency: int, as_json: bool, dry_run: bool
+) -> None:
+    """Copy several images, ``concurrency`` at once; one report each, non-zero exit if any failed."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from imagehop.transfer.copy import CopyError, copy_image
+    from imagehop.transfer.glance import GlanceError
+    from imagehop.transfer.progress import BatchProgress
+    from imagehop.transfer.swift import SwiftError
+
+    progress = BatchProgress(enabled=not as_json, console=console)
+
+    def one(ref: str):  # type: ignore[no-untyped-def]
+        try:
+            return ref, copy_image(ref, source, target, options, journal, progress.for_image(ref)), None
+        except (CopyError, GlanceError, SwiftError) as exc:
+            return ref, None, str(exc)
+
+    with ThreadPoolExecutor(max_workers=concurrency) as pool:
+        results = list(pool.map(one, refs))
+    failed = [(ref, error) for ref, _report, error in results if error is not None]
+    if as_json:
+        reports = [report.as_dict() if report else {"image": ref, "error": error} for ref, report, error in results]
+        document = {"images": reports, "copied": len(results) - len(failed), "failed": [ref for ref, _ in failed]}
+        click.echo(json.dumps(document, indent=2))
+    else:
+        for _ref, report, _error in results:
+            if report is not None:
+                _print_copy_report(report, dry_run)
+    if failed:
+        lines = "\n".join(f"  {ref}: {error}" for ref, error in failed)
+        raise click.ClickException(
+            f"{len(failed)} of {len(results)} copies failed:\n{lines}\n"
+            "Run the same command again: finished copies are skipped and the others resume where they stopped."
+        )
+    if not as_json:
+        console.print(f"{len(results)} images copied to {target.label}.")
+
+
 def _print_copy_report(report, dry_run: bool) -> None:  # type: ignore[no-untyped-def]
     if dry_run and not report.already_done:
-        console.print(
-            f"Plan: export {report.source_image} from {report.source_region}, move it, import it in "
-            f"{report.target_region}, tag it {report.coordinating_property}, verify. (--dry-run: stopped)"
-        )
+        src, dst = f"{report.source_image} from {report.source_region}", report.target_region
+        how = {
+            "pull-glance": f"have {dst} pull {src} with glance-download (no export, no bytes through here)",
+            "pull-web": f"export {src}, have {dst} pull it with web-download of a TempURL",
+        }.get(report.method, f"export {src}, move it, import it in {dst}")
+        console.print(f"Plan: {how}, tag it {report.coordinating_property}, verify. (--dry-run: stopped)")
         return
     table = Table("", "", show_header=False, box=None)
     for label, value in (
@@ -377,6 +474,8 @@ def _print_copy_report(report, dry_run: bool) -> None:  # type: ignore[no-untype
         ("content digest", report.digest or "-"),
         ("bytes moved", f"{report.bytes_moved:,}"),
         ("verified by", report.verified_by),
+        ("method", report.method or "-"),
+        ("server", report.server or "-"),
         ("time", f"{report.seconds:.1f} s"),
     ):
         table.add_row(label, value)

@@ -114,10 +114,10 @@ class Story:
         image = self.snapshot("ORD", server["id"], "db-slave-3-image")
         say(f"   image {image['id']} is {image['status']} (image_type={image.get('image_type')})")
 
-        say(f"[bold]7.[/] imagehop copy {image['id']} --from ORD --to IAD --tag {TAG_KEY}={TAG_VALUE}")
+        say(f"[bold]7.[/] imagehop copy {image['id']} --from ORD --to IAD --tag {TAG_KEY}={TAG_VALUE} --method stream")
         subprocess.run(
             [sys.executable, "-m", "imagehop", "copy", image["id"], "--from", "ORD", "--to", "IAD",
-             "--tag", f"{TAG_KEY}={TAG_VALUE}", "--state", str(work / "journal.db")],
+             "--tag", f"{TAG_KEY}={TAG_VALUE}", "--method", "stream", "--state", str(work / "journal.db")],
             check=True, env=self._env(),
         )  # fmt: skip
 

@@ -54,10 +54,10 @@ def test_copy_between_regions_keeps_properties_and_content(sqlite_cloud: Cloud, 
         sqlite_cloud, "ORD", "db-slave-3-image", disk(24, 1), os_distro="debian", **{"com.mycompany.role": "db"}
     )
     result = copy(sqlite_cloud.env(), source["id"], "--from", "ORD", "--to", "IAD", "--tag", TAG,
-                  state=tmp_path / "j.db")  # fmt: skip
+                  "--method", "stream", state=tmp_path / "j.db")  # fmt: skip
     assert result.returncode == 0, result.stderr + result.stdout
     report = json.loads(result.stdout)
-    assert report["verified_by"] == "content digest"
+    assert report["verified_by"] == "content digest" and report["method"] == "stream"
     assert report["steps"] == ["exported", "moved", "imported", "tagged", "verified", "cleaned"]
 
     found = images_with(sqlite_cloud, "IAD", TAG)
@@ -103,6 +103,8 @@ def test_copy_killed_mid_move_resumes_without_resending(sqlite_cloud: Cloud, tmp
         "1",
         "--parallel",
         "1",
+        "--method",
+        "stream",
         "--poll-interval",
         "1",
         "--state",
@@ -126,7 +128,7 @@ def test_copy_killed_mid_move_resumes_without_resending(sqlite_cloud: Cloud, tmp
     assert images_with(sqlite_cloud, "IAD", f"imagehop.source=ORD/{source['id']}") == []
 
     result = copy(sqlite_cloud.env(), source["id"], "--from", "ORD", "--to", "IAD", "--segment-size", "1",
-                  state=state)  # fmt: skip
+                  "--method", "stream", state=state)  # fmt: skip
     assert result.returncode == 0, result.stderr + result.stdout
     report = json.loads(result.stdout)
     assert report["move"]["sent"] <= report["move"]["segments"] - sent_before
@@ -149,6 +151,9 @@ def test_copy_between_two_clouds(tmp_path: Path) -> None:
         result = copy(env, "travelling", "--from", "ORD", "--to", "LON", "--to-cloud", "far", "--tag", TAG,
                       state=tmp_path / "j.db")  # fmt: skip
         assert result.returncode == 0, result.stderr + result.stdout
+        report = json.loads(result.stdout)
+        # auto: LON offers web-download but refuses loopback URLs (the default), so the bytes are streamed.
+        assert report["method"] == "stream" and any("web-download" in n for n in report["notes"])
         found = images_with(two, "LON", TAG, user="alt")
         assert len(found) == 1 and found[0]["owner"] == "10000002"
         assert found[0]["imagehop.content_digest"] == source["imagehop.content_digest"]
@@ -164,7 +169,8 @@ def test_a_failing_import_is_reported_and_leaves_no_image(tmp_path: Path) -> Non
     cloud.start()
     try:
         source = create_image(cloud, "ORD", "too-big", disk(8, 4))
-        result = copy(cloud.env(), source["id"], "--from", "ORD", "--to", "IAD", "--tag", TAG, state=tmp_path / "j.db")
+        result = copy(cloud.env(), source["id"], "--from", "ORD", "--to", "IAD", "--tag", TAG, "--method", "stream",
+                      state=tmp_path / "j.db")  # fmt: skip
         assert result.returncode == 1
         error = json.loads(result.stdout.splitlines()[0])["error"]
         assert "import task" in error and "413" in error

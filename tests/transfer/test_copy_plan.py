@@ -66,14 +66,16 @@ def test_exportable_checks(sqlite_cloud: Cloud, glance: GlanceClient) -> None:
 
 def test_copy_dry_run_shows_the_plan_and_changes_nothing(sqlite_cloud: Cloud, tmp_path) -> None:  # type: ignore[no-untyped-def]
     image = create_image(sqlite_cloud, "ORD", "dry", os.urandom(MiB))
-    result = subprocess.run(
-        [sys.executable, "-m", "imagehop", "copy", image["id"], "--from", "ORD", "--to", "IAD", "--dry-run",
-         "--state", str(tmp_path / "j.db")],
-        env=sqlite_cloud.env(), capture_output=True, text=True, timeout=120,
-    )  # fmt: skip
-    assert result.returncode == 0, result.stderr
-    assert f"export {image['id']} from imagehop/ORD" in result.stdout
-    assert "--dry-run: stopped" in result.stdout
+    for method, plan in (("stream", f"export {image['id']} from imagehop/ORD, move it"),
+                         ("auto", f"pull {image['id']} from imagehop/ORD with glance-download")):  # fmt: skip
+        result = subprocess.run(
+            [sys.executable, "-m", "imagehop", "copy", image["id"], "--from", "ORD", "--to", "IAD", "--dry-run",
+             "--method", method, "--state", str(tmp_path / "j.db")],
+            env={**sqlite_cloud.env(), "COLUMNS": "300"}, capture_output=True, text=True, timeout=120,
+        )  # fmt: skip
+        assert result.returncode == 0, result.stderr
+        assert plan in result.stdout.replace("\n", " ")
+        assert "--dry-run: stopped" in result.stdout
     after = httpx.get(
         f"{sqlite_cloud.regions['ORD']}/image/v2/images/{image['id']}",
         headers={"X-Auth-Token": sqlite_cloud.token()},

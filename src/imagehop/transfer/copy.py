@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from imagehop.transfer.clouds import CloudSession
+from imagehop.transfer.compute import BootError, ComputeClient
 from imagehop.transfer.glance import GlanceClient, GlanceError, user_properties
 from imagehop.transfer.journal import Journal
 from imagehop.transfer.mover import DEFAULT_SEGMENT_SIZE, MoveError, MoveResult, move_object
@@ -25,6 +26,8 @@ CONTENT_DIGEST = "imagehop.content_digest"
 SOURCE_PROPERTY = "imagehop.source"
 UUID_RE = re.compile(r"^[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{12}$")
 EXPORT_BLOCKING = ("com.rackspace__1__options",)
+METHODS = ("auto", "stream", "pull")
+TEMPURL_SECONDS = 6 * 3600  # long enough for the target to fetch a large image, short enough to matter
 
 
 class CopyError(Exception):
@@ -60,6 +63,9 @@ class CopyOptions:
     keep_exported: bool = False
     dry_run: bool = False
     poll_interval: float = 30.0
+    method: str = "auto"  # auto, stream or pull
+    boot: str | None = None  # a server name to boot from the copy
+    flavor: str | None = None
 
 
 @dataclass
@@ -78,6 +84,9 @@ class CopyReport:
     already_done: bool = False
     steps: list[str] = field(default_factory=list)
     move: dict[str, Any] | None = None
+    method: str = ""  # stream, pull-glance or pull-web
+    server: str | None = None
+    notes: list[str] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -123,6 +132,34 @@ def check_exportable(image: dict[str, Any], project_id: str) -> None:
         )
 
 
+def choose_method(source: Endpoint, target: Endpoint, wanted: str) -> str:
+    """``stream``, ``pull-glance`` (glance-download, one deployment) or ``pull-web`` (web-download of a TempURL).
+
+    ``auto`` pulls when the target advertises the import method needed in ``GET /v2/info/import``.
+    """
+    if wanted == "stream":
+        return "stream"
+    same = same_deployment(source, target)
+    needed = "glance-download" if same else "web-download"
+    try:
+        available = target.glance.import_methods()
+    except GlanceError:
+        available = []
+    if needed in available:
+        return "pull-glance" if same else "pull-web"
+    if wanted == "pull":
+        raise CopyError(
+            f"{target.label} does not offer the {needed} import method (it offers: {', '.join(available) or 'none'}); "
+            "use --method stream"
+        )
+    return "stream"
+
+
+def same_deployment(source: Endpoint, target: Endpoint) -> bool:
+    """One cloud (one identity): its regions can pull from each other with the caller's token."""
+    return source.cloud is target.cloud or source.cloud.name == target.cloud.name
+
+
 def copy_image(
     ref: str,
     source: Endpoint,
@@ -147,30 +184,100 @@ def copy_image(
     )
     state = journal.open_job(job)
 
-    def step(name: str, **info: Any) -> None:
+    def step(name: str, /, **info: Any) -> None:
         state[name] = info or True
         journal.save_state(job, state)
         report.steps.append(name)
 
+    def note(message: str) -> None:
+        report.notes.append(message)
+        say("note", {"message": message})
+
     existing = _already_copied(target.glance, key, value, image)
     if existing is not None:
         report.target_image, report.already_done = existing["id"], True
+        report.method = state.get("method", "")
         report.verified_by = "content digest" if image.get(CONTENT_DIGEST) else "size"
+        if options.boot and not options.dry_run:
+            _boot(target, existing["id"], options, state, step, report, say)
         report.seconds = time.monotonic() - started
         say("done", {"image": existing["id"], "already": True})
         return report
+
+    # A re-run keeps the method its first run chose, so it continues the same steps, unless told otherwise.
+    journaled = str(state.get("method") or "")
+    if journaled and (options.method == "auto" or journaled.startswith(options.method)):
+        method = journaled
+    else:
+        method = choose_method(source, target, options.method)
+    report.method = method
     if options.dry_run:
         report.seconds = time.monotonic() - started
         return report
+    if state.get("method") != method:
+        state["method"] = method
+        journal.save_state(job, state)
 
     # 1. the coordinating property on the source image
     if image.get(key) != value:
         image = source.glance.patch(image["id"], {key: value}, image)
     props = user_properties(image)
     obj = f"{image['id']}.vhd"
+    location = ""
 
-    # 2. export
+    # 2. export (a glance-download pull reads the image itself: nothing to export)
+    if method != "pull-glance":
+        location = _export(source, image, options, state, step, say)
+        obj = location.split("/", 1)[1]
+
+    if method.startswith("pull"):
+        try:
+            new_id = _pull(source, target, image, method, location, options, state, step, say, note)
+        except PullRefused as exc:
+            if options.method != "auto" or method != "pull-web":
+                raise CopyError(str(exc)) from None
+            note(f"{target.label} refused web-download ({exc}); streaming the bytes instead")
+            method = state["method"] = report.method = "stream"
+            journal.save_state(job, state)
+    if method == "stream":
+        new_id = _stream(source, target, image, location, options, journal, state, step, say, report)
+    report.target_image = new_id
+
+    # 5. every user property, the coordinating one included
+    new_image = target.glance.get_image(new_id)
+    if new_image is None:
+        raise CopyError(f"the imported image {new_id} vanished from {target.label}; run the copy again")
+    new_image = target.glance.patch(new_id, {**props, key: value}, new_image)
+    step("tagged", properties=len(props))
+
+    # 6. verify
+    report.verified_by = verify(image, new_image)
+    step("verified", by=report.verified_by)
+
+    # 7. clean up what was exported (in the source; in the target too when it was moved there)
+    if method != "pull-glance" and not options.keep_exported:
+        for side in (source, target) if method == "stream" else (source,):
+            try:
+                side.swift.delete_object(options.container, obj, large=True)
+            except SwiftError as exc:
+                say("warning", {"message": f"could not delete {options.container}/{obj} in {side.label}: {exc}"})
+        step("cleaned")
+    journal.finish_job(job)
+
+    # 8. optionally, boot a server from the copy
+    if options.boot:
+        _boot(target, new_id, options, state, step, report, say)
+    report.seconds = time.monotonic() - started
+    say("done", {"image": new_id})
+    return report
+
+
+def _export(
+    source: Endpoint, image: dict[str, Any], options: CopyOptions, state: dict, step: Callable, say: Progress
+) -> str:
+    """Export the image as ``{uuid}.vhd`` into the container; returns ``container/object``."""
     if "exported" not in state:
+        obj = f"{image['id']}.vhd"
         source.swift.ensure_container(options.container)
         if source.swift.head_object(options.container, obj) is not None:
             # A leftover of a run the journal does not know: Rackspace refuses to overwrite it.
@@ -183,10 +290,15 @@ def copy_image(
         if task["status"] != "success":
             raise CopyError(f"the export task {task['id']} in {source.label} failed: {task.get('message')}")
         step("exported", task=task["id"], location=task["result"]["export_location"])
-    location = state["exported"]["location"]
-    container, obj = location.split("/", 1)
+    return str(state["exported"]["location"])
 
-    # 3. move
+
+def _stream(
+    source: Endpoint, target: Endpoint, image: dict[str, Any], location: str, options: CopyOptions,
+    journal: Journal, state: dict, step: Callable, say: Progress, report: CopyReport,
+) -> str:  # fmt: skip
+    """Move the exported object through the client, then import it with a task; returns the new image id."""
+    container, obj = location.split("/", 1)
     if "moved" not in state:
         say("move", {"object": location})
         try:
@@ -202,7 +314,7 @@ def copy_image(
     report.move = state["moved"] if isinstance(state["moved"], dict) else None
     report.bytes_moved = report.move["bytes"] if report.move else 0
 
-    # 4. import (only the name travels in the task: Rackspace refuses any other property there)
+    # import (only the name travels in the task: Rackspace refuses any other property there)
     if "imported" not in state:
         task = target.glance.create_task(
             "import",
@@ -217,32 +329,114 @@ def copy_image(
         if task["status"] != "success":
             raise CopyError(f"the import task {task['id']} in {target.label} failed: {task.get('message')}")
         step("imported", task=task["id"], image=task["result"]["image_id"])
-    new_id = state["imported"]["image"]
-    report.target_image = new_id
+    return str(state["imported"]["image"])
 
-    # 5. every user property, the coordinating one included
-    new_image = target.glance.get_image(new_id)
-    if new_image is None:
-        raise CopyError(f"the imported image {new_id} vanished from {target.label}; run the copy again")
-    new_image = target.glance.patch(new_id, {**props, key: value}, new_image)
-    step("tagged", properties=len(props))
 
-    # 6. verify
-    report.verified_by = verify(image, new_image)
-    step("verified", by=report.verified_by)
+class PullRefused(Exception):
+    """The target refused to start the import (bad request): nothing was left behind."""
 
-    # 7. clean up what was exported, in both regions
-    if not options.keep_exported:
-        for side in (source, target):
-            try:
-                side.swift.delete_object(options.container, obj, large=True)
-            except SwiftError as exc:
-                say("warning", {"message": f"could not delete {options.container}/{obj} in {side.label}: {exc}"})
-        step("cleaned")
-    journal.finish_job(job)
-    report.seconds = time.monotonic() - started
-    say("done", {"image": new_id})
-    return report
+
+def _pull(
+    source: Endpoint, target: Endpoint, image: dict[str, Any], method: str, location: str, options: CopyOptions,
+    state: dict, step: Callable, say: Progress, note: Callable[[str], None],
+) -> str:  # fmt: skip
+    """Ask the target region to fetch the bytes itself; returns the new, active image's id.
+
+    ``pull-glance``: ``glance-download`` of the source image (same deployment, the caller's token).
+    ``pull-web``: ``web-download`` of a TempURL of the exported VHD; the target image is created
+    with ``disk_format`` ``vhd``, so the server measures the VHD's virtual disk and its content
+    digest is comparable with the source's.
+    """
+    if "pulled" in state:
+        return str(state["pulled"]["image"])
+    glance = target.glance
+    current = None
+    if "created" in state:
+        current = glance.get_image(state["created"]["image"])
+        if current is None or current.get("status") not in ("queued", "importing", "saving", "active"):
+            if current is not None:
+                glance.delete_image(current["id"])
+            current = None
+            del state["created"]
+    if current is None:
+        if method == "pull-glance":
+            formats = {"disk_format": image.get("disk_format"), "container_format": image.get("container_format")}
+        else:
+            formats = {"disk_format": "vhd", "container_format": "bare"}
+        current = glance.create_image({"name": image.get("name") or image["id"], **formats})
+        step("created", image=current["id"])
+    new_id = current["id"]
+    if current["status"] == "queued":
+        if method == "pull-glance":
+            request = {
+                "name": "glance-download", "glance_image_id": image["id"], "glance_region": source.region,
+                "glance_service_interface": "public",
+            }  # fmt: skip
+        else:
+            container, obj = location.split("/", 1)
+            if source.swift.ensure_tempurl_key():
+                note(f"set a TempURL key (X-Account-Meta-Temp-URL-Key) on the {source.label} account: it had none")
+            request = {"name": "web-download", "uri": source.swift.temp_url(container, obj, TEMPURL_SECONDS)}
+        try:
+            glance.start_import(new_id, request)
+        except GlanceError as exc:
+            glance.delete_image(new_id)
+            del state["created"]
+            if exc.status == 400:
+                raise PullRefused(str(exc)) from None
+            raise CopyError(f"the {request['name']} import in {target.label} could not start: {exc}") from None
+        say("pull", {"id": new_id, "status": "started", "message": request["name"]})
+    try:
+        _wait_active(glance, new_id, say)
+    except CopyError:
+        glance.delete_image(new_id)  # nothing half-made left visible in the target
+        del state["created"]
+        raise
+    step("pulled", image=new_id)
+    return str(new_id)
+
+
+def _wait_active(
+    glance: GlanceClient, image_id: str, say: Progress, sleep: Callable[[float], None] = time.sleep
+) -> None:
+    """Poll the image until it is active; fail with its import task's message."""
+    while True:
+        current = glance.get_image(image_id)
+        if current is None:
+            raise CopyError(f"the image {image_id} was deleted in {glance.region} during the import")
+        if current.get("status") == "active":
+            return
+        poll = glance.import_task(image_id)
+        if poll is not None:
+            say("pull", poll.task)
+            if poll.task.get("status") == "failure":
+                raise CopyError(
+                    f"the import of {image_id} in {glance.region} failed: {poll.task.get('message') or 'no message'}"
+                )
+        if current.get("status") in ("killed", "deleted", "deactivated"):
+            raise CopyError(f"the image {image_id} in {glance.region} became {current['status']} during the import")
+        sleep(glance.next_delay(poll.retry_after if poll else None))
+
+
+def _boot(
+    target: Endpoint, image_id: str, options: CopyOptions, state: dict, step: Callable, report: CopyReport,
+    say: Progress,
+) -> None:  # fmt: skip
+    """Boot ``options.boot`` from the copy once (a re-run reports the same server)."""
+    booted = state.get("booted")
+    if isinstance(booted, dict) and booted.get("name") == options.boot and booted.get("image") == image_id:
+        report.server = booted["server"]
+        return
+    compute = ComputeClient(target.cloud, target.region)
+    say("boot", {"name": options.boot})
+    try:
+        server = compute.boot(str(options.boot), image_id, options.flavor or "", on_update=lambda s: say("boot", s))
+    except BootError as exc:
+        raise CopyError(
+            f"the copy {image_id} in {target.label} is done, but booting {options.boot!r} failed: {exc}"
+        ) from None
+    report.server = server["id"]
+    step("booted", name=options.boot, image=image_id, server=server["id"])
 
 
 def _already_copied(glance: GlanceClient, key: str, value: str, image: dict[str, Any]) -> dict[str, Any] | None:

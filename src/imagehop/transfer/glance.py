@@ -109,6 +109,43 @@ class GlanceClient:
             return current
         return self._call("PATCH", f"/images/{image_id}", json=ops, headers={"Content-Type": PATCH_MEDIA_TYPE}).json()
 
+    def create_image(self, body: dict[str, Any]) -> dict[str, Any]:
+        return self._call("POST", "/images", ok=(201,), json=body).json()
+
+    def delete_image(self, image_id: str) -> None:
+        self._call("DELETE", f"/images/{image_id}", ok=(204, 404))
+
+    # --- interoperable import ------------------------------------------------------------------
+
+    def import_methods(self) -> list[str]:
+        """What ``GET /v2/info/import`` advertises; ``[]`` where the cloud has no interoperable import."""
+        response = self._call("GET", "/info/import", ok=(200, 403, 404))
+        if response.status_code != 200:
+            return []
+        value = response.json().get("import-methods", {}).get("value", [])
+        return [str(m) for m in value] if isinstance(value, list) else []
+
+    def start_import(self, image_id: str, method: dict[str, Any]) -> None:
+        self._call("POST", f"/images/{image_id}/import", ok=(202,), json={"method": method})
+
+    def import_task(self, image_id: str) -> TaskPoll | None:
+        """The image's newest ``api_image_import`` task, with the server's ``Retry-After``."""
+        response = self._call("GET", f"/images/{image_id}/tasks", ok=(200, 404))
+        if response.status_code != 200:
+            return None
+        tasks = [t for t in response.json().get("tasks", []) if t.get("type") == "api_image_import"]
+        if not tasks:
+            return None
+        retry_after = response.headers.get("Retry-After")
+        newest = max(tasks, key=lambda t: t.get("created_at") or "")
+        return TaskPoll(newest, float(retry_after) if retry_after and retry_after.isdigit() else None)
+
+    def next_delay(self, retry_after: float | None) -> float:
+        """``Retry-After`` when the server sent one, else the poll interval with jitter."""
+        if retry_after is not None:
+            return retry_after
+        return self.poll_interval * random.uniform(1.0, 1.2)  # never more often than asked
+
     # --- tasks ---------------------------------------------------------------------------------
 
     def create_task(self, task_type: str, task_input: dict[str, Any]) -> dict[str, Any]:
@@ -132,11 +169,7 @@ class GlanceClient:
                 on_update(poll.task)
             if poll.task.get("status") in FINAL_TASK_STATES:
                 return poll.task
-            if poll.retry_after is not None:
-                delay = poll.retry_after
-            else:
-                delay = self.poll_interval * random.uniform(1.0, 1.2)  # never more often than asked
-            sleep(delay)
+            sleep(self.next_delay(poll.retry_after))
 
 
 def _error_text(response: Any) -> str:

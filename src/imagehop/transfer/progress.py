@@ -42,7 +42,7 @@ class CopyProgress:
     def update(self, phase: str, info: dict[str, Any]) -> None:
         if not self.enabled:
             return
-        if phase in ("export", "import"):
+        if phase in ("export", "import", "pull"):
             message = info.get("message") or ""
             line = f"{phase}: task {info.get('task') or info.get('id')} {info.get('status')}"
             line += f" - {message}" if message else ""
@@ -53,7 +53,43 @@ class CopyProgress:
             self.move_task = self.progress.add_task(f"move {info['object']}", total=None)
         elif phase == "bytes" and self.move_task is not None:
             self.progress.advance(self.move_task, info["n"])
+        elif phase == "boot":
+            line = f"boot: server {info.get('id') or info.get('name')} {info.get('status') or 'requested'}"
+            if self.last_message.get(phase) != line:
+                self.last_message[phase] = line
+                self.progress.console.print(line)
+        elif phase == "note":
+            self.progress.console.print(f"note: {info['message']}")
         elif phase == "warning":
             self.progress.console.print(f"[yellow]warning:[/] {info['message']}")
         elif phase == "done" and self.move_task is not None:
             self.progress.update(self.move_task, total=self.progress.tasks[self.move_task].completed)
+
+
+class BatchProgress:
+    """Progress of several copies at once: one line per phase change, prefixed by the image."""
+
+    def __init__(self, enabled: bool, console: Console) -> None:
+        self.enabled = enabled
+        self.console = console
+        self.last: dict[tuple[str, str], str] = {}
+
+    def for_image(self, ref: str):  # type: ignore[no-untyped-def]
+        def update(phase: str, info: dict[str, Any]) -> None:
+            if not self.enabled or phase == "bytes":
+                return
+            if phase in ("export", "import", "pull", "boot"):
+                line = f"{phase}: {info.get('status') or ''} {info.get('message') or ''}".rstrip()
+            elif phase == "move":
+                line = f"move: {info['object']}"
+            elif phase in ("note", "warning"):
+                line = f"{phase}: {info['message']}"
+            elif phase == "done":
+                line = "done" + (" (already copied)" if info.get("already") else "") + f": {info['image']}"
+            else:
+                return
+            if self.last.get((ref, phase)) != line:
+                self.last[(ref, phase)] = line
+                self.console.print(f"[{ref}] {line}", markup=False)
+
+        return update
