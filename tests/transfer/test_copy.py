@@ -11,6 +11,7 @@ import sqlite3
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -137,8 +138,12 @@ def test_copy_killed_mid_move_resumes_without_resending(sqlite_cloud: Cloud, tmp
     assert [t["imagehop.content_digest"] for t in target] == [source["imagehop.content_digest"]]
 
 
-def test_copy_between_two_clouds(tmp_path: Path) -> None:
+@contextlib.contextmanager
+def two_clouds(tmp_path: Path, **target_env: str) -> Iterator[tuple[Cloud, Cloud, dict[str, str]]]:
+    """Two separate deployments (ORD; LON) and a client environment whose clouds.yaml names both:
+    ``imagehop`` (demo in the first) and ``far`` (alt in the second, other credentials)."""
     one, two = make_cloud(tmp_path / "one", regions=("ORD",)), make_cloud(tmp_path / "two", regions=("LON",))
+    two.extra_env.update(target_env)
     one.start()
     two.start()
     try:
@@ -146,7 +151,14 @@ def test_copy_between_two_clouds(tmp_path: Path) -> None:
         clouds["far"] = yaml.safe_load(two.clouds_yaml.read_text())["clouds"]["imagehop-alt"]
         config = tmp_path / "clouds.yaml"
         config.write_text(yaml.safe_dump({"clouds": clouds}))
-        env = {**one.env(), "OS_CLIENT_CONFIG_FILE": str(config)}
+        yield one, two, {**one.env(), "OS_CLIENT_CONFIG_FILE": str(config)}
+    finally:
+        one.stop()
+        two.stop()
+
+
+def test_copy_between_two_clouds(tmp_path: Path) -> None:
+    with two_clouds(tmp_path) as (one, two, env):
         source = create_image(one, "ORD", "travelling", disk(8, 3), os_type="linux")
         result = copy(env, "travelling", "--from", "ORD", "--to", "LON", "--to-cloud", "far", "--tag", TAG,
                       state=tmp_path / "j.db")  # fmt: skip
@@ -158,9 +170,6 @@ def test_copy_between_two_clouds(tmp_path: Path) -> None:
         assert len(found) == 1 and found[0]["owner"] == "10000002"
         assert found[0]["imagehop.content_digest"] == source["imagehop.content_digest"]
         assert found[0]["os_type"] == "linux"
-    finally:
-        one.stop()
-        two.stop()
 
 
 def test_a_failing_import_is_reported_and_leaves_no_image(tmp_path: Path) -> None:

@@ -8,8 +8,8 @@ from pathlib import Path
 import httpx
 import yaml
 
-from tests.conftest import Cloud, make_cloud
-from tests.transfer.test_copy import TAG, copy, disk, images_with
+from tests.conftest import Cloud
+from tests.transfer.test_copy import TAG, copy, disk, images_with, two_clouds
 from tests.transfer.test_copy_plan import create_image
 
 
@@ -111,16 +111,8 @@ def test_wrong_password_is_a_clear_error_and_creates_nothing(sqlite_cloud: Cloud
 
 
 def test_pull_between_clouds_with_web_download_of_a_tempurl(tmp_path: Path) -> None:
-    one, two = make_cloud(tmp_path / "one", regions=("ORD",)), make_cloud(tmp_path / "two", regions=("LON",))
-    two.extra_env["IMAGEHOP_WEB_DOWNLOAD_ALLOW_PRIVATE"] = "1"  # the TempURL is on 127.0.0.1
-    one.start()
-    two.start()
-    try:
-        clouds = yaml.safe_load(one.clouds_yaml.read_text())["clouds"]
-        clouds["far"] = yaml.safe_load(two.clouds_yaml.read_text())["clouds"]["imagehop-alt"]
-        config = tmp_path / "clouds.yaml"
-        config.write_text(yaml.safe_dump({"clouds": clouds}))
-        env = {**one.env(), "OS_CLIENT_CONFIG_FILE": str(config)}
+    # the TempURL is on 127.0.0.1: the target must allow private addresses
+    with two_clouds(tmp_path, IMAGEHOP_WEB_DOWNLOAD_ALLOW_PRIVATE="1") as (one, two, env):
         source = create_image(one, "ORD", "fetched", disk(6, 50), os_type="linux")
         result = copy(env, "fetched", "--from", "ORD", "--to", "LON", "--to-cloud", "far", "--tag", TAG,
                       state=tmp_path / "j.db")  # fmt: skip
@@ -133,6 +125,3 @@ def test_pull_between_clouds_with_web_download_of_a_tempurl(tmp_path: Path) -> N
         assert found["imagehop.content_digest"] == source["imagehop.content_digest"]
         assert found["os_type"] == "linux" and found["name"] == "fetched"
         assert exported_objects(one, "ORD") == [] and exported_objects(two, "LON", user="alt") == []
-    finally:
-        one.stop()
-        two.stop()
