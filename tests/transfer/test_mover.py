@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import random
+import socket
+import threading
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 
@@ -120,3 +124,98 @@ def test_missing_source_is_a_clear_error(regions, tmp_path: Path) -> None:  # ty
 
 def _jobs(journal: Journal) -> list[str]:
     return [row[0] for row in journal._run("SELECT key FROM jobs")]
+
+
+class CorruptingProxy:
+    """A TCP proxy in front of a region that flips one byte in every ``period`` bytes a client sends
+    (deep inside request bodies, as a bad link would), ``budget`` times in all: what the target must
+    catch."""
+
+    def __init__(self, target: tuple[str, int], budget: int, period: int = 1 << 20) -> None:
+        self.target, self.budget, self.period = target, budget, period
+        self.flipped = 0
+        self.lock = threading.Lock()
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self.listener.getsockname()[1]
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client, _ = self.listener.accept()
+            except OSError:
+                return
+            upstream = socket.create_connection(self.target)
+            threading.Thread(target=self._pump, args=(client, upstream, True), daemon=True).start()
+            threading.Thread(target=self._pump, args=(upstream, client, False), daemon=True).start()
+
+    def _pump(self, src: socket.socket, dst: socket.socket, outbound: bool) -> None:
+        seen = 0
+        try:
+            while data := src.recv(65536):
+                mark = (seen // self.period + 1) * self.period  # the next flip point of this stream
+                if outbound and seen + len(data) > mark:
+                    with self.lock:
+                        if self.flipped < self.budget:
+                            self.flipped += 1
+                            at = mark - seen
+                            data = data[:at] + bytes([data[at] ^ 0xFF]) + data[at + 1 :]
+                seen += len(data)
+                dst.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for s in (src, dst):
+                with contextlib.suppress(OSError):
+                    s.shutdown(socket.SHUT_RDWR)
+
+    def close(self) -> None:
+        self.listener.close()
+
+
+def through(proxy: CorruptingProxy, client: SwiftClient) -> SwiftClient:
+    """The same account, reached through the proxy."""
+    parts = urlsplit(client.storage_url)
+    client.storage_url = f"http://127.0.0.1:{proxy.port}{parts.path}"
+    return client
+
+
+def test_a_segment_corrupted_on_the_way_is_caught_and_sent_again(sqlite_cloud: Cloud, tmp_path: Path) -> None:
+    cloud = connect("imagehop", str(sqlite_cloud.clouds_yaml))
+    ord_, iad = SwiftClient(cloud, "ORD"), SwiftClient(cloud, "IAD")
+    target = urlsplit(iad.storage_url)
+    proxy = CorruptingProxy((target.hostname, target.port), budget=1)
+    try:
+        data = disk_bytes(8 * MiB, seed=4)
+        ord_.ensure_container("exports")
+        ord_.put_object("exports", "flaky.vhd", data, length=len(data))
+        journal = Journal(tmp_path / "j.db")
+        result = move_object(ord_, "exports", "flaky.vhd", through(proxy, iad), "imports", "flaky.vhd",
+                             journal=journal, parallel=1, segment_size=2 * MiB)  # fmt: skip
+        assert proxy.flipped == 1
+        assert result.segments == result.segments_sent == 4
+        assert download(SwiftClient(cloud, "IAD"), "imports", "flaky.vhd") == data
+    finally:
+        proxy.close()
+
+
+def test_a_segment_that_never_arrives_intact_fails_with_the_422(sqlite_cloud: Cloud, tmp_path: Path) -> None:
+    cloud = connect("imagehop", str(sqlite_cloud.clouds_yaml))
+    ord_, iad = SwiftClient(cloud, "ORD"), SwiftClient(cloud, "IAD")
+    data = disk_bytes(4 * MiB, seed=5)
+    ord_.ensure_container("exports_segments")
+    pieces = []
+    for i, offset in enumerate(range(0, len(data), 2 * MiB)):
+        chunk = data[offset : offset + 2 * MiB]
+        etag = ord_.put_object("exports_segments", f"bad.vhd/{i:08d}", chunk, length=len(chunk))
+        pieces.append(Segment("exports_segments", f"bad.vhd/{i:08d}", len(chunk), etag))
+    ord_.put_slo_manifest("exports", "bad.vhd", pieces, {})
+    target = urlsplit(iad.storage_url)
+    proxy = CorruptingProxy((target.hostname, target.port), budget=1000)
+    try:
+        with pytest.raises(MoveError, match=r"failed after 3 attempt\(s\): the bytes did not match the ETag \(422\)"):
+            move_object(ord_, "exports", "bad.vhd", through(proxy, iad), "imports", "bad.vhd",
+                        journal=Journal(tmp_path / "j.db"), parallel=1)  # fmt: skip
+    finally:
+        proxy.close()
+    assert SwiftClient(cloud, "IAD").head_object("imports", "bad.vhd") is None  # nothing half-made is visible
