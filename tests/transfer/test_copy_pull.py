@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import httpx
@@ -125,3 +131,31 @@ def test_pull_between_clouds_with_web_download_of_a_tempurl(tmp_path: Path) -> N
         assert found["imagehop.content_digest"] == source["imagehop.content_digest"]
         assert found["os_type"] == "linux" and found["name"] == "fetched"
         assert exported_objects(one, "ORD") == [] and exported_objects(two, "LON", user="alt") == []
+
+
+def test_a_pull_killed_after_it_started_is_finished_by_the_next_run(sqlite_cloud: Cloud, tmp_path: Path) -> None:
+    tag = "com.mycompany.image-of=pull-resumed"
+    source = create_image(sqlite_cloud, "ORD", "pull-resumed", disk(96, 13))
+    state = tmp_path / "j.db"
+    args = [sys.executable, "-m", "imagehop", "copy", source["id"], "--from", "ORD", "--to", "IAD", "--tag", tag,
+            "--method", "pull", "--poll-interval", "1", "--state", str(state), "--json"]  # fmt: skip
+    proc = subprocess.Popen(args, env=sqlite_cloud.env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    created = False
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and proc.poll() is None and not created:
+        if state.exists():
+            with contextlib.suppress(sqlite3.OperationalError), sqlite3.connect(state) as db:
+                created = any('"created"' in row[0] for row in db.execute("SELECT state FROM jobs"))
+        time.sleep(0.005)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert created, "the pull did not start in time"
+
+    result = copy(sqlite_cloud.env(), source["id"], "--from", "ORD", "--to", "IAD", "--tag", tag,
+                  "--method", "pull", state=state)  # fmt: skip
+    assert result.returncode == 0, result.stderr + result.stdout
+    report = json.loads(result.stdout)
+    assert "created" not in report["steps"]  # the image the killed run created is the one finished
+    [target] = images_with(sqlite_cloud, "IAD", tag)
+    assert target["imagehop.content_digest"] == source["imagehop.content_digest"]
+    assert len(images_with(sqlite_cloud, "IAD", "name=pull-resumed")) == 1
