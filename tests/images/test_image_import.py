@@ -127,3 +127,26 @@ def test_glance_download_between_regions(import_cloud: Cloud) -> None:
     bad_region = {"method": {"name": "glance-download", "glance_image_id": source["id"], "glance_region": "MARS"}}
     assert iad.post(f"/v2/images/{other['id']}/import", json=bad_region).status_code == 202
     wait_for(iad, other["id"], "queued")
+
+
+def test_a_sparse_image_is_pulled_without_its_holes(import_cloud: Cloud) -> None:
+    """glance-download between imagehop regions asks for the data extents (an imagehop extension)
+    and fetches only them; the copy has the source's bytes, hashes and digest."""
+    ord_, iad = Glance(import_cloud, region="ORD"), Glance(import_cloud, region="IAD")
+    mib = 1 << 20
+    data = os.urandom(3 * mib) + bytes(8 * mib) + os.urandom(mib + 123)
+    source = ord_.create(name="sparse", disk_format="raw", container_format="bare")
+    assert ord_.upload(source["id"], data).status_code == 204
+    extents = ord_.get(f"/v2/images/{source['id']}/x-imagehop-extents").json()
+    assert extents["size"] == len(data)
+    # Most of the 8 MiB zero run is a hole (the upload skips zero pieces of about 1 MiB).
+    assert sum(length for _, length in extents["extents"]) <= len(data) - 6 * mib
+    assert Glance(import_cloud, user="alt").get(f"/v2/images/{source['id']}/x-imagehop-extents").status_code == 404
+
+    target = iad.create(name="sparse-copy", disk_format="raw", container_format="bare")
+    body = {"method": {"name": "glance-download", "glance_image_id": source["id"], "glance_region": "ORD"}}
+    assert iad.post(f"/v2/images/{target['id']}/import", json=body).status_code == 202
+    done = wait_for(iad, target["id"], "active")
+    assert done["checksum"] == hashlib.md5(data).hexdigest()
+    assert done["os_hash_value"] == hashlib.sha512(data).hexdigest()
+    assert iad.get(f"/v2/images/{target['id']}/file").content == data

@@ -49,6 +49,11 @@ class ImageData:
     def size(self, key: str) -> int:
         return self.objects.head(ACCOUNT, CONTAINER, key).size
 
+    def extents(self, key: str) -> list[tuple[int, int]]:
+        """The (offset, length) ranges of the stored bytes that may be non-zero; the rest are holes."""
+        with self.objects.open(ACCOUNT, CONTAINER, key) as reader:
+            return list(reader.extents())
+
     def read(self, key: str, start: int, length: int) -> Iterator[bytes]:
         """``length`` bytes from ``start``, in chunks (blocking: iterate in a worker thread)."""
         with self.objects.open(ACCOUNT, CONTAINER, key) as reader:
@@ -72,7 +77,11 @@ class ImageData:
             raise
 
     def write_disk(
-        self, key: str, disk: formats.VirtualDisk, progress: Callable[[int], object] | None = None
+        self,
+        key: str,
+        disk: formats.VirtualDisk,
+        progress: Callable[[int], object] | None = None,
+        known_hashes: tuple[str, str] | None = None,
     ) -> StoredData:
         """Store ``disk`` as a native raw image under ``key``: zero blocks become holes.
 
@@ -81,7 +90,12 @@ class ImageData:
         visible until the final commit; any error leaves nothing behind.
         """
         self._container()
-        writer = self.objects.writer(ACCOUNT, CONTAINER, key, hashes=("sha512",))
+        if known_hashes is None:
+            writer = self.objects.writer(ACCOUNT, CONTAINER, key, hashes=("sha512",))
+        else:
+            # The caller knows the MD5 and SHA-512 of these exact bytes and checks the content digest
+            # afterwards (equal digest and size: identical raw bytes), so neither is computed again.
+            writer = self.objects.writer(ACCOUNT, CONTAINER, key, known_etag=known_hashes[0])
         digest = formats.ContentDigest(disk.virtual_size)
         size = disk.virtual_size
         try:
@@ -102,7 +116,8 @@ class ImageData:
             raise
         if progress is not None:
             progress(size)
-        return StoredData(key, info.size, info.etag, writer.digests["sha512"], size, digest.hexdigest())
+        sha512 = known_hashes[1] if known_hashes is not None else writer.digests["sha512"]
+        return StoredData(key, info.size, info.etag, sha512, size, digest.hexdigest())
 
     def delete(self, key: str) -> None:
         with contextlib.suppress(NoSuchObject):

@@ -25,6 +25,7 @@ from urllib.parse import urlsplit
 import httpx
 from starlette.concurrency import run_in_threadpool
 
+from imagehop import formats
 from imagehop.identity.caller import Caller
 from imagehop.identity.catalog import Catalog
 from imagehop.images import store
@@ -163,8 +164,13 @@ class Importer:
             elif name == "glance-download":
                 if token is None:
                     raise ImageError("The caller's token is gone (the service restarted); start the import again.")
-                remote, chunks = self._remote(image_id, method, token)
-                self._store(task_id, image_id, chunks, expected=remote)
+                remote, base, headers = self._remote(image_id, method, token)
+                with httpx.Client(headers=headers, timeout=60) as client:
+                    disk = sparse_remote_disk(client, base, remote)
+                    if disk is not None:
+                        self._store_disk(task_id, image_id, disk, remote)
+                    else:
+                        self._store(task_id, image_id, remote_chunks(client, base), expected=remote)
         except Exception as exc:
             self.recover(task, reset=name != "copy-image")
             raise ImportFailed(str(exc) or exc.__class__.__name__) from exc
@@ -184,14 +190,30 @@ class Importer:
         with self.service.data.objects.open(ACCOUNT, STAGING, image_id) as reader:
             yield from reader.iter_range(0, reader.info.size)
 
-    def _store(self, task_id: str, image_id: str, chunks: Iterator[bytes], expected: Record | None) -> None:
-        """Write the bytes as the image's data, with progress in the task's message."""
+    def _start_saving(self, image_id: str) -> Record:
         with self.service.engine.begin() as conn:
             image = store.get(conn, image_id)
             if image is None:
                 raise ImageError("The image was deleted during the import.")
             if not store.set_status(conn, image_id, ["importing"], "saving", now()):
                 raise ImageError(f"Image status changed to {image['status']} during the import.")
+        return image
+
+    def _store_disk(self, task_id: str, image_id: str, disk: formats.VirtualDisk, remote: Record) -> None:
+        """A sparse pull: only the remote image's data is fetched, and since equal content digest and
+        size mean identical raw bytes, its checksum and os_hash_value are taken, not recomputed."""
+        self._start_saving(image_id)
+        stored = self.service.data.write_disk(
+            image_id, disk, Progress(self.service, task_id), known_hashes=(remote["checksum"], remote["os_hash_value"])
+        )
+        if (stored.content_digest, stored.size) != (remote[CONTENT_DIGEST], remote["size"]):
+            self.service.data.delete(stored.key)
+            raise ImageError("The downloaded image does not match the remote one: content digest differs.")
+        self.service._finish_upload(image_id, stored)
+
+    def _store(self, task_id: str, image_id: str, chunks: Iterator[bytes], expected: Record | None) -> None:
+        """Write the bytes as the image's data, with progress in the task's message."""
+        image = self._start_saving(image_id)
         writer = self.service.data.writer(image_id, image["disk_format"])
         progress = Progress(self.service, task_id)
         try:
@@ -215,7 +237,7 @@ class Importer:
                     raise ImageError(f"The downloaded image does not match the remote one: {what} differs.")
         self.service._finish_upload(image_id, stored)
 
-    def _remote(self, image_id: str, method: dict, token: str) -> tuple[Record, Iterator[bytes]]:
+    def _remote(self, image_id: str, method: dict, token: str) -> tuple[Record, str, dict[str, str]]:
         region = str(method["glance_region"])
         endpoint = next((r.url for r in self.catalog.regions if r.name.lower() == region.lower()), None)
         if endpoint is None:
@@ -237,13 +259,62 @@ class Importer:
                 .values(disk_format=remote.get("disk_format"), container_format=remote.get("container_format"))
             )  # fmt: skip
 
-        def chunks() -> Iterator[bytes]:
-            with httpx.stream("GET", base + "/file", headers=headers, timeout=60) as stream:
-                if stream.status_code != 200:
-                    raise ImageError(f"Remote image data: HTTP {stream.status_code}.")
-                yield from stream.iter_bytes(CHUNK)
+        return remote, base, headers
 
-        return remote, chunks()
+
+def remote_chunks(client: httpx.Client, base: str) -> Iterator[bytes]:
+    """All of a remote image's bytes, zeros included (any Glance)."""
+    with client.stream("GET", base + "/file") as stream:
+        if stream.status_code != 200:
+            raise ImageError(f"Remote image data: HTTP {stream.status_code}.")
+        yield from stream.iter_bytes(CHUNK)
+
+
+def sparse_remote_disk(client: httpx.Client, base: str, remote: Record) -> formats.VirtualDisk | None:
+    """The remote image as a disk read with Range requests over its data extents only, when the
+    remote region is an imagehop one that publishes them and the image is raw with its hashes and
+    content digest; otherwise None (the caller downloads every byte)."""
+    needed = ("checksum", "os_hash_value", CONTENT_DIGEST, "size")
+    if (
+        remote.get("disk_format") != "raw"
+        or remote.get("os_hash_algo") != "sha512"
+        or not all(remote.get(key) for key in needed)
+    ):
+        return None
+    response = client.get(base + "/x-imagehop-extents")
+    if response.status_code != 200:
+        return None
+    info = response.json()
+    extents = [(int(offset), int(length)) for offset, length in info["extents"]]
+    return formats.RawDisk(RangeSource(client, base + "/file", int(remote["size"]), extents))
+
+
+class RangeSource:
+    """A remote image's bytes through HTTP Range requests, read ahead within one data extent at a
+    time; a ``formats`` source whose ``extents()`` are the ones the remote region published."""
+
+    WINDOW = 16 << 20
+
+    def __init__(self, client: httpx.Client, url: str, size: int, extents: list[tuple[int, int]]) -> None:
+        self.client, self.url, self.size, self._extents = client, url, size, extents
+        self._start, self._buffer = 0, b""
+
+    def extents(self) -> Iterator[tuple[int, int]]:
+        return iter(self._extents)
+
+    def pread(self, offset: int, length: int) -> bytes:
+        end = min(offset + length, self.size)
+        if offset >= end:
+            return b""
+        if not (self._start <= offset and end <= self._start + len(self._buffer)):
+            extent_end = next((o + n for o, n in self._extents if o <= offset < o + n), end)
+            fetch_end = min(max(end, min(offset + self.WINDOW, extent_end)), self.size)
+            response = self.client.get(self.url, headers={"Range": f"bytes={offset}-{fetch_end - 1}"})
+            whole = response.status_code == 200 and offset == 0  # a range of the whole image answers 200
+            if (response.status_code != 206 and not whole) or len(response.content) != fetch_end - offset:
+                raise ImageError(f"Remote image data: HTTP {response.status_code} for a range request.")
+            self._start, self._buffer = offset, response.content
+        return self._buffer[offset - self._start : end - self._start]
 
 
 class ImportFailed(Exception):

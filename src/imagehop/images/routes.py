@@ -141,6 +141,9 @@ def image_routes(region: Region) -> list[BaseRoute]:
         chunks = iterate_in_threadpool(service.data.read(image["data_key"], start, end - start))
         return StreamingResponse(chunks, status_code=status, headers=headers)
 
+    async def extents(request: Request, caller: Caller) -> Response:
+        return JSONResponse(await run_in_threadpool(service.data_extents, caller, request.path_params["image_id"]))
+
     async def stage(request: Request, caller: Caller) -> Response:
         check_octet_stream(request)
         size = declared_size(request)
@@ -183,7 +186,10 @@ def image_routes(region: Region) -> list[BaseRoute]:
 
     async def image_tasks(request: Request, caller: Caller) -> Response:
         tasks = await run_in_threadpool(service.tasks, caller, request.path_params["image_id"])
-        return JSONResponse({"tasks": [task_view(t) for t in tasks]})
+        running = any(t["status"] in ("pending", "processing") for t in tasks)
+        # As on GET /v2/tasks/{id}: while an import runs, say when to look again.
+        headers = {"Retry-After": str(region.tasks.retry_after)} if running else None
+        return JSONResponse({"tasks": [task_view(t) for t in tasks]}, headers=headers)
 
     async def null_id(request: Request, caller: Caller) -> Response:
         raise NotFound("No image ID given.")
@@ -199,6 +205,7 @@ def image_routes(region: Region) -> list[BaseRoute]:
         resource("/v2/images/", GET=null_id, DELETE=null_id),
         resource("/v2/images/{image_id}", GET=show_image, PATCH=update_image, DELETE=delete_image),
         resource("/v2/images/{image_id}/file", GET=download, PUT=upload),
+        resource("/v2/images/{image_id}/x-imagehop-extents", GET=extents),
         resource("/v2/images/{image_id}/stage", PUT=stage),
         resource("/v2/images/{image_id}/import", POST=start_import),
         resource("/v2/images/{image_id}/actions/deactivate", POST=deactivate),

@@ -308,6 +308,15 @@ class ImageService:
             self._visible(conn, caller, image_id)
             return store.tasks_of(conn, image_id)
 
+    def data_extents(self, caller: Caller, image_id: str) -> Record:
+        """Where a raw image's bytes may be non-zero (an imagehop extension that lets another region
+        pull only the data of a sparse image); the same access rules as a download."""
+        image = self.open_data(caller, image_id)
+        if not image["data_key"]:
+            raise NotFound(f"Image {image_id} has no data.")
+        extents = self.data.extents(image["data_key"])
+        return {"size": image["size"], "extents": [[offset, length] for offset, length in extents]}
+
     def open_data(self, caller: Caller, image_id: str) -> Record:
         """The image whose bytes the caller may read (no data: ``data_key`` is None)."""
         with self.engine.connect() as conn:

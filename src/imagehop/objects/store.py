@@ -355,10 +355,17 @@ class ObjectStore:
         expected_etag: str | None = None,
         delete_at: float | None = None,
         hashes: Sequence[str] = (),
+        known_etag: str | None = None,
     ) -> ObjectWriter:
-        """A streaming writer for a new version of ``name``; the container must exist."""
+        """A streaming writer for a new version of ``name``; the container must exist.
+
+        ``known_etag``: for in-process callers that proved the content identical to bytes whose MD5
+        they know (e.g. by a stronger digest): it becomes the ETag and no MD5 is computed.
+        """
         self.get_container(account, container)
-        return ObjectWriter(self, account, container, name, content_type, meta or {}, expected_etag, delete_at, hashes)
+        return ObjectWriter(
+            self, account, container, name, content_type, meta or {}, expected_etag, delete_at, hashes, known_etag
+        )
 
     def put_manifest(
         self,
@@ -667,6 +674,7 @@ class ObjectWriter:
         expected_etag: str | None,
         delete_at: float | None,
         hashes: Sequence[str],
+        known_etag: str | None = None,
     ) -> None:
         self.store = store
         self.account, self.container, self.name = account, container, name
@@ -676,8 +684,10 @@ class ObjectWriter:
         self.tmp_path = store.tmp_dir / self.file_id
         self.fd: int | None = os.open(self.tmp_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         self.size = 0
+        self._known_etag = known_etag
         self._md5 = _HashChain("md5")
         self._extra = {h: _HashChain(h) for h in hashes}
+        self._chains = [self._md5, *self._extra.values()] if known_etag is None else list(self._extra.values())
         self.digests: dict[str, str] = {}
 
     def write(self, data: bytes) -> None:
@@ -685,7 +695,7 @@ class ObjectWriter:
         if not data:
             return
         data = bytes(data)
-        for chain in (self._md5, *self._extra.values()):
+        for chain in self._chains:
             chain.feed(data)
         assert self.fd is not None
         for start in range(0, len(data), CHUNK):
@@ -698,16 +708,16 @@ class ObjectWriter:
         """Append ``n`` zero bytes as a hole: nothing is written, the zeros are still hashed."""
         if n <= 0:
             return
-        for chain in (self._md5, *self._extra.values()):
+        for chain in self._chains:
             chain.feed_zeros(n)
         self.size += n
 
     def commit(self) -> ObjectInfo:
         """Verify, fsync, rename, then commit the row; raises :class:`EtagMismatch` (and aborts)."""
         try:
-            for chain in (self._md5, *self._extra.values()):
+            for chain in self._chains:
                 chain.wait()
-            etag = self._md5.hash.hexdigest()
+            etag = self._known_etag or self._md5.hash.hexdigest()
             self.digests = {name: chain.hash.hexdigest() for name, chain in self._extra.items()}
             if self.expected_etag and self.expected_etag != etag:
                 raise EtagMismatch(f"expected {self.expected_etag}, got {etag}")
