@@ -168,7 +168,10 @@ class Importer:
                 with httpx.Client(headers=headers, timeout=60) as client:
                     disk = sparse_remote_disk(client, base, remote)
                     if disk is not None:
-                        self._store_disk(task_id, image_id, disk, remote)
+                        try:
+                            self._store_disk(task_id, image_id, disk, remote)
+                        finally:
+                            disk.source.close()
                     else:
                         self._store(task_id, image_id, remote_chunks(client, base), expected=remote)
         except Exception as exc:
@@ -290,14 +293,17 @@ def sparse_remote_disk(client: httpx.Client, base: str, remote: Record) -> forma
 
 
 class RangeSource:
-    """A remote image's bytes through HTTP Range requests, read ahead within one data extent at a
-    time; a ``formats`` source whose ``extents()`` are the ones the remote region published."""
-
-    WINDOW = 16 << 20
+    """A remote image's bytes through HTTP Range requests: one streamed request per data extent,
+    read as the disk asks for them, so memory stays at one block; a ``formats`` source whose
+    ``extents()`` are the ones the remote region published."""
 
     def __init__(self, client: httpx.Client, url: str, size: int, extents: list[tuple[int, int]]) -> None:
         self.client, self.url, self.size, self._extents = client, url, size, extents
-        self._start, self._buffer = 0, b""
+        self._response: httpx.Response | None = None
+        self._chunks: Iterator[bytes] = iter(())
+        self._position = -1  # the offset of the next byte the open response gives
+        self._stream_end = -1
+        self._pending = b""
 
     def extents(self) -> Iterator[tuple[int, int]]:
         return iter(self._extents)
@@ -306,15 +312,48 @@ class RangeSource:
         end = min(offset + length, self.size)
         if offset >= end:
             return b""
-        if not (self._start <= offset and end <= self._start + len(self._buffer)):
-            extent_end = next((o + n for o, n in self._extents if o <= offset < o + n), end)
-            fetch_end = min(max(end, min(offset + self.WINDOW, extent_end)), self.size)
-            response = self.client.get(self.url, headers={"Range": f"bytes={offset}-{fetch_end - 1}"})
-            whole = response.status_code == 200 and offset == 0  # a range of the whole image answers 200
-            if (response.status_code != 206 and not whole) or len(response.content) != fetch_end - offset:
-                raise ImageError(f"Remote image data: HTTP {response.status_code} for a range request.")
-            self._start, self._buffer = offset, response.content
-        return self._buffer[offset - self._start : end - self._start]
+        if self._response is None or offset != self._position:
+            self._open(offset)
+        out = bytearray()
+        while len(out) < end - offset:
+            if not self._pending:
+                if self._position >= self._stream_end:  # past this extent: stream the next stretch
+                    self._open(self._position)
+                self._pending = next(self._chunks, b"")
+                if not self._pending:
+                    raise ImageError("Remote image data: the connection ended early.")
+            piece = self._pending[: end - offset - len(out)]
+            out += piece
+            self._pending = self._pending[len(piece) :]
+            self._position += len(piece)
+        return bytes(out)
+
+    def _stop(self, offset: int) -> int:
+        """Where a stream from ``offset`` should end: its extent's end, or the next extent's start."""
+        for start, length in self._extents:
+            if start <= offset < start + length:
+                return start + length
+            if start > offset:
+                return start
+        return self.size
+
+    def _open(self, offset: int) -> None:
+        """Stream from ``offset`` to the end of its stretch (data extent or hole)."""
+        self.close()
+        stop = min(self._stop(offset), self.size)
+        headers = {"Range": f"bytes={offset}-{stop - 1}"}
+        response = self.client.send(self.client.build_request("GET", self.url, headers=headers), stream=True)
+        whole = response.status_code == 200 and offset == 0  # a range of the whole image answers 200
+        if response.status_code != 206 and not whole:
+            response.close()
+            raise ImageError(f"Remote image data: HTTP {response.status_code} for a range request.")
+        self._response, self._chunks = response, response.iter_raw(1 << 20)
+        self._position, self._stream_end, self._pending = offset, stop, b""
+
+    def close(self) -> None:
+        if self._response is not None:
+            self._response.close()
+            self._response = None
 
 
 class ImportFailed(Exception):
