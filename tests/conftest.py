@@ -136,6 +136,14 @@ class Cloud:
             time.sleep(0.02)
         self.endpoints = json.loads(endpoints_file.read_text())
 
+    def __enter__(self) -> Cloud:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.stop()
+
     def stop(self, sig: int = signal.SIGTERM) -> int:
         assert self.proc is not None
         self.proc.send_signal(sig)
@@ -165,18 +173,12 @@ def make_cloud(base: Path, backend: str = "sqlite", regions: tuple[str, ...] = (
 @pytest.fixture(scope="module", params=BACKENDS)
 def cloud(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cloud]:
     """A running two-region cloud shared by a test module, once per database backend."""
-    running = make_cloud(tmp_path_factory.mktemp(f"cloud-{request.param}"), request.param)
-    running.start()
-    yield running
-    if running.proc and running.proc.poll() is None:
-        running.stop()
+    with make_cloud(tmp_path_factory.mktemp(f"cloud-{request.param}"), request.param) as running:
+        yield running
 
 
 @pytest.fixture(scope="module")
 def sqlite_cloud(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cloud]:
     """A running two-region cloud on SQLite only (for client-compatibility tests)."""
-    running = make_cloud(tmp_path_factory.mktemp("cloud"))
-    running.start()
-    yield running
-    if running.proc and running.proc.poll() is None:
-        running.stop()
+    with make_cloud(tmp_path_factory.mktemp("cloud")) as running:
+        yield running

@@ -24,9 +24,8 @@ def import_cloud(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPa
     """A cloud whose operator allows web-download from local addresses (our test web server)."""
     running = make_cloud(tmp_path_factory.mktemp(f"import-{request.param}"), request.param)
     running.extra_env = {"IMAGEHOP_WEB_DOWNLOAD_ALLOW_PRIVATE": "1"}
-    running.start()
-    yield running
-    running.stop()
+    with running:
+        yield running
 
 
 @pytest.fixture(scope="module")

@@ -35,11 +35,8 @@ def task_cloud(base: Path, backend: str, extra: str = "") -> Cloud:
 
 @pytest.fixture(scope="module", params=BACKENDS)
 def tcloud(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cloud]:
-    running = task_cloud(tmp_path_factory.mktemp(f"tasks-{request.param}"), request.param)
-    running.start()
-    yield running
-    if running.proc and running.proc.poll() is None:
-        running.stop()
+    with task_cloud(tmp_path_factory.mktemp(f"tasks-{request.param}"), request.param) as running:
+        yield running
 
 
 class Swift:

@@ -65,9 +65,8 @@ def limited(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cloud]:
     running = task_cloud(tmp_path_factory.mktemp("limited"), "sqlite")
     text = running.config_file.read_text().replace("max_active_per_tenant = 50", "max_active_per_tenant = 2")
     running.config_file.write_text(text.replace("poll_interval = 0.05", "poll_interval = 60") + "concurrency = 1\n")
-    running.start()
-    yield running
-    running.stop()
+    with running:
+        yield running
 
 
 def test_per_tenant_limit_answers_413(limited: Cloud) -> None:

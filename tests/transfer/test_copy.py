@@ -144,17 +144,12 @@ def two_clouds(tmp_path: Path, **target_env: str) -> Iterator[tuple[Cloud, Cloud
     ``imagehop`` (demo in the first) and ``far`` (alt in the second, other credentials)."""
     one, two = make_cloud(tmp_path / "one", regions=("ORD",)), make_cloud(tmp_path / "two", regions=("LON",))
     two.extra_env.update(target_env)
-    one.start()
-    two.start()
-    try:
+    with one, two:
         clouds = yaml.safe_load(one.clouds_yaml.read_text())["clouds"]
         clouds["far"] = yaml.safe_load(two.clouds_yaml.read_text())["clouds"]["imagehop-alt"]
         config = tmp_path / "clouds.yaml"
         config.write_text(yaml.safe_dump({"clouds": clouds}))
         yield one, two, {**one.env(), "OS_CLIENT_CONFIG_FILE": str(config)}
-    finally:
-        one.stop()
-        two.stop()
 
 
 def test_copy_between_two_clouds(tmp_path: Path) -> None:

@@ -37,6 +37,17 @@ def disk_bytes(size: int, seed: int) -> bytes:
     return bytes(data)
 
 
+def put_slo(client: SwiftClient, name: str, data: bytes, segment: int) -> None:
+    """``exports/<name>`` as a Static Large Object of ``segment``-byte pieces in ``exports_segments``."""
+    client.ensure_container("exports_segments")
+    pieces = []
+    for i, offset in enumerate(range(0, len(data), segment)):
+        chunk = data[offset : offset + segment]
+        etag = client.put_object("exports_segments", f"{name}/{i:08d}", chunk, length=len(chunk))
+        pieces.append(Segment("exports_segments", f"{name}/{i:08d}", len(chunk), etag))
+    client.put_slo_manifest("exports", name, pieces, {})
+
+
 def download(client: SwiftClient, container: str, name: str) -> bytes:
     head = client.head_object(container, name)
     assert head is not None
@@ -67,13 +78,7 @@ def test_plain_object_moves_in_verified_segments(regions, tmp_path: Path) -> Non
 def test_slo_source_segments_are_sent_with_their_etags(regions, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     ord_, iad = regions
     data = disk_bytes(12 * MiB + 5, seed=2)
-    ord_.ensure_container("exports_segments")
-    pieces = []
-    for i, offset in enumerate(range(0, len(data), 5 * MiB)):
-        chunk = data[offset : offset + 5 * MiB]
-        etag = ord_.put_object("exports_segments", f"big.raw/{i:08d}", chunk, length=len(chunk))
-        pieces.append(Segment("exports_segments", f"big.raw/{i:08d}", len(chunk), etag))
-    ord_.put_slo_manifest("exports", "big.raw", pieces, {})
+    put_slo(ord_, "big.raw", data, 5 * MiB)
 
     result = move_object(ord_, "exports", "big.raw", iad, "imports", "big.raw", journal=Journal(tmp_path / "j.db"))
     assert result.segments == 3
@@ -203,13 +208,7 @@ def test_a_segment_that_never_arrives_intact_fails_with_the_422(sqlite_cloud: Cl
     cloud = connect("imagehop", str(sqlite_cloud.clouds_yaml))
     ord_, iad = SwiftClient(cloud, "ORD"), SwiftClient(cloud, "IAD")
     data = disk_bytes(4 * MiB, seed=5)
-    ord_.ensure_container("exports_segments")
-    pieces = []
-    for i, offset in enumerate(range(0, len(data), 2 * MiB)):
-        chunk = data[offset : offset + 2 * MiB]
-        etag = ord_.put_object("exports_segments", f"bad.vhd/{i:08d}", chunk, length=len(chunk))
-        pieces.append(Segment("exports_segments", f"bad.vhd/{i:08d}", len(chunk), etag))
-    ord_.put_slo_manifest("exports", "bad.vhd", pieces, {})
+    put_slo(ord_, "bad.vhd", data, 2 * MiB)
     target = urlsplit(iad.storage_url)
     proxy = CorruptingProxy((target.hostname, target.port), budget=1000)
     try:

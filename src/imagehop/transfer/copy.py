@@ -282,13 +282,9 @@ def _export(
         if source.swift.head_object(options.container, obj) is not None:
             # A leftover of a run the journal does not know: Rackspace refuses to overwrite it.
             source.swift.delete_object(options.container, obj, large=True)
-        task = source.glance.create_task(
-            "export", {"image_uuid": image["id"], "receiving_swift_container": options.container}
+        task = _run_task(
+            source, "export", {"image_uuid": image["id"], "receiving_swift_container": options.container}, say
         )
-        say("export", {"task": task["id"], "status": task["status"]})
-        task = source.glance.wait_task(task["id"], lambda t: say("export", t))
-        if task["status"] != "success":
-            raise CopyError(f"the export task {task['id']} in {source.label} failed: {task.get('message')}")
         step("exported", task=task["id"], location=task["result"]["export_location"])
     return str(state["exported"]["location"])
 
@@ -316,20 +312,24 @@ def _stream(
 
     # import (only the name travels in the task: Rackspace refuses any other property there)
     if "imported" not in state:
-        task = target.glance.create_task(
-            "import",
-            {
-                "import_from": f"{options.container}/{obj}",
-                "import_from_format": "vhd",
-                "image_properties": {"name": image.get("name") or image["id"]},
-            },
-        )
-        say("import", {"task": task["id"], "status": task["status"]})
-        task = target.glance.wait_task(task["id"], lambda t: say("import", t))
-        if task["status"] != "success":
-            raise CopyError(f"the import task {task['id']} in {target.label} failed: {task.get('message')}")
+        task_input = {
+            "import_from": f"{options.container}/{obj}",
+            "import_from_format": "vhd",
+            "image_properties": {"name": image.get("name") or image["id"]},
+        }
+        task = _run_task(target, "import", task_input, say)
         step("imported", task=task["id"], image=task["result"]["image_id"])
     return str(state["imported"]["image"])
+
+
+def _run_task(side: Endpoint, kind: str, task_input: dict[str, Any], say: Progress) -> dict[str, Any]:
+    """Create a Rackspace-style task and wait for it; a failed task raises with its message."""
+    task = side.glance.create_task(kind, task_input)
+    say(kind, {"task": task["id"], "status": task["status"]})
+    task = side.glance.wait_task(task["id"], lambda t: say(kind, t))
+    if task["status"] != "success":
+        raise CopyError(f"the {kind} task {task['id']} in {side.label} failed: {task.get('message')}")
+    return task
 
 
 class PullRefused(Exception):
