@@ -17,6 +17,8 @@ import httpx
 import psycopg
 import pytest
 
+from tests.peers import swift as swift_peer
+
 # PostgreSQL runs on every machine of this kind (and in CI); tests create and drop their own databases.
 PG_ADMIN_URL = os.environ.get("IMAGEHOP_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
 BACKENDS = ("sqlite", "postgresql")
@@ -174,6 +176,13 @@ def make_cloud(base: Path, backend: str = "sqlite", regions: tuple[str, ...] = (
 def cloud(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cloud]:
     """A running two-region cloud shared by a test module, once per database backend."""
     with make_cloud(tmp_path_factory.mktemp(f"cloud-{request.param}"), request.param) as running:
+        yield running
+
+
+@pytest.fixture(scope="session")
+def real_swift(tmp_path_factory: pytest.TempPathFactory) -> Iterator[swift_peer.Swift]:
+    """A real Swift 2.38 all-in-one (tempauth) for the whole test session; see tests/peers/swift.py."""
+    with swift_peer.running_swift(tmp_path_factory.mktemp("real-swift")) as running:
         yield running
 
 
