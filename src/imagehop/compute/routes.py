@@ -8,7 +8,6 @@ URL) and without it (``/v2.1/servers``). Errors have Nova's shape: ``{"badReques
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -19,13 +18,15 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
+from imagehop import bodies
 from imagehop.compute import flavors, versions
-from imagehop.compute.errors import BadRequest, ComputeError, MethodNotAllowed, NotFound
+from imagehop.compute.errors import BadRequest, ComputeError, MethodNotAllowed, NotFound, OverLimit
 from imagehop.compute.images_port import ImageError
 from imagehop.compute.service import ComputeService, ServerQuery, ServerRequest, iso, vm_state
 from imagehop.identity.caller import Caller, require_caller
 from imagehop.identity.service import IdentityError
 from imagehop.region import Region
+from imagehop.streams import BodyTooLarge
 
 log = logging.getLogger(__name__)
 
@@ -295,11 +296,12 @@ def error_response(exc: ComputeError) -> Response:
 
 
 async def json_body(request: Request) -> Any:
-    raw = await request.body()
     try:
-        return json.loads(raw)
-    except (ValueError, UnicodeDecodeError):
-        raise BadRequest("Malformed request body: it is not valid JSON.") from None
+        return await bodies.read_json(request)
+    except BodyTooLarge:
+        raise OverLimit("Request is too large.") from None
+    except bodies.MalformedJSON as exc:
+        raise BadRequest(f"Malformed request body: {exc}") from None
 
 
 def _string(value: Any, field: str, *, min_length: int = 0, max_length: int = MAX_NAME) -> str:

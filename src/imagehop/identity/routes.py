@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from datetime import UTC, datetime
 from typing import Any
 
@@ -12,6 +11,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from imagehop.bodies import MalformedJSON, read_json
 from imagehop.identity.service import (
     BadRequest,
     Forbidden,
@@ -19,8 +19,10 @@ from imagehop.identity.service import (
     IdentityService,
     NotFound,
     Token,
+    TooLarge,
     Unauthorized,
 )
+from imagehop.streams import BodyTooLarge
 
 V3_UPDATED = "2020-04-07T00:00:00Z"
 V2_UPDATED = "2014-04-17T00:00:00Z"
@@ -354,13 +356,12 @@ async def _subject(identity: IdentityService, token_id: str) -> Token:
 
 
 async def _json_body(request: Request) -> dict[str, Any]:
-    raw = await request.body()
-    if len(raw) > 64 * 1024:
-        raise BadRequest("Request body is too large.")
     try:
-        body = json.loads(raw)
-    except (ValueError, UnicodeDecodeError):
-        raise BadRequest("Malformed request body: expecting a JSON object.") from None
+        body = await read_json(request)
+    except BodyTooLarge:
+        raise TooLarge("Request is too large.") from None
+    except MalformedJSON as exc:
+        raise BadRequest(f"Malformed request body: {exc}") from None
     if not isinstance(body, dict):
         raise BadRequest("Malformed request body: expecting a JSON object.")
     return body

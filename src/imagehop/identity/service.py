@@ -50,6 +50,20 @@ class Conflict(IdentityError):
     status, title = 409, "Conflict"
 
 
+class TooLarge(IdentityError):
+    status, title = 413, "Request Entity Too Large"
+
+
+class TooManyRequests(IdentityError):
+    """Too many authentication attempts; ``retry_after`` seconds until the next one may succeed."""
+
+    status, title = 429, "Too Many Requests"
+
+    def __init__(self, message: str, retry_after: int) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
 @dataclass(frozen=True)
 class Token:
     """A validated (or freshly issued) token with what it proves."""

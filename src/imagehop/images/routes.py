@@ -8,7 +8,6 @@ the plain HTML page webob would send (glanceclient sends no ``Accept`` and strip
 from __future__ import annotations
 
 import html
-import json
 import re
 import uuid
 from collections.abc import Awaitable, Callable
@@ -21,6 +20,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import BaseRoute, Route
 
+from imagehop import bodies
 from imagehop.identity.caller import Caller, require_caller
 from imagehop.identity.service import IdentityError
 from imagehop.images import members, patch, schemas
@@ -30,10 +30,11 @@ from imagehop.images.imports import METHODS as IMPORT_METHODS
 from imagehop.images.imports import Importer
 from imagehop.images.service import HIDDEN_PROPERTIES, ImageService
 from imagehop.region import Region
+from imagehop.streams import BodyTooLarge
 
 # Through 2.12, which adds GET /v2/images/{id}/tasks; the highest is CURRENT, the rest SUPPORTED.
 API_VERSIONS = [f"v2.{minor}" for minor in range(12, -1, -1)]
-MAX_JSON_BODY = 114688  # Glance's max_request_body_size
+MAX_JSON_BODY = bodies.MAX_JSON_BODY  # Glance's max_request_body_size
 STORE_ID = "local"
 
 Handler = Callable[..., Awaitable[Response]]
@@ -261,18 +262,13 @@ def error_response(request: Request, status: int, title: str, message: str) -> R
 
 
 async def read_json(request: Request) -> Any:
-    length = request.headers.get("content-length")
-    if length is not None and length.isdigit() and int(length) > MAX_JSON_BODY:
-        raise TooLarge(f"Request body is larger than {MAX_JSON_BODY} bytes.")
-    body = bytearray()
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > MAX_JSON_BODY:
-            raise TooLarge(f"Request body is larger than {MAX_JSON_BODY} bytes.")
+    """The JSON body (None when empty), bounded by Glance's ``max_request_body_size``."""
     try:
-        return json.loads(body) if body else None
-    except ValueError:
-        raise BadRequest("Malformed JSON in request body.") from None
+        return await bodies.read_json(request, MAX_JSON_BODY, empty=None)
+    except BodyTooLarge:
+        raise TooLarge(f"Request body is larger than {MAX_JSON_BODY} bytes.") from None
+    except bodies.MalformedJSON as exc:
+        raise BadRequest(f"Malformed JSON in request body: {exc}") from None
 
 
 def check_octet_stream(request: Request) -> None:

@@ -21,6 +21,7 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import BaseRoute, Route
 
+from imagehop import bodies
 from imagehop.identity.caller import Caller, require_caller
 from imagehop.identity.service import IdentityError
 from imagehop.objects import acl, bulk, dlo, slo, tempurl
@@ -357,7 +358,12 @@ async def put_object(req: SwiftRequest) -> Response:
     if req.query.get("multipart-manifest") == "put":
         if length is not None and length > SLO_MAX_MANIFEST_SIZE:
             raise SwiftError(413, f"Manifest File > {SLO_MAX_MANIFEST_SIZE} bytes")
-        body = await _read_body(req, SLO_MAX_MANIFEST_SIZE)
+        try:
+            body = await bodies.read_body(req.request, SLO_MAX_MANIFEST_SIZE)
+        except BodyTooLarge:
+            raise SwiftError(413, f"Manifest File > {SLO_MAX_MANIFEST_SIZE} bytes") from None
+        except bodies.MalformedJSON:  # the client went away mid-body
+            raise SwiftError(499, "") from None
         try:
             info = await _thread(
                 slo.put,

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote
 
+from imagehop.bodies import MalformedJSON, parse_json
 from imagehop.objects.bulk import BulkResult
 from imagehop.objects.constraints import SLO_MAX_SEGMENTS, SwiftError, iso_time
 from imagehop.objects.store import NoSuchContainer, NoSuchObject, ObjectInfo, ObjectStore
@@ -36,8 +37,8 @@ class ValidManifest:
 
 def parse(body: bytes) -> list[dict[str, Any]]:
     try:
-        entries = json.loads(body)
-    except ValueError:
+        entries = parse_json(body)
+    except MalformedJSON:
         raise SwiftError(400, "Manifest must be valid JSON.\n") from None
     if not isinstance(entries, list):
         raise SwiftError(400, "Manifest must be a list.\n")
