@@ -15,9 +15,9 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	@touch $(STAMP)
 
-# Debian tools the tests and the demo use (qemu-img, rclone, GNU time, mke2fs/debugfs, memcached for the real
-# Swift peer); installed when missing and root.
-SYSTEM_TOOLS := qemu-img:qemu-utils rclone:rclone /usr/bin/time:time /usr/sbin/mke2fs:e2fsprogs \
+# Debian tools the tests and the demo use (qemu-img, rclone, curl, GNU time, mke2fs/debugfs, memcached for the
+# real Swift peer); installed when missing and root.
+SYSTEM_TOOLS := qemu-img:qemu-utils rclone:rclone curl:curl /usr/bin/time:time /usr/sbin/mke2fs:e2fsprogs \
 	/usr/bin/memcached:memcached
 system-deps:
 	@missing=""; for pair in $(SYSTEM_TOOLS); do \

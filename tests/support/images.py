@@ -1,0 +1,63 @@
+"""The one image-create helper, and waiting on images and tasks through the API."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tests.support.clients import Glance
+from tests.support.cloud import Cloud
+from tests.support.wait import wait_for
+
+
+def create_image(
+    cloud: Cloud, region: str = "ORD", name: str = "image", data: bytes | None = None, user: str = "demo",
+    **attrs: Any,
+) -> dict:  # fmt: skip
+    """An image made with ``POST /v2/images`` (raw/bare unless ``attrs`` say otherwise) and, with
+    ``data``, uploaded with ``PUT /file``; returns the image as ``GET`` shows it afterwards."""
+    glance = Glance(cloud, user, region)
+    image = glance.create(**{"name": name, "disk_format": "raw", "container_format": "bare", **attrs})
+    if data is not None:
+        response = glance.upload(image["id"], data)
+        assert response.status_code == 204, response.text
+    return glance.image(image["id"])
+
+
+def wait_image(glance: Glance, image_id: str, status: str = "active", timeout: float = 120) -> dict:
+    """Wait until the image has ``status`` and no import holds it (``os_glance_import_task`` gone)."""
+
+    def check() -> dict | None:
+        image = glance.image(image_id)
+        return image if image["status"] == status and "os_glance_import_task" not in image else None
+
+    return wait_for(check, f"image {image_id} is {status} with no import running", timeout=timeout)
+
+
+def create_task(glance: Glance, body: dict) -> dict:
+    """``POST /v2/tasks`` that must be accepted (201, with its Location)."""
+    response = glance.post("/v2/tasks", json=body)
+    assert response.status_code == 201, response.text
+    task = response.json()
+    assert response.headers["location"] == f"/v2/tasks/{task['id']}"
+    return task
+
+
+def wait_task(glance: Glance, task_id: str, timeout: float = 120) -> dict:
+    """Wait until a task ends (success or failure); while it runs, every GET carries Retry-After."""
+
+    def check() -> dict | None:
+        response = glance.get(f"/v2/tasks/{task_id}")
+        assert response.status_code == 200, response.text
+        task = response.json()
+        if task["status"] in ("success", "failure"):
+            assert "retry-after" not in response.headers, task
+            return task
+        assert response.headers["retry-after"].isdigit(), response.headers
+        return None
+
+    return wait_for(check, f"task {task_id} ends", timeout=timeout)
+
+
+def run_task(glance: Glance, body: dict, timeout: float = 120) -> dict:
+    """Create a task and wait for its end."""
+    return wait_task(glance, create_task(glance, body)["id"], timeout)
