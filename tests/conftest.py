@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.peers import openstack as openstack_peer
 from tests.peers import swift as swift_peer
 from tests.support.cloud import (  # noqa: F401 (re-exported)
     BACKENDS,
@@ -44,6 +45,14 @@ def cloud(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFacto
 def real_swift(tmp_path_factory: pytest.TempPathFactory) -> Iterator[swift_peer.Swift]:
     """A real Swift 2.38 all-in-one (tempauth) for the whole test session; see tests/peers/swift.py."""
     with swift_peer.running_swift(tmp_path_factory.mktemp("real-swift")) as running:
+        yield running
+
+
+@pytest.fixture(scope="session")
+def real_openstack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[openstack_peer.OpenStack]:
+    """A real Keystone 30 with Glance 33 regions ORD and IAD for the whole test session; see
+    tests/peers/openstack.py."""
+    with openstack_peer.OpenStack.running(tmp_path_factory.mktemp("real-openstack")) as running:
         yield running
 
 
