@@ -53,11 +53,13 @@ def parse_json(raw: bytes | str, *, max_depth: int = MAX_DEPTH) -> Any:
     if _max_nesting(raw) > max_depth:
         raise MalformedJSON(f"The JSON document nests deeper than {max_depth} levels.")
     try:
-        return json.loads(raw, parse_constant=_refuse_constant)
+        document = json.loads(raw, parse_constant=_refuse_constant)
     except MalformedJSON:
         raise
     except (ValueError, RecursionError) as exc:
         raise MalformedJSON(f"The body is not valid JSON: {_short(exc)}") from None
+    _check_strings(document)
+    return document
 
 
 async def read_json(request: Request, limit: int = MAX_JSON_BODY, *, empty: Any = ...) -> Any:
@@ -80,6 +82,24 @@ def _max_nesting(text: str) -> int:
         else:
             depth -= 1
     return deepest
+
+
+def _check_strings(document: Any) -> None:
+    """Every string (keys too) must be encodable: a lone surrogate (``"\\ud800"``) is valid JSON
+    but no database, header or log can take it."""
+    pending = [document]
+    while pending:
+        item = pending.pop()
+        if isinstance(item, dict):
+            pending.extend(item.keys())
+            pending.extend(item.values())
+        elif isinstance(item, list):
+            pending.extend(item)
+        elif isinstance(item, str):
+            try:
+                item.encode("utf-8")
+            except UnicodeEncodeError:
+                raise MalformedJSON("The JSON document holds a lone UTF-16 surrogate (\\uD800-\\uDFFF).") from None
 
 
 def _refuse_constant(name: str) -> Any:

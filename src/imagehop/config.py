@@ -63,6 +63,18 @@ class ImageSettings:
     web_download_allow_private: bool = False  # web-download from loopback/private addresses
 
 
+@dataclass
+class AuthLimits:
+    """``[identity]`` settings that bound the work of password and API-key checks (docs/security.md)."""
+
+    hash_workers: int = 1  # threads that run scrypt; the rest of the machine keeps serving
+    hash_queue: int = 64  # checks waiting for a worker; more answer 429 at once
+    rate_per_address: float = 20.0  # password/API-key attempts per second per client address (0: no limit)
+    burst_per_address: int = 60
+    rate_per_user: float = 1.0  # failed attempts per second per user name (0: no limit)
+    burst_per_user: int = 10
+
+
 MAX_SEGMENT_SIZE = 5 * 1024**3  # Swift's single-object limit
 
 
@@ -78,6 +90,7 @@ class Settings:
     users: list[UserSpec] = field(default_factory=list)
     tasks: TaskSettings = field(default_factory=TaskSettings)
     images: ImageSettings = field(default_factory=ImageSettings)
+    auth: AuthLimits = field(default_factory=AuthLimits)
 
     def region_port(self, index: int) -> int:
         """The port region number ``index`` listens on (0 means: pick a free one)."""
@@ -141,9 +154,12 @@ def _apply_file(settings: Settings, path: Path) -> None:
         settings.token_lifetime = _positive_int(data["token_lifetime"], "token_lifetime")
 
     identity = data.get("identity", {})
-    _reject_unknown(identity, {"public_url", "database_url"}, f"{path} [identity]")
+    _reject_unknown(identity, {"public_url", "database_url", *AuthLimits.__dataclass_fields__}, f"{path} [identity]")
     settings.identity_public_url = identity.get("public_url", settings.identity_public_url)
     settings.identity_database_url = identity.get("database_url", settings.identity_database_url)
+    for key in AuthLimits.__dataclass_fields__:
+        if key in identity:
+            _set_auth_limit(settings.auth, key, identity[key], f"identity.{key}")
 
     if "regions" in data:
         regions = data["regions"]
@@ -202,6 +218,10 @@ def _apply_env(settings: Settings, env: Mapping[str, str]) -> None:
         settings.identity_public_url = env["IMAGEHOP_IDENTITY_PUBLIC_URL"]
     if "IMAGEHOP_IDENTITY_DATABASE_URL" in env:
         settings.identity_database_url = env["IMAGEHOP_IDENTITY_DATABASE_URL"]
+    for key in AuthLimits.__dataclass_fields__:
+        name = f"IMAGEHOP_IDENTITY_{key.upper()}"
+        if name in env:
+            _set_auth_limit(settings.auth, key, env[name], name)
     for key in TaskSettings.__dataclass_fields__:
         name = f"IMAGEHOP_TASKS_{key.upper()}"
         if name in env:
@@ -273,6 +293,19 @@ def _set_task_setting(tasks: TaskSettings, key: str, value: Any, name: str) -> N
     if key == "export_segment_size" and number > MAX_SEGMENT_SIZE:
         raise ConfigError(f"{name} must be at most {MAX_SEGMENT_SIZE} (5 GiB, the object size limit), got {number}")
     setattr(tasks, key, number)
+
+
+def _set_auth_limit(limits: AuthLimits, key: str, value: Any, name: str) -> None:
+    if key.startswith("rate_"):
+        try:
+            number = float(value)
+        except (TypeError, ValueError):
+            raise ConfigError(f"{name} must be a number of attempts per second, got {value!r}") from None
+        if not 0 <= number <= 1e6:
+            raise ConfigError(f"{name} must be between 0 (no limit) and 1000000, got {number}")
+        setattr(limits, key, number)
+        return
+    setattr(limits, key, _positive_int(value, name))
 
 
 def _bool(value: Any, name: str) -> bool:

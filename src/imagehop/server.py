@@ -78,7 +78,7 @@ def prepare(settings: Settings) -> Deployment:
     bootstrap(identity, settings.data_dir, settings.users)
 
     deployment = Deployment(
-        settings, identity, identity_url, build_identity_app(identity, identity_url), identity_socket
+        settings, identity, identity_url, build_identity_app(identity, identity_url, settings.auth), identity_socket
     )
     for region_settings, url, sock in zip(settings.regions, region_urls, region_sockets, strict=True):
         engine = db.make_engine(settings.region_db_url(region_settings))

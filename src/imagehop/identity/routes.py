@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -12,6 +13,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from imagehop.bodies import MalformedJSON, read_json
+from imagehop.config import AuthLimits
 from imagehop.identity.service import (
     BadRequest,
     Forbidden,
@@ -20,8 +22,11 @@ from imagehop.identity.service import (
     NotFound,
     Token,
     TooLarge,
+    TooManyRequests,
     Unauthorized,
 )
+from imagehop.identity.store import User
+from imagehop.identity.throttle import AuthGate
 from imagehop.streams import BodyTooLarge
 
 V3_UPDATED = "2020-04-07T00:00:00Z"
@@ -29,7 +34,7 @@ V2_UPDATED = "2014-04-17T00:00:00Z"
 DEFAULT_DOMAIN = {"id": "default", "name": "Default"}
 
 
-def build_identity_app(identity: IdentityService, public_url: str) -> Starlette:
+def build_identity_app(identity: IdentityService, public_url: str, limits: AuthLimits | None = None) -> Starlette:
     """The identity endpoint: ``/`` (discovery), ``/v2.0/...`` and ``/v3/...``."""
     routes = [
         Route("/", versions, methods=["GET", "HEAD"]),
@@ -38,6 +43,7 @@ def build_identity_app(identity: IdentityService, public_url: str) -> Starlette:
         Route("/v2.0", version_v2, methods=["GET", "HEAD"]),
         Route("/v2.0/", version_v2, methods=["GET", "HEAD"]),
         Route("/v2.0/tokens", v2_create_token, methods=["POST"]),
+        Route("/v2.0/tokens", v2_revoke_own_token, methods=["DELETE"]),
         Route("/v2.0/tokens/{token_id}", v2_token, methods=["GET", "HEAD", "DELETE"]),
         Route("/v2.0/tokens/{token_id}/endpoints", v2_token_endpoints, methods=["GET"]),
         Route("/v2.0/tenants", v2_tenants, methods=["GET"]),
@@ -51,6 +57,7 @@ def build_identity_app(identity: IdentityService, public_url: str) -> Starlette:
     )
     app.state.identity = identity
     app.state.public_url = public_url.rstrip("/")
+    app.state.auth_gate = AuthGate(limits)
     return app
 
 
@@ -112,18 +119,14 @@ async def v2_create_token(request: Request) -> Response:
     credentials = _object(auth[kind], f"auth.{kind}")
     expires_at = None
     if kind == "passwordCredentials":
-        user = await run_in_threadpool(
-            identity.check_password,
-            _string(credentials, "password", f"auth.{kind}"),
-            user_name=_string(credentials, "username", f"auth.{kind}"),
-        )
+        name = _string(credentials, "username", f"auth.{kind}")
+        secret = _string(credentials, "password", f"auth.{kind}")
+        user = await _check_secret(request, name, identity.check_password, secret, user_name=name)
         methods, authenticated_by = ["password"], "PASSWORD"
     elif kind == "RAX-KSKEY:apiKeyCredentials":
-        user = await run_in_threadpool(
-            identity.check_api_key,
-            _string(credentials, "apiKey", f"auth.{kind}"),
-            user_name=_string(credentials, "username", f"auth.{kind}"),
-        )
+        name = _string(credentials, "username", f"auth.{kind}")
+        secret = _string(credentials, "apiKey", f"auth.{kind}")
+        user = await _check_secret(request, name, identity.check_api_key, secret, user_name=name)
         methods, authenticated_by = ["password"], "APIKEY"
     else:
         previous = await run_in_threadpool(identity.check_token, _string(credentials, "id", "auth.token"))
@@ -169,11 +172,13 @@ def _v2_access(identity: IdentityService, token: Token, authenticated_by: str, *
 
 async def v2_token(request: Request) -> Response:
     identity: IdentityService = request.app.state.identity
-    await _require_admin(request)
     token_id = request.path_params["token_id"]
-    if request.method == "DELETE":
+    if request.method == "DELETE":  # as Rackspace: an admin revokes any token, a user its own
+        caller = await _caller(request)
+        check_token_subject(caller, await _subject(identity, token_id))
         await run_in_threadpool(identity.revoke, token_id)
         return Response(status_code=204)
+    await _require_admin(request)
     token = await _subject(identity, token_id)
     belongs_to = request.query_params.get("belongsTo")
     if belongs_to is not None and (token.project is None or token.project.id != belongs_to):
@@ -181,6 +186,14 @@ async def v2_token(request: Request) -> Response:
     if request.method == "HEAD":
         return Response(status_code=200)
     return JSONResponse({"access": _v2_access(identity, token, "TOKEN", with_catalog=False)})
+
+
+async def v2_revoke_own_token(request: Request) -> Response:
+    """``DELETE /v2.0/tokens``: the caller's own token (Rackspace's "revoke token")."""
+    identity: IdentityService = request.app.state.identity
+    await _caller(request)
+    await run_in_threadpool(identity.revoke, request.headers["x-auth-token"])
+    return Response(status_code=204)
 
 
 async def v2_token_endpoints(request: Request) -> Response:
@@ -213,14 +226,15 @@ async def v3_tokens(request: Request) -> Response:
     identity: IdentityService = request.app.state.identity
     if request.method == "POST":
         return await _v3_create_token(request, identity)
-    await _caller(request)
+    caller = await _caller(request)
     subject = request.headers.get("x-subject-token")
     if not subject:
         raise BadRequest("X-Subject-Token header is required.")
+    token = await _subject(identity, subject)
+    check_token_subject(caller, token)
     if request.method == "DELETE":
         await run_in_threadpool(identity.revoke, subject)
         return Response(status_code=204)
-    token = await _subject(identity, subject)
     headers = {"X-Subject-Token": subject}
     if request.method == "HEAD":
         return Response(status_code=200, headers=headers)
@@ -240,12 +254,12 @@ async def _v3_create_token(request: Request, identity: IdentityService) -> Respo
         user_ref = _object(password.get("user"), "auth.identity.password.user")
         secret = _string(user_ref, "password", "auth.identity.password.user")
         if "id" in user_ref:
-            user = await run_in_threadpool(identity.check_password, secret, user_id=_string(user_ref, "id", "user"))
+            user_id = _string(user_ref, "id", "user")
+            user = await _check_secret(request, user_id, identity.check_password, secret, user_id=user_id)
         else:
             _check_domain(user_ref.get("domain"), "auth.identity.password.user.domain")
-            user = await run_in_threadpool(
-                identity.check_password, secret, user_name=_string(user_ref, "name", "auth.identity.password.user")
-            )
+            name = _string(user_ref, "name", "auth.identity.password.user")
+            user = await _check_secret(request, name, identity.check_password, secret, user_name=name)
     elif "token" in methods:
         token_ref = _object(ident.get("token"), "auth.identity.token")
         previous = await run_in_threadpool(identity.check_token, _string(token_ref, "id", "auth.identity.token"))
@@ -332,6 +346,13 @@ async def v3_domains(request: Request) -> Response:
 # --- helpers -------------------------------------------------------------------------------------
 
 
+async def _check_secret(request: Request, user_key: str, check: Callable[..., User], *args: Any, **kwargs: Any) -> User:
+    """A password or API-key check through the bounded hashing pool and the rate limits."""
+    gate: AuthGate = request.app.state.auth_gate
+    address = request.client.host if request.client else "unknown"
+    return await gate.check(address, user_key, check, *args, **kwargs)
+
+
 async def _caller(request: Request) -> Token:
     identity: IdentityService = request.app.state.identity
     token_id = request.headers.get("x-auth-token")
@@ -345,6 +366,12 @@ async def _require_admin(request: Request) -> Token:
     if "admin" not in token.role_names:
         raise Forbidden("You are not authorized to perform the requested action: admin role required.")
     return token
+
+
+def check_token_subject(caller: Token, subject: Token) -> None:
+    """Keystone's ``token_subject or admin`` rule: a user checks and revokes only its own tokens."""
+    if caller.user.id != subject.user.id and "admin" not in caller.role_names:
+        raise Forbidden("You are not authorized to perform the requested action: the token is not yours.")
 
 
 async def _subject(identity: IdentityService, token_id: str) -> Token:
@@ -407,7 +434,10 @@ def _error(status: int, title: str, message: str) -> JSONResponse:
 
 async def _identity_error(_request: Request, exc: Exception) -> Response:
     assert isinstance(exc, IdentityError)
-    return _error(exc.status, exc.title, exc.message)
+    response = _error(exc.status, exc.title, exc.message)
+    if isinstance(exc, TooManyRequests):
+        response.headers["Retry-After"] = str(exc.retry_after)
+    return response
 
 
 async def _not_found(request: Request, _exc: Exception) -> Response:

@@ -103,14 +103,16 @@ class IdentityService:
 
     def check_password(self, password: str, *, user_name: str | None = None, user_id: str | None = None) -> User:
         user = self._find_user(user_name=user_name, user_id=user_id)
-        if user is None or not verify_secret(password, user.password_hash):
+        if not verify_secret(password, user.password_hash if user else None):
             raise Unauthorized("The request you have made requires authentication: invalid username or password.")
+        assert user is not None
         return self._enabled(user)
 
     def check_api_key(self, api_key: str, *, user_name: str) -> User:
         user = self._find_user(user_name=user_name)
-        if user is None or not verify_secret(api_key, user.api_key_hash):
+        if not verify_secret(api_key, user.api_key_hash if user else None):
             raise Unauthorized("Username or api key is invalid.")
+        assert user is not None
         return self._enabled(user)
 
     def check_token(self, token_id: str) -> Token:
