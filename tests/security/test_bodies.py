@@ -1,4 +1,7 @@
-"""Bounded request bodies and safe JSON on every JSON endpoint (issue 10, items 7 and 10)."""
+"""Bounded request bodies and safe JSON on every JSON endpoint (issue 10, items 7 and 10).
+
+On SQLite only: a refused body never reaches the database.
+"""
 
 from __future__ import annotations
 
@@ -7,22 +10,21 @@ import json
 import httpx
 import pytest
 
-from tests.conftest import Cloud
-from tests.security.conftest import Client
-from tests.security.helpers import send_chunked, server_memory
+from tests.support import Cloud
+from tests.support.hostile import Tenant, send_chunked, server_memory
 
 DEEP = "[" * 1000 + "]" * 1000
 
 
 @pytest.fixture(scope="module")
-def demo(sqlite_cloud: Cloud) -> Client:
-    return Client(sqlite_cloud, "demo")
+def demo(sqlite_cloud: Cloud) -> Tenant:
+    return Tenant(sqlite_cloud, "demo")
 
 
 PATCH_JSON = "application/openstack-images-v2.1-json-patch"
 
 
-def json_endpoints(cloud: Cloud, demo: Client) -> list[tuple[str, str, str]]:
+def json_endpoints(cloud: Cloud, demo: Tenant) -> list[tuple[str, str, str]]:
     """(method, URL, content type) of every kind of JSON endpoint."""
     image = demo.new_image()
     demo.http.put(demo.swift + "/manifests")
@@ -41,7 +43,7 @@ def json_endpoints(cloud: Cloud, demo: Client) -> list[tuple[str, str, str]]:
     ]
 
 
-def test_oversized_bodies_stop_at_the_limit_with_413(sqlite_cloud: Cloud, demo: Client) -> None:
+def test_oversized_bodies_stop_at_the_limit_with_413(sqlite_cloud: Cloud, demo: Tenant) -> None:
     """A 64 MiB chunked body (no Content-Length) is refused as soon as it passes the limit (8 MiB at most)."""
     _, before = server_memory(sqlite_cloud)
     for method, url, media in json_endpoints(sqlite_cloud, demo):
@@ -53,7 +55,7 @@ def test_oversized_bodies_stop_at_the_limit_with_413(sqlite_cloud: Cloud, demo: 
     assert after - before < 48 << 20
 
 
-def test_declared_oversized_body_is_refused_before_reading(sqlite_cloud: Cloud, demo: Client) -> None:
+def test_declared_oversized_body_is_refused_before_reading(sqlite_cloud: Cloud, demo: Tenant) -> None:
     for method, url, media in json_endpoints(sqlite_cloud, demo):
         if "multipart-manifest" in url:
             continue  # Swift's manifest limit is 8 MiB
@@ -63,13 +65,13 @@ def test_declared_oversized_body_is_refused_before_reading(sqlite_cloud: Cloud, 
 
 
 @pytest.mark.parametrize("body", [DEEP, '{"a":' * 200 + "1" + "}" * 200, '{"a": NaN}', '{"a": -Infinity}', b"\xff\xfe"])
-def test_hostile_json_is_a_400_everywhere(sqlite_cloud: Cloud, demo: Client, body: str | bytes) -> None:
+def test_hostile_json_is_a_400_everywhere(sqlite_cloud: Cloud, demo: Tenant, body: str | bytes) -> None:
     for method, url, media in json_endpoints(sqlite_cloud, demo):
         response = demo.http.request(method, url, content=body, headers={"Content-Type": media})
         assert response.status_code == 400, (method, url, response.status_code, response.text[:200])
 
 
-def test_a_task_with_nan_in_its_input_is_never_stored(sqlite_cloud: Cloud, demo: Client) -> None:
+def test_a_task_with_nan_in_its_input_is_never_stored(sqlite_cloud: Cloud, demo: Tenant) -> None:
     """Before the fix such a task was created and then every GET of it (and of the list) was a 500."""
     before = demo.http.get(demo.image + "/tasks").json()["tasks"]
     body = '{"type": "import", "input": {"import_from": "c/o", "x": NaN}}'
@@ -80,7 +82,7 @@ def test_a_task_with_nan_in_its_input_is_never_stored(sqlite_cloud: Cloud, demo:
     assert listing.json()["tasks"] == before
 
 
-def test_bodies_within_the_limits_still_work(sqlite_cloud: Cloud, demo: Client) -> None:
+def test_bodies_within_the_limits_still_work(sqlite_cloud: Cloud, demo: Tenant) -> None:
     nested = {"a": {"b": {"c": {"d": "e"}}}}
     task = demo.http.post(demo.image + "/tasks", json={"type": "import", "input": {"import_from": "c/o", "n": nested}})
     assert task.status_code == 201, task.text

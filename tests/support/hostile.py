@@ -1,4 +1,5 @@
-"""Helpers for hostile-input tests: raw HTTP where httpx would refuse to send it, and server memory."""
+"""Hostile-input helpers: a tenant's view of every API, raw HTTP where httpx would not send it, and
+the server's memory."""
 
 from __future__ import annotations
 
@@ -7,7 +8,9 @@ import socket
 import time
 from urllib.parse import urlsplit
 
-from tests.conftest import Cloud
+import httpx
+
+from tests.support.cloud import Cloud
 
 
 def server_memory(cloud: Cloud) -> tuple[int, int]:
@@ -61,3 +64,35 @@ def send_chunked(url: str, method: str, headers: dict[str, str], total: int, chu
     sock.close()
     status = int(data.split(b" ", 2)[1]) if data.startswith(b"HTTP/") else 0
     return status, sent
+
+
+class Tenant:
+    """``httpx`` as one user of one cloud, with the URLs of every service of one region (for tests
+    that walk all the APIs, such as the hostile-input ones)."""
+
+    def __init__(self, cloud: Cloud, user: str = "demo", region: str = "ORD") -> None:
+        self.cloud = cloud
+        self.user = user
+        self.region = cloud.regions[region]
+        self.token = cloud.token(user)
+        self.tenant = cloud.credentials()[user]["tenant_id"]
+        self.http = httpx.Client(headers={"X-Auth-Token": self.token, "Accept": "application/json"}, timeout=60)
+
+    @property
+    def image(self) -> str:
+        return self.region + "/image/v2"
+
+    @property
+    def compute(self) -> str:
+        return self.region + "/compute/v2.1"
+
+    @property
+    def swift(self) -> str:
+        return f"{self.region}/v1/AUTH_{self.tenant}"
+
+    def new_image(self, **body) -> dict:
+        body.setdefault("disk_format", "raw")
+        body.setdefault("container_format", "bare")
+        response = self.http.post(self.image + "/images", json=body)
+        assert response.status_code == 201, response.text
+        return response.json()
