@@ -1,0 +1,194 @@
+"""Object PUT/GET throughput and small-request rate, imagehop beside a real Swift 2.38 on this machine.
+
+`python -m bench.objects [--size-mib N] [--runs R] [--small N] [--no-swift]` prints the figures; `make bench`
+adds them to docs/benchmarks.md. Each side gets the same client work:
+
+- one streamed PUT then one GET of an N MiB random object (httpx, 1 MiB pieces), MB/s;
+- ``swift upload --use-slo --segment-size`` and ``swift download`` of the same file (the CLI, 4 threads);
+- N small (4 KiB) PUTs then GETs on one kept-alive connection, requests/s (the HTTP layer's cost).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import httpx
+
+from bench.harness import BIN, MiB, Section, machine, median, start_cloud
+
+SWIFT_CLI = [str(BIN / "python"), "-m", "swiftclient.shell"]
+
+
+def _token_v3(identity: str, user: str, password: str, project: str) -> str:
+    body = {
+        "auth": {
+            "identity": {
+                "methods": ["password"],
+                "password": {"user": {"name": user, "domain": {"id": "default"}, "password": password}},
+            },
+            "scope": {"project": {"id": project}},
+        }
+    }
+    response = httpx.post(f"{identity}/v3/auth/tokens", json=body)
+    response.raise_for_status()
+    return response.headers["X-Subject-Token"]
+
+
+def _pieces(path: Path) -> Iterator[bytes]:
+    with open(path, "rb") as handle:
+        while chunk := handle.read(MiB):
+            yield chunk
+
+
+def _put_get(url: str, token: str, path: Path) -> tuple[float, float]:
+    """Seconds for one streamed PUT and one GET (read to the end) of ``path``."""
+    headers = {"X-Auth-Token": token, "Content-Length": str(path.stat().st_size)}
+    with httpx.Client(timeout=300) as client:
+        client.put(f"{url}/bench", headers={"X-Auth-Token": token}).raise_for_status()
+        start = time.perf_counter()
+        client.put(f"{url}/bench/big", headers=headers, content=_pieces(path)).raise_for_status()
+        put = time.perf_counter() - start
+        start = time.perf_counter()
+        with client.stream("GET", f"{url}/bench/big", headers={"X-Auth-Token": token}) as response:
+            response.raise_for_status()
+            for _ in response.iter_raw(MiB):
+                pass
+        get = time.perf_counter() - start
+    return put, get
+
+
+def _small(url: str, token: str, count: int) -> tuple[float, float]:
+    """Requests/s of ``count`` 4 KiB PUTs, then of ``count`` GETs, on one kept-alive connection."""
+    body = os.urandom(4096)
+    with httpx.Client(timeout=60, headers={"X-Auth-Token": token}) as client:
+        client.put(f"{url}/bench-small").raise_for_status()
+        start = time.perf_counter()
+        for i in range(count):
+            client.put(f"{url}/bench-small/o{i}", content=body).raise_for_status()
+        puts = count / (time.perf_counter() - start)
+        start = time.perf_counter()
+        for i in range(count):
+            client.get(f"{url}/bench-small/o{i}").raise_for_status()
+        gets = count / (time.perf_counter() - start)
+    return puts, gets
+
+
+def _cli(env: dict[str, str], path: Path, work: Path, segment_mib: int) -> tuple[float, float]:
+    segment = str(segment_mib * MiB)
+    start = time.perf_counter()
+    subprocess.run([*SWIFT_CLI, "upload", "--use-slo", "--segment-size", segment, "--object-name", "cli", "bench-cli",
+                    str(path)], env=env, check=True, capture_output=True)  # fmt: skip
+    up = time.perf_counter() - start
+    out = work / "download.bin"
+    start = time.perf_counter()
+    subprocess.run([*SWIFT_CLI, "download", "bench-cli", "cli", "-o", str(out)], env=env, check=True,
+                   capture_output=True)  # fmt: skip
+    down = time.perf_counter() - start
+    out.unlink()
+    return up, down
+
+
+def _side(
+    name: str, url: str, token: Callable[[], str], env: dict[str, str], path: Path, work: Path, runs: int, small: int
+) -> dict[str, float]:
+    size_mb = path.stat().st_size / 1e6
+    puts, gets, ups, downs, sputs, sgets = [], [], [], [], [], []
+    for _ in range(runs):
+        put, get = _put_get(url, token(), path)
+        puts.append(size_mb / put)
+        gets.append(size_mb / get)
+        up, down = _cli(env, path, work, max(1, path.stat().st_size // MiB // 4))
+        ups.append(size_mb / up)
+        downs.append(size_mb / down)
+        sp, sg = _small(url, token(), small)
+        sputs.append(sp)
+        sgets.append(sg)
+    figures = {
+        "put": median(puts),
+        "get": median(gets),
+        "cli_up": median(ups),
+        "cli_down": median(downs),
+        "small_put": median(sputs),
+        "small_get": median(sgets),
+    }
+    print(name, {k: round(v, 1) for k, v in figures.items()}, file=sys.stderr)
+    return figures
+
+
+def bench_objects(work: Path, size_mib: int, runs: int, small: int, with_swift: bool = True) -> Section:
+    path = work / "object.bin"
+    with open(path, "wb") as handle:
+        block = os.urandom(MiB)
+        for i in range(size_mib):
+            handle.write(block[i % 7 :] + block[: i % 7])
+    results: dict[str, dict[str, float]] = {}
+    cloud = start_cloud(work / "objects-cloud")
+    try:
+        demo = cloud.credentials["demo"]
+        identity = cloud.endpoints["identity"]
+        url = f"{cloud.endpoints['regions']['ORD']}/v1/AUTH_{demo['tenant_id']}"
+
+        def token() -> str:
+            return _token_v3(identity, "demo", demo["password"], demo["tenant_id"])
+
+        results["imagehop"] = _side("imagehop", url, token, cloud.swift_env("ORD"), path, work, runs, small)
+    finally:
+        cloud.stop()
+    if with_swift:
+        sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+        from tests.peers import swift as swift_peer
+
+        with swift_peer.running_swift(work / "real-swift") as peer:
+
+            def swift_token() -> str:
+                return peer.token()[1]
+
+            results["swift"] = _side(
+                "Swift 2.38", peer.storage_url(), swift_token, peer.cli_env(), path, work, runs, small
+            )
+    rows = [
+        ("PUT, one streamed request (MB/s)", "put"),
+        ("GET, one request (MB/s)", "get"),
+        (f"`swift upload --use-slo --segment-size {max(1, size_mib // 4)}M` (MB/s)", "cli_up"),
+        ("`swift download` (MB/s)", "cli_down"),
+        (f"{small} PUTs of 4 KiB, one connection (requests/s)", "small_put"),
+        (f"{small} GETs of 4 KiB, one connection (requests/s)", "small_get"),
+    ]
+    section = Section("Object storage: PUT/GET throughput")
+    section.lines.append(
+        f"A {size_mib} MiB random object, medians of {runs} runs; the real Swift is 2.38.3 all-in-one (one replica,"
+        " tempauth) from tests/peers/swift.py on the same machine. `python -m bench.objects`."
+    )
+    section.lines.append("")
+    header = "| what | imagehop |" + (" Swift 2.38 | ratio |" if "swift" in results else "")
+    section.lines += [header, "| --- | --- |" + (" --- | --- |" if "swift" in results else "")]
+    for label, key in rows:
+        line = f"| {label} | {results['imagehop'][key]:.1f} |"
+        if "swift" in results:
+            line += f" {results['swift'][key]:.1f} | {results['imagehop'][key] / results['swift'][key]:.2f}× |"
+        section.lines.append(line)
+    return section
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench.objects")
+    parser.add_argument("--size-mib", type=int, default=512)
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--small", type=int, default=500)
+    parser.add_argument("--no-swift", action="store_true", help="imagehop only")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="imagehop-bench-objects-") as work:
+        print(machine())
+        section = bench_objects(Path(work), args.size_mib, args.runs, args.small, not args.no_swift)
+        print(section.render())
+
+
+if __name__ == "__main__":
+    main()
