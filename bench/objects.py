@@ -172,7 +172,7 @@ def bench_objects(work: Path, size_mib: int, runs: int, small: int, with_swift: 
     for label, key in rows:
         line = f"| {label} | {results['imagehop'][key]:.1f} |"
         if "swift" in results:
-            line += f" {results['swift'][key]:.1f} | {results['imagehop'][key] / results['swift'][key]:.2f}× |"
+            line += f" {results['swift'][key]:.1f} | {results['imagehop'][key] / results['swift'][key]:.2f}x |"
         section.lines.append(line)
     return section
 

@@ -134,8 +134,7 @@ def _identity(settings: Settings):  # type: ignore[no-untyped-def]
     multiple=True,
     default=["member"],
     show_default=True,
-    type=click.Choice(["admin", "member", "reader"]),
-    help="Role; repeat for several.",
+    help="Role (admin, member, reader, or any other name, e.g. object-store:observer); repeat for several.",
 )
 @click.option("--password", help="Password [default: generated].")
 @click.option("--api-key", help="API key [default: generated].")

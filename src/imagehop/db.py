@@ -212,6 +212,7 @@ swift_containers = sa.Table(
     sa.Column("object_count", sa.BigInteger, nullable=False, server_default="0"),
     sa.Column("bytes_used", sa.BigInteger, nullable=False, server_default="0"),
     sa.Column("created_at", sa.Float, nullable=False),
+    sa.Column("modified_at", sa.Float, nullable=True),  # Swift's put timestamp: PUT and POST move it
     sa.UniqueConstraint("account", "name", name="uq_swift_containers_account_name"),
 )
 

@@ -29,6 +29,6 @@ def test_tempauth_accounts_are_separate(real_swift) -> None:
     other_url, other_token = real_swift.token("test2")
     assert httpx.get(f"{url}/private", headers={"X-Auth-Token": other_token}).status_code == 403
     assert httpx.get(other_url, headers={"X-Auth-Token": other_token}).status_code in (200, 204)
-    reader_url, reader_token = real_swift.token("test", "reader")
-    assert reader_url == url
-    assert httpx.get(f"{url}/private", headers={"X-Auth-Token": reader_token}).status_code == 403
+    norole_url, norole_token = real_swift.token("test", "norole")
+    assert norole_url == url
+    assert httpx.get(f"{url}/private", headers={"X-Auth-Token": norole_token}).status_code == 403

@@ -10,7 +10,8 @@ in ``tests/conftest.py``.
 Tempauth accounts (``AUTH_<tenant>`` as imagehop names them, so the same request path works on both):
 
 - ``test:tester`` (``.admin`` of ``AUTH_test``), ``test2:tester2`` (``.admin`` of ``AUTH_test2``),
-- ``test:reader`` (a plain user of ``AUTH_test``: no ``.admin``, so only container ACLs let it in),
+- ``test:reader`` and ``test:norole``, plain users of ``AUTH_test``: no ``.admin``, so only ACLs let them in
+  (the differential tests give ``test:reader`` the account's read-only grant, as Keystone's reader role),
 - ``.reseller_admin`` user ``admin:admin``.
 """
 
@@ -41,7 +42,7 @@ MEMCACHED = "/usr/bin/memcached"
 
 USERS = {
     # account: {user: (key, groups)}
-    "test": {"tester": ("testing", ".admin"), "reader": ("reading", "")},
+    "test": {"tester": ("testing", ".admin"), "reader": ("reading", ""), "norole": ("norole", "")},
     "test2": {"tester2": ("testing2", ".admin")},
     "admin": {"admin": ("admin", ".admin .reseller_admin")},
 }

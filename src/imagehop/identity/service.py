@@ -16,7 +16,7 @@ from sqlalchemy.engine import Engine
 from imagehop.identity import store
 from imagehop.identity.catalog import Catalog
 from imagehop.identity.hashing import hash_secret, new_token, token_hash, verify_secret
-from imagehop.identity.store import ROLE_NAMES, Project, TokenRow, User
+from imagehop.identity.store import ROLE_NAME, Project, TokenRow, User
 
 
 class IdentityError(Exception):
@@ -206,14 +206,15 @@ class IdentityService:
         """Create a user in tenant ``tenant_id`` (created too if new) with the given roles."""
         _check_user_name(name)
         _check_tenant_id(tenant_id)
-        unknown = [r for r in roles if r not in ROLE_NAMES]
-        if unknown or not roles:
-            raise BadRequest(f"unknown role(s) {unknown or roles}: choose from {', '.join(ROLE_NAMES)}")
+        bad = [r for r in roles if not ROLE_NAME.fullmatch(r)]
+        if bad or not roles:
+            raise BadRequest(f"invalid role name(s) {bad or roles}: 1-64 letters, digits or _ : . -")
         now = time.time()
         with self.engine.begin() as conn:
             if store.get_user(conn, name=name) is not None:
                 raise Conflict(f"a user named {name} already exists")
             store.ensure_roles(conn)
+            store.ensure_roles(conn, roles)
             project = store.ensure_project(conn, tenant_id, now)
             user_id = store.insert_user(
                 conn,
@@ -240,6 +241,7 @@ class IdentityService:
                         password_hash=hash_secret(spec.password or uuid.uuid4().hex),
                         api_key_hash=hash_secret(spec.api_key or uuid.uuid4().hex),
                     )
+                store.ensure_roles(conn, spec.roles)
                 store.assign_roles(conn, existing.id, existing.default_project_id, spec.roles)
                 return
         self.create_user(spec.user, spec.tenant_id, spec.roles, password=spec.password, api_key=spec.api_key)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import uuid
 from dataclasses import dataclass
 from typing import Any
@@ -11,7 +12,10 @@ from sqlalchemy.engine import Connection
 
 from imagehop.db import projects, role_assignments, roles, tokens, users
 
+# The roles every cloud has; any other well-formed name (Rackspace's ``object-store:observer``, an
+# operator's own) is created the first time a user is given it.
 ROLE_NAMES = ("admin", "member", "reader")
+ROLE_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_:.-]{0,63}")
 
 
 @dataclass(frozen=True)
@@ -45,9 +49,9 @@ class TokenRow:
     revoked_at: float | None
 
 
-def ensure_roles(conn: Connection) -> None:
+def ensure_roles(conn: Connection, names: tuple[str, ...] | list[str] = ROLE_NAMES) -> None:
     existing = set(conn.scalars(sa.select(roles.c.name)))
-    for name in ROLE_NAMES:
+    for name in names:
         if name not in existing:
             conn.execute(roles.insert().values(id=uuid.uuid5(uuid.NAMESPACE_URL, f"role/{name}").hex, name=name))
 

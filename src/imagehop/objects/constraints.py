@@ -58,11 +58,14 @@ STATUS_TEXT = {
 class SwiftError(Exception):
     """A refusal with Swift's status code and (plain text) explanation."""
 
-    def __init__(self, status: int, message: str = "", headers: Mapping[str, str] | None = None) -> None:
+    def __init__(
+        self, status: int, message: str = "", headers: Mapping[str, str] | None = None, *, html: bool = False
+    ) -> None:
         super().__init__(message)
         self.status = status
         self.message = message
         self.headers = dict(headers or {})
+        self.html = html  # Swift sends this message as text/html (swob's default), not text/plain
 
 
 def info_document() -> dict:

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from xml.sax.saxutils import escape, quoteattr
+from xml.etree.ElementTree import Element, SubElement, tostring
 
 from imagehop.objects.constraints import LISTING_LIMIT, TRUE_VALUES, SwiftError, iso_time
 from imagehop.objects.store import ContainerInfo, ObjectInfo, Subdir
+
+POLICY = "Policy-0"
 
 CONTENT_TYPES = {
     "plain": "text/plain; charset=utf-8",
@@ -16,21 +18,19 @@ CONTENT_TYPES = {
 }
 
 
-def listing_params(query: Mapping[str, str]) -> dict:
-    """``prefix``, ``delimiter``, ``marker``, ``end_marker``, ``limit`` (≤ 10000), ``reverse``, ``path``."""
-    try:
-        limit = int(query.get("limit", LISTING_LIMIT))
-    except ValueError:
-        raise SwiftError(412, "Value of limit must be a positive integer") from None
-    if limit < 0:
-        raise SwiftError(412, "Value of limit must be a positive integer")
-    if limit > LISTING_LIMIT:
-        raise SwiftError(412, f"Maximum limit is {LISTING_LIMIT}")
+def listing_params(query: Mapping[str, str], *, path_allowed: bool = False) -> dict:
+    """``prefix``, ``delimiter``, ``marker``, ``end_marker``, ``limit``, ``reverse`` (and, for containers, ``path``).
+
+    As Swift: a ``limit`` that is not all digits is ignored (the default applies); above 10000 is 412.
+    """
+    given = query.get("limit", "")
+    limit = LISTING_LIMIT
+    if given.isdigit() and given.isascii():
+        limit = int(given)
+        if limit > LISTING_LIMIT:
+            raise SwiftError(412, f"Maximum limit is {LISTING_LIMIT}", html=True)
     prefix, delimiter = query.get("prefix", ""), query.get("delimiter", "")
-    if "path" in query:  # legacy: the direct children of path/
-        path = query["path"]
-        prefix, delimiter = (path.rstrip("/") + "/" if path else ""), "/"
-    return {
+    params = {
         "prefix": prefix,
         "delimiter": delimiter,
         "marker": query.get("marker", ""),
@@ -38,6 +38,10 @@ def listing_params(query: Mapping[str, str]) -> dict:
         "limit": limit,
         "reverse": query.get("reverse", "").lower() in TRUE_VALUES,
     }
+    if path_allowed and "path" in query:  # legacy: the objects directly under path/, no subdirs
+        path = query["path"]
+        params.update(prefix=(path.rstrip("/") + "/" if path else ""), delimiter="/", path=True)
+    return params
 
 
 def choose_format(query: Mapping[str, str], accept: str | None) -> str:
@@ -73,44 +77,47 @@ def choose_format(query: Mapping[str, str], accept: str | None) -> str:
     return best
 
 
+def _xml(document: Element) -> bytes:
+    """As Swift's listing_formats: ElementTree's serialisation after an XML declaration."""
+    return b'<?xml version="1.0" encoding="UTF-8"?>\n' + tostring(document, encoding="unicode").encode()
+
+
+def container_entry(e: ContainerInfo) -> dict:
+    return {
+        "name": e.name,
+        "count": e.object_count,
+        "bytes": e.bytes_used,
+        "last_modified": iso_time(e.modified_at),
+        "storage_policy": POLICY,
+    }
+
+
 def render_containers(entries: list, fmt: str, account: str) -> bytes:
+    records = [{"subdir": e.name} if isinstance(e, Subdir) else container_entry(e) for e in entries]
     if fmt == "json":
-        return json.dumps(
-            [
-                {"subdir": e.name}
-                if isinstance(e, Subdir)
-                else {
-                    "name": e.name,
-                    "count": e.object_count,
-                    "bytes": e.bytes_used,
-                    "last_modified": iso_time(e.created_at),
-                }
-                for e in entries
-            ]
-        ).encode()
+        return json.dumps(records).encode()
     if fmt == "xml":
-        parts = ['<?xml version="1.0" encoding="UTF-8"?>\n', f"<account name={quoteattr(account)}>"]
-        for e in entries:
-            if isinstance(e, Subdir):
-                parts.append(f"<subdir name={quoteattr(e.name)}><name>{escape(e.name)}</name></subdir>")
+        doc = Element("account", name=account)
+        doc.text = "\n"
+        for record in records:
+            if "subdir" in record:
+                sub = SubElement(doc, "subdir", name=record["subdir"])
             else:
-                assert isinstance(e, ContainerInfo)
-                parts.append(
-                    f"<container><name>{escape(e.name)}</name><count>{e.object_count}</count>"
-                    f"<bytes>{e.bytes_used}</bytes><last_modified>{iso_time(e.created_at)}</last_modified></container>"
-                )
-        parts.append("</account>")
-        return "".join(parts).encode()
+                sub = SubElement(doc, "container")
+                for key in ("name", "count", "bytes", "last_modified", "storage_policy"):
+                    SubElement(sub, key).text = str(record[key])
+            sub.tail = "\n"
+        return _xml(doc)
     return "".join(e.name + "\n" for e in entries).encode()
 
 
 def object_entry(e: ObjectInfo) -> dict:
     entry = {
-        "hash": e.etag,
-        "last_modified": iso_time(e.last_modified),
         "bytes": e.size,
+        "hash": e.etag,
         "name": e.name,
         "content_type": e.content_type,
+        "last_modified": iso_time(e.last_modified),
     }
     if e.kind == "slo":
         entry["slo_etag"] = f'"{e.etag}"'
@@ -118,23 +125,18 @@ def object_entry(e: ObjectInfo) -> dict:
 
 
 def render_objects(entries: list, fmt: str, container: str) -> bytes:
+    records = [{"subdir": e.name} if isinstance(e, Subdir) else object_entry(e) for e in entries]
     if fmt == "json":
-        return json.dumps([{"subdir": e.name} if isinstance(e, Subdir) else object_entry(e) for e in entries]).encode()
+        return json.dumps(records).encode()
     if fmt == "xml":
-        parts = ['<?xml version="1.0" encoding="UTF-8"?>\n', f"<container name={quoteattr(container)}>"]
-        for e in entries:
-            if isinstance(e, Subdir):
-                parts.append(f"<subdir name={quoteattr(e.name)}><name>{escape(e.name)}</name></subdir>")
+        doc = Element("container", name=container)
+        for record in records:
+            if "subdir" in record:
+                sub = SubElement(doc, "subdir", name=record["subdir"])
+                SubElement(sub, "name").text = record["subdir"]
             else:
-                fields = object_entry(e)
-                parts.append(
-                    "<object>"
-                    + "".join(
-                        f"<{k}>{escape(str(fields[k]))}</{k}>"
-                        for k in ("name", "hash", "bytes", "content_type", "last_modified")
-                    )
-                    + "</object>"
-                )
-        parts.append("</container>")
-        return "".join(parts).encode()
+                sub = SubElement(doc, "object")
+                for key in ("name", "hash", "bytes", "content_type", "last_modified"):
+                    SubElement(sub, key).text = str(record[key])
+        return _xml(doc)
     return "".join(e.name + "\n" for e in entries).encode()

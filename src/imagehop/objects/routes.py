@@ -102,7 +102,7 @@ def object_routes(region: Region) -> list[BaseRoute]:
             req = await _parse(request, store)
             return _finish(await _dispatch(req))
         except SwiftError as exc:
-            return _finish(_error(exc.status, exc.message, exc.headers))
+            return _finish(_error(exc.status, exc.message, exc.headers, html=exc.html))
         except IdentityError as exc:
             return _finish(_error(exc.status, ""))
         except tuple(STORE_ERRORS) as exc:
@@ -229,6 +229,8 @@ async def get_account(req: SwiftRequest) -> Response:
     info = await _thread(req.store.account_info, req.account)
     entries = await _thread(req.store.list_containers, req.account, **params)
     headers = _account_headers(info)
+    if "format" not in req.query:
+        headers["Vary"] = "Accept"
     if not entries and fmt == "plain":
         return Response(status_code=204, headers=headers, media_type=CONTENT_TYPES["plain"])
     body = render_containers(entries, fmt, req.account)
@@ -259,7 +261,8 @@ def _container_headers(info: Any) -> dict[str, str]:
         "X-Container-Object-Count": str(info.object_count),
         "X-Container-Bytes-Used": str(info.bytes_used),
         "X-Timestamp": x_timestamp(info.created_at),
-        "Last-Modified": http_date(info.created_at),
+        "Last-Modified": http_date(info.modified_at),
+        "X-PUT-Timestamp": x_timestamp(info.modified_at),
         "X-Storage-Policy": "Policy-0",
         "Accept-Ranges": "bytes",
     }
@@ -282,12 +285,14 @@ async def head_container(req: SwiftRequest) -> Response:
 
 
 async def get_container(req: SwiftRequest) -> Response:
-    params = listing_params(req.query)
+    params = listing_params(req.query, path_allowed=True)
     fmt = choose_format(req.query, req.headers.get("accept"))
     info = await _thread(req.store.get_container, req.account, req.container)
     acl.check_container_access(req.caller, req.account, info.meta, write=False, listing=True)
     entries = await _thread(req.store.list_objects, req.account, req.container, **params)
     headers = _container_headers(info)
+    if "format" not in req.query:
+        headers["Vary"] = "Accept"
     if not entries and fmt == "plain":
         return Response(status_code=204, headers=headers, media_type=CONTENT_TYPES["plain"])
     return Response(render_objects(entries, fmt, req.container), 200, headers=headers, media_type=CONTENT_TYPES[fmt])
@@ -738,13 +743,13 @@ def _title(name: str) -> str:
     return "-".join(part.capitalize() for part in name.split("-"))
 
 
-def _error(status: int, message: str, headers: dict[str, str] | None = None) -> Response:
+def _error(status: int, message: str, headers: dict[str, str] | None = None, *, html: bool = False) -> Response:
     if status in (204, 304):
         return Response(status_code=status, headers=headers)
     title = STATUS_TEXT.get(status, "Error")
     if message:
         body = message.encode()
-        media = "text/plain; charset=utf-8"
+        media = "text/html; charset=UTF-8" if html else "text/plain; charset=utf-8"
     else:
         defaults = {
             401: "This server could not verify that you are authorized to access the document you requested.",

@@ -106,6 +106,7 @@ class ContainerInfo:
     object_count: int
     bytes_used: int
     created_at: float
+    modified_at: float  # Swift's put timestamp: Last-Modified, moved by PUT and POST
 
 
 @dataclass(frozen=True)
@@ -245,21 +246,26 @@ class ObjectStore:
             self._ensure_account(conn, account)
             row = self._container_row(conn, account, name)
             created = row is None
+            now = _now()
             if created:
                 try:
                     with conn.begin_nested():
                         conn.execute(
                             swift_containers.insert().values(
-                                account=account, name=name, meta=_merge_meta({}, meta or {}), created_at=_now()
+                                account=account,
+                                name=name,
+                                meta=_merge_meta({}, meta or {}),
+                                created_at=now,
+                                modified_at=now,
                             )
                         )
                 except sa.exc.IntegrityError:
                     created = False
-            elif meta:
+            else:  # Swift: a PUT of an existing container moves its put timestamp and merges metadata
                 conn.execute(
                     swift_containers.update()
                     .where(swift_containers.c.id == row.id)
-                    .values(meta=_merge_meta(dict(row.meta), meta))
+                    .values(meta=_merge_meta(dict(row.meta), meta or {}), modified_at=now)
                 )
             row = self._container_row(conn, account, name)
         return _container(row), created
@@ -277,7 +283,9 @@ class ObjectStore:
             if row is None:
                 raise NoSuchContainer(f"{account}/{name}")
             meta = _merge_meta(dict(row.meta), updates)
-            conn.execute(swift_containers.update().where(swift_containers.c.id == row.id).values(meta=meta))
+            conn.execute(
+                swift_containers.update().where(swift_containers.c.id == row.id).values(meta=meta, modified_at=_now())
+            )
             return _container(self._container_row(conn, account, name))
 
     def delete_container(self, account: str, name: str) -> None:
@@ -313,7 +321,9 @@ class ObjectStore:
         end_marker: str = "",
         limit: int = 10000,
         reverse: bool = False,
+        path: bool = False,
     ) -> list[ObjectInfo | Subdir]:
+        """``path``: Swift's legacy listing of the objects directly under ``prefix`` (no subdirs, not the marker)."""
         o = swift_objects
         with self.engine.connect() as conn:
             row = self._container_row(conn, account, container)
@@ -328,7 +338,7 @@ class ObjectStore:
                 query = query.order_by(o.c.name.desc() if reverse else o.c.name).limit(n)
                 return [_object(account, container, r) for r in conn.execute(query)]
 
-            return _listing(conn, o.c.name, fetch, prefix, delimiter, marker, end_marker, limit, reverse)
+            return _listing(conn, o.c.name, fetch, prefix, delimiter, marker, end_marker, limit, reverse, path)
 
     def iter_objects(self, account: str, container: str, prefix: str = "") -> Iterator[ObjectInfo]:
         """Every object under ``prefix`` in name order, page by page (DLO segments, bulk work)."""
@@ -908,6 +918,7 @@ def _listing(
     end_marker: str,
     limit: int,
     reverse: bool,
+    path: bool = False,
 ) -> list[Any]:
     """Swift's listing walk: exclusive markers, prefix, optional delimiter roll-up, reverse order.
 
@@ -947,8 +958,17 @@ def _listing(
         rolled = False
         for entry in rows:
             rest = entry.name[len(prefix) :]
-            if delimiter and delimiter in rest:
+            if path and entry.name == prefix:
+                continue
+            if delimiter and delimiter in rest and not (path and rest.index(delimiter) + len(delimiter) == len(rest)):
                 sub = prefix + rest[: rest.index(delimiter) + len(delimiter)]
+                if path:  # deeper names are skipped, the directory marker itself is listed
+                    if reverse:
+                        upper = (sub, True)
+                    else:
+                        lower = (_after(sub), True)
+                    rolled = True
+                    break
                 if not (marker and (sub >= marker if reverse else sub <= marker)):
                     out.append(Subdir(sub))
                 if reverse:
@@ -968,7 +988,14 @@ def _listing(
 
 def _container(row: Any) -> ContainerInfo:
     return ContainerInfo(
-        row.id, row.account, row.name, dict(row.meta), int(row.object_count), int(row.bytes_used), row.created_at
+        row.id,
+        row.account,
+        row.name,
+        dict(row.meta),
+        int(row.object_count),
+        int(row.bytes_used),
+        row.created_at,
+        row.modified_at or row.created_at,
     )
 
 
