@@ -29,8 +29,9 @@ system-deps:
 	  else echo "missing Debian packages:$$missing (install them as root: apt-get install$$missing)"; fi; \
 	fi
 
+# `make demo DEMO_ARGS=--keep-serving` leaves the demo cloud running afterwards.
 demo: install
-	$(BIN)/imagehop demo
+	$(BIN)/imagehop demo $(DEMO_ARGS)
 
 test: install
 	$(BIN)/python -m pytest

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import socket
 import subprocess
 import sys
@@ -13,7 +14,7 @@ import pytest
 import yaml
 
 from imagehop.config import ConfigError, load_settings
-from tests.conftest import make_cloud
+from tests.support.cloud import Cloud, make_cloud
 
 
 def imagehop(*args: str, check: bool = True) -> subprocess.CompletedProcess:
@@ -165,9 +166,17 @@ def test_a_reader_beside_demo_logs_in_to_demos_tenant(tmp_path: Path) -> None:
         cloud.stop()
 
 
-def test_demo_runs_the_story(tmp_path: Path) -> None:
-    result = imagehop("demo", "--data-dir", str(tmp_path / "demo"))
-    out = result.stdout
+def test_demo_runs_the_story_twice_in_the_same_folder(tmp_path: Path) -> None:
+    """`make demo` a second time: the same story, exactly one copy found, and the user's own data kept."""
+
+    def demo() -> str:
+        result = subprocess.run(
+            [sys.executable, "-m", "imagehop", "demo"], cwd=tmp_path, capture_output=True, text=True, timeout=300
+        )
+        assert result.returncode == 0, result.stdout[-3000:] + result.stderr
+        return result.stdout
+
+    out = demo()
     assert "token for user demo in tenant 10000001" in out
     assert "cloudFiles" in out and "/v1/AUTH_10000001" in out
     assert "ORD: GET" in out and "-> 300" in out and "IAD: GET" in out
@@ -175,4 +184,76 @@ def test_demo_runs_the_story(tmp_path: Path) -> None:
     assert "exactly one:" in out
     assert "-> same disk" in out
     assert "cat /etc/hostname' on the IAD server's disk: db-slave-3" in out
-    assert "Demo finished" in out
+    # It ends by saying how to keep the cloud running and how to start over, with paths relative to here.
+    assert "Its data stays in imagehop-demo (logs: imagehop-demo/imagehop.log, imagehop-demo/access.log)" in out
+    assert "demo --keep-serving" in out and "serve --data-dir imagehop-demo" in out
+    assert "Start over:             rm -rf imagehop-demo" in out
+    assert str(tmp_path) not in out
+    made = json.loads((tmp_path / "imagehop-demo" / "demo.json").read_text())
+    first_images = {i for ids in made["images"].values() for i in ids}
+    assert len(first_images) == 4 and sum(len(ids) for ids in made["servers"].values()) == 2
+
+    # Something of the user's own in the demo cloud, between the runs.
+    data = tmp_path / "imagehop-demo"
+    cloud = Cloud(data, None)
+    with cloud:
+        headers = {"X-Auth-Token": cloud.token()}
+        mine = httpx.post(
+            cloud.regions["IAD"] + "/image/v2/images", headers=headers,
+            json={"name": "mine", "disk_format": "raw", "container_format": "bare"},
+        ).json()  # fmt: skip
+    credentials_before = (data / "credentials.json").read_text()
+
+    out = demo()
+    assert "Removing what the last demo run made: 2 servers, 4 images" in out
+    assert "exactly one:" in out and "-> same disk" in out and "Demo finished" in out
+    assert (data / "credentials.json").read_text() == credentials_before
+    with cloud:
+        headers = {"X-Auth-Token": cloud.token()}
+        ids = {
+            image["id"]
+            for url in cloud.regions.values()
+            for image in httpx.get(url + "/image/v2/images", headers=headers).json()["images"]
+        }
+    assert mine["id"] in ids  # the user's image stays
+    assert not first_images & ids  # the first run's images are gone
+    assert len(ids) == 5  # the second run's four, and the user's
+
+
+COMBINED = re.compile(
+    r"^(?P<client>\S+) - (?P<user>\S+) \[(?P<time>\d\d/\w{3}/\d{4}:\d\d:\d\d:\d\d [+-]\d{4})\] "
+    r'"(?P<request>[^"]*)" (?P<status>\d{3}) (?P<size>\d+|-) "(?P<referer>[^"]*)" "(?P<agent>[^"]*)" '
+    r"(?P<request_id>\S+) (?P<seconds>\d+\.\d{3})$"
+)
+
+
+def test_serve_writes_an_access_log_with_request_ids_and_a_message_log(tmp_path: Path) -> None:
+    cloud = make_cloud(tmp_path)
+    cloud.extra_args += ["--log-level", "debug"]
+    with cloud:
+        headers = {"X-Auth-Token": cloud.token(), "User-Agent": "curl/8.0 (test)", "Referer": "http://x/y"}
+        images = httpx.get(cloud.regions["ORD"] + "/image/v2/images?limit=5", headers=headers)
+        flavors = httpx.get(cloud.regions["IAD"] + "/compute/v2.1/flavors", headers=headers)
+        missing = httpx.get(cloud.identity_url + "/v3/nothing-here", headers=headers)
+        swift = httpx.head(cloud.regions["ORD"] + "/v1/AUTH_10000001", headers=headers)
+    lines = (cloud.data_dir / "access.log").read_text().splitlines()
+    parsed = [COMBINED.match(line) for line in lines]
+    assert all(parsed), [line for line, m in zip(lines, parsed, strict=True) if not m]
+    by_id = {m["request_id"]: m for m in parsed if m}
+    # Every response names its request id, and the access log line carries the same id.
+    for response, request, user in (
+        (images, "GET /image/v2/images?limit=5 HTTP/1.1", "demo"),
+        (flavors, "GET /compute/v2.1/flavors HTTP/1.1", "demo"),
+        (missing, "GET /v3/nothing-here HTTP/1.1", "-"),
+        (swift, "HEAD /v1/AUTH_10000001 HTTP/1.1", "-"),
+    ):
+        request_id = response.headers["x-openstack-request-id"]
+        line = by_id[request_id]
+        assert line["request"] == request and int(line["status"]) == response.status_code
+        assert line["agent"] == "curl/8.0 (test)" and line["referer"] == "http://x/y"
+        assert line["user"] in (user, "demo")
+    assert by_id[images.headers["x-openstack-request-id"]]["size"] == str(len(images.content))
+    messages = (cloud.data_dir / "imagehop.log").read_text()
+    assert "INFO imagehop: imagehop 0.1.0 serving: identity http://127.0.0.1:" in messages
+    assert "DEBUG" in messages  # --log-level debug
+    assert "INFO imagehop: stopped" in messages

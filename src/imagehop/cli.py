@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import click
 from rich.console import Console
@@ -15,6 +17,8 @@ from rich.table import Table
 
 from imagehop import __version__
 from imagehop.config import ConfigError, Settings, load_settings
+from imagehop.explain import explain
+from imagehop.logs import LEVELS
 
 # Off a terminal (CI logs, `make demo | tee`), keep URLs whole instead of wrapping at 80 columns.
 console = Console(highlight=False, width=None if sys.stdout.isatty() else 160)
@@ -25,13 +29,46 @@ def _settings(**overrides: object) -> Settings:
     try:
         return load_settings(config_file, **overrides)  # type: ignore[arg-type]
     except ConfigError as exc:
-        raise click.ClickException(f"configuration: {exc}") from None
+        raise click.ClickException(f"configuration: {exc}. (Every setting: docs/configuration.md.)") from None
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class _Commands(click.Group):
+    """The command tree: an error a user can cause ends in one line that says what to do next.
+
+    ``imagehop --debug COMMAND`` shows the full traceback instead (and logs every HTTP call).
+    """
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except (click.ClickException, click.exceptions.Exit, click.Abort):
+            raise
+        except Exception as exc:
+            if ctx.params.get("debug"):
+                raise
+            raise click.ClickException(explain(exc)) from None
+
+
+def debug_enabled() -> bool:
+    """Whether ``imagehop --debug`` was given (commands use it to show more, e.g. tracebacks)."""
+    ctx = click.get_current_context(silent=True)
+    return bool(ctx is not None and ctx.find_root().params.get("debug"))
+
+
+@click.group(cls=_Commands, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="imagehop")
-def main() -> None:
+@click.option(
+    "--debug",
+    is_flag=True,
+    envvar="IMAGEHOP_DEBUG",
+    help="Log every HTTP call and show the full traceback of an error (also IMAGEHOP_DEBUG=1).",
+)
+def main(debug: bool) -> None:
     """imagehop: a multi-region image cloud, and the tool that moves images between clouds."""
+    if debug:
+        logging.basicConfig(
+            level=logging.DEBUG, stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+        )
 
 
 # --- serve ---------------------------------------------------------------------------------------
@@ -50,23 +87,45 @@ data_dir_option = click.option(
     "--port", type=int, help="Identity port; region i listens on port+1+i. 0 picks free ports [default: 5000]."
 )
 @click.option("--regions", help="Comma-separated region names [default: ORD,IAD].")
-def serve(config: str | None, data_dir: str | None, host: str | None, port: int | None, regions: str | None) -> None:
+@click.option(
+    "--log-level",
+    type=click.Choice(LEVELS),
+    envvar="IMAGEHOP_LOG_LEVEL",
+    help="Messages to DATA_DIR/imagehop.log, and to standard error when given [default: info to the file, "
+    "warnings to standard error; debug with --debug].",
+)
+@click.option(
+    "--access-log",
+    metavar="FILE|-|off",
+    envvar="IMAGEHOP_ACCESS_LOG",
+    help="One line per request, combined format + request id [default: DATA_DIR/access.log; -: standard output].",
+)
+def serve(
+    config: str | None, data_dir: str | None, host: str | None, port: int | None, regions: str | None,
+    log_level: str | None, access_log: str | None,
+) -> None:  # fmt: skip
     """Run identity and every region in one process until Ctrl-C."""
-    from imagehop import server
+    from imagehop import logs, server
 
     settings = _settings(config=config, data_dir=data_dir, host=host, port=port, regions=regions)
-    try:
-        with server.data_dir_lock(settings.data_dir):
-            (settings.data_dir / "endpoints.json").unlink(missing_ok=True)
-            deployment = server.prepare(settings)
-            asyncio.run(server.serve(deployment, on_ready=_print_endpoints))
-    except (OSError, RuntimeError) as exc:
-        raise click.ClickException(str(exc)) from None
+    with server.data_dir_lock(settings.data_dir):
+        level = log_level or ("debug" if debug_enabled() else "info")
+        logs.configure(
+            settings.data_dir, level, access_log, terminal=log_level or ("debug" if debug_enabled() else "warning")
+        )
+        (settings.data_dir / "endpoints.json").unlink(missing_ok=True)
+        deployment = server.prepare(settings)
+        asyncio.run(server.serve(deployment, on_ready=_print_endpoints))
+    logging.getLogger("imagehop").info("stopped")
     console.print("imagehop stopped.")
 
 
 def _print_endpoints(deployment) -> None:  # type: ignore[no-untyped-def]
     data_dir = deployment.settings.data_dir.resolve()
+    logging.getLogger("imagehop").info(
+        "imagehop %s serving: identity %s, %s; data in %s", __version__, deployment.identity_url,
+        ", ".join(f"{region.name} {region.public_url}" for region, _, _ in deployment.regions), data_dir,
+    )  # fmt: skip
     console.print(f"[bold]imagehop {__version__}[/] serving, data in {data_dir}")
     console.print(f"  identity  {deployment.identity_url}  (v3 and v2.0)")
     for region, _, _ in deployment.regions:
@@ -114,14 +173,23 @@ def user() -> None:
     """Manage users (works whether or not the server is running)."""
 
 
-def _identity(settings: Settings):  # type: ignore[no-untyped-def]
-    """The identity service on the data dir's database, for operator commands."""
+def _identity(settings: Settings, *, existing: bool = True):  # type: ignore[no-untyped-def]
+    """The identity service on the data dir's database, for operator commands.
+
+    ``existing``: the command reads users, so a data dir that was never served is a mistake (a
+    mistyped --data-dir) rather than an empty cloud.
+    """
     from imagehop import db
     from imagehop.identity.catalog import Catalog
     from imagehop.identity.service import IdentityService
+    from imagehop.server import IDENTITY_DB_SETTING
 
-    engine = db.make_engine(settings.identity_db_url())
-    db.migrate(engine, "identity")
+    if existing and settings.identity_database_url is None and not (settings.data_dir / "identity.db").exists():
+        raise click.ClickException(
+            f"no imagehop data in {settings.data_dir}: pass the --data-dir your cloud uses, or start one there "
+            f"with `imagehop serve --data-dir {settings.data_dir}`."
+        )
+    engine = db.open_database(settings.identity_db_url(), "identity", IDENTITY_DB_SETTING)
     return IdentityService(engine, Catalog("", ()), settings.token_lifetime)
 
 
@@ -156,7 +224,9 @@ def user_create(
     settings = _settings(config=config, data_dir=data_dir)
     try:
         spec = add_user(
-            _identity(settings), settings.data_dir, NewUser(name, tenant_id, list(roles), password, api_key)
+            _identity(settings, existing=False),
+            settings.data_dir,
+            NewUser(name, tenant_id, list(roles), password, api_key),
         )
     except IdentityError as exc:
         raise click.ClickException(exc.message) from None
@@ -221,29 +291,39 @@ def user_delete(name: str, data_dir: str | None, config: str | None) -> None:
     help="Run the walkthrough: boot, image, copy ORD -> IAD, find, boot again, compare.",
 )
 def demo(data_dir: str, port: int, keep_serving: bool, story: bool) -> None:
-    """Start a two-region cloud, log in as demo, and run the transfer-between-regions story."""
+    """Start a two-region cloud, log in as demo, and run the transfer-between-regions story.
+
+    It runs any number of times on the same data dir: each run first deletes the servers and images
+    the previous run made (their ids are in DATA_DIR/demo.json) and leaves everything else alone.
+    """
+    import tempfile
+
     from imagehop.transfer.clouds import connect
 
     data = Path(data_dir).resolve()
+    shown = _shown(data)
     endpoints_file = data / "endpoints.json"
-    endpoints_file.unlink(missing_ok=True)
     data.mkdir(parents=True, exist_ok=True)
-    log = open(data / "serve.log", "ab")  # noqa: SIM115 - held for the server's lifetime
-    console.print(f"[bold]1.[/] Starting a two-region cloud: imagehop serve --data-dir {data} --port {port}")
+    me = _me()
+    console.print(f"[bold]1.[/] Starting a two-region cloud: {me} serve --data-dir {shown} --port {port}")
     started = time.monotonic()
+    stale = _stamp(endpoints_file)  # the last run's file: wait for the new server's own
+    errors = tempfile.TemporaryFile()  # noqa: SIM115 - held for the server's lifetime
     proc = subprocess.Popen(
         [sys.executable, "-m", "imagehop", "serve", "--data-dir", str(data), "--port", str(port)],
-        stdout=log,
-        stderr=subprocess.STDOUT,
+        stdout=subprocess.DEVNULL,
+        stderr=errors,
     )
     try:
-        endpoints = _wait_for_endpoints(endpoints_file, proc, data / "serve.log")
+        endpoints = _wait_for_endpoints(endpoints_file, stale, proc, errors)
         console.print(
             f"   up in {time.monotonic() - started:.1f} s: identity {endpoints['identity']}, "
             + ", ".join(f"{name} {url}" for name, url in endpoints["regions"].items())
         )
         clouds_yaml = str(data / "clouds.yaml")
-        console.print(f"\n[bold]2.[/] Logging in as demo (OS_CLIENT_CONFIG_FILE={clouds_yaml} OS_CLOUD=imagehop)")
+        console.print(
+            f"\n[bold]2.[/] Logging in as demo (OS_CLIENT_CONFIG_FILE={_shown(data / 'clouds.yaml')} OS_CLOUD=imagehop)"
+        )
         cloud = connect("imagehop", clouds_yaml)
         access = cloud.session.auth.get_access(cloud.session)
         console.print(
@@ -267,28 +347,78 @@ def demo(data_dir: str, port: int, keep_serving: bool, story: bool) -> None:
             from imagehop.demo import run_story
 
             console.print()
-            run_story(cloud, clouds_yaml, console.print)
+            run_story(cloud, clouds_yaml, console.print, data)
         if keep_serving:
-            console.print(f"\nServing until Ctrl-C. export OS_CLIENT_CONFIG_FILE={clouds_yaml} OS_CLOUD=imagehop")
+            console.print(
+                f"\nServing until Ctrl-C. In another terminal: export OS_CLIENT_CONFIG_FILE={_shown_env(data)}"
+                "/clouds.yaml OS_CLOUD=imagehop; openstack image list",
+                soft_wrap=True,
+            )
             proc.wait()
     except KeyboardInterrupt:
         pass
     finally:
         proc.terminate()
         proc.wait(timeout=15)
-        log.close()
-    console.print("\nDemo finished; the cloud is stopped. Its data stays in " + str(data))
+        errors.close()
+    flag = "" if data_dir == "imagehop-demo" else f" --data-dir {shown}"
+    console.print(
+        f"\nDemo finished; the cloud is stopped. Its data stays in {shown} "
+        f"(logs: {_shown(data / 'imagehop.log')}, {_shown(data / 'access.log')}).\n"
+        f"  Keep the cloud running: {me} demo{flag} --keep-serving   (or: {me} serve --data-dir {shown})\n"
+        f"  Run the demo again:     {me} demo{flag}   (it first removes what its last run made; nothing else)\n"
+        f"  Start over:             rm -rf {shown}",
+        soft_wrap=True,
+    )
 
 
-def _wait_for_endpoints(path: Path, proc: subprocess.Popen, log: Path, timeout: float = 30) -> dict:
+def _shown(path: Path) -> str:
+    """``path`` as a user would type it here: relative to the current directory when inside it."""
+    try:
+        return str(path.resolve().relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)
+
+
+def _shown_env(path: Path) -> str:
+    """``path`` for an ``export`` line, which must hold wherever the user pastes it: ``$PWD/...`` or absolute."""
+    relative = _shown(path)
+    return relative if Path(relative).is_absolute() else f"$PWD/{relative}"
+
+
+def _me() -> str:
+    """How the user can run this command again: ``imagehop`` when on PATH, else the script's path."""
+    import shutil
+
+    script = Path(sys.argv[0])
+    on_path = shutil.which("imagehop")
+    if script.name != "imagehop" or (on_path and Path(on_path).resolve() == script.resolve()):
+        return "imagehop"
+    return _shown(script) if "/" in _shown(script) else f"./{_shown(script)}"
+
+
+def _stamp(path: Path) -> tuple[int, int] | None:
+    try:
+        stat = path.stat()
+    except FileNotFoundError:
+        return None
+    return stat.st_ino, stat.st_mtime_ns
+
+
+def _wait_for_endpoints(
+    path: Path, stale: tuple[int, int] | None, proc: subprocess.Popen, errors: Any, timeout: float = 30
+) -> dict:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if path.exists():
+        if _stamp(path) not in (None, stale) and proc.poll() is None:
             return json.loads(path.read_text())
         if proc.poll() is not None:
-            raise click.ClickException(f"imagehop serve exited early; its log:\n{log.read_text()[-2000:]}")
+            errors.seek(0)
+            lines = [line for line in errors.read().decode(errors="replace").splitlines() if line.strip()]
+            said = lines[-1].removeprefix("Error: ") if lines else f"exit status {proc.returncode}"
+            raise click.ClickException(f"the demo cloud did not start: {said}")
         time.sleep(0.05)
-    raise click.ClickException(f"imagehop serve did not come up in {timeout:.0f} s; see {log}")
+    raise click.ClickException(f"imagehop serve did not come up in {timeout:.0f} s; see its log in {path.parent}")
 
 
 # --- copy ----------------------------------------------------------------------------------------

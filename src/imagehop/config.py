@@ -17,6 +17,7 @@ from typing import Any
 DEFAULT_REGIONS = ("ORD", "IAD")
 DEFAULT_PORT = 5000
 DEFAULT_TOKEN_LIFETIME = 24 * 3600
+DATABASE_SCHEMES = ("sqlite:///", "postgresql://", "postgres://", "postgresql+psycopg://")
 
 
 class ConfigError(ValueError):
@@ -138,7 +139,9 @@ def _apply_file(settings: Settings, path: Path) -> None:
     try:
         data = tomllib.loads(path.read_text())
     except FileNotFoundError:
-        raise ConfigError(f"config file {path} does not exist") from None
+        raise ConfigError(
+            f"config file {path} does not exist; pass an existing file to --config (or IMAGEHOP_CONFIG)"
+        ) from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"config file {path} is not valid TOML: {exc}") from None
 
@@ -274,6 +277,11 @@ def _validate(settings: Settings) -> None:
         taken = [p for p in ports if p != 0]
         if len(set(taken)) != len(taken):
             raise ConfigError(f"identity and region ports overlap: {ports}")
+    databases = [("[identity] database_url", settings.identity_database_url)]
+    databases += [(f"the database_url of region {r.name}", r.database_url) for r in settings.regions]
+    for name, url in databases:
+        if url is not None and not url.startswith(DATABASE_SCHEMES):
+            raise ConfigError(f"{name} {url!r} must start with sqlite:/// or postgresql://")
     for url in [settings.identity_public_url] + [r.public_url for r in settings.regions]:
         if url is not None and not url.startswith(("http://", "https://")):
             raise ConfigError(f"public URL {url!r} must start with http:// or https://")

@@ -17,6 +17,8 @@ from alembic import command
 from alembic.config import Config
 from sqlalchemy.engine import Engine
 
+from imagehop.explain import Explained
+
 Kind = Literal["identity", "region"]
 
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -313,6 +315,27 @@ def migrate(engine: Engine, kind: Kind) -> None:
         config.attributes["connection"] = connection
         # Each service owns a branch of the region history (see migrations/region/versions).
         command.upgrade(config, "heads")
+
+
+class DatabaseUnavailable(Explained):
+    """A configured database cannot be used; the message says which one and what to do."""
+
+
+def open_database(url: str, kind: Kind, setting: str) -> Engine:
+    """An engine on ``url`` with its schema up to date, or :class:`DatabaseUnavailable`.
+
+    ``setting`` names where the URL came from (``[identity] database_url``), for the message.
+    """
+    from imagehop.explain import database_error
+
+    engine = make_engine(url)
+    try:
+        migrate(engine, kind)
+    except sa.exc.OperationalError as exc:
+        engine.dispose()
+        shown = engine.url.render_as_string(hide_password=True).replace("+psycopg", "")
+        raise DatabaseUnavailable(database_error(exc, shown, setting)) from exc
+    return engine
 
 
 def metadata_for(kind: Kind) -> sa.MetaData:

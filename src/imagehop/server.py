@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import fcntl
 import json
 import os
@@ -29,12 +30,14 @@ from starlette.routing import Mount
 
 from imagehop import db
 from imagehop.compute.routes import compute_routes
-from imagehop.config import Settings
+from imagehop.config import RegionSettings, Settings
+from imagehop.explain import Explained
 from imagehop.identity.bootstrap import bootstrap, read_credentials
 from imagehop.identity.catalog import Catalog, RegionEndpoint
 from imagehop.identity.routes import build_identity_app
 from imagehop.identity.service import IdentityError, IdentityService
 from imagehop.images.routes import image_routes
+from imagehop.logs import AccessLog
 from imagehop.objects.routes import object_routes
 from imagehop.objects.store import ObjectStore
 from imagehop.region import Region
@@ -42,6 +45,12 @@ from imagehop.tasks.routes import task_routes
 from imagehop.tasks.worker import TaskWorker, start_worker
 
 CLOUDS = (("imagehop", "demo"), ("imagehop-alt", "alt"), ("imagehop-admin", "admin"))
+IDENTITY_DB_SETTING = "[identity] database_url (or IMAGEHOP_IDENTITY_DATABASE_URL)"
+
+
+def region_db_setting(region: RegionSettings) -> str:
+    env = f"IMAGEHOP_REGION_{region.name.upper().replace('-', '_')}_DATABASE_URL"
+    return f"the database_url of region {region.name} (or {env})"
 
 
 @dataclass
@@ -68,8 +77,7 @@ def prepare(settings: Settings) -> Deployment:
         for region, sock in zip(settings.regions, region_sockets, strict=True)
     ]
 
-    identity_engine = db.make_engine(settings.identity_db_url())
-    db.migrate(identity_engine, "identity")
+    identity_engine = db.open_database(settings.identity_db_url(), "identity", IDENTITY_DB_SETTING)
     catalog = Catalog(
         identity_url,
         tuple(RegionEndpoint(r.name, url) for r, url in zip(settings.regions, region_urls, strict=True)),
@@ -81,8 +89,7 @@ def prepare(settings: Settings) -> Deployment:
         settings, identity, identity_url, build_identity_app(identity, identity_url, settings.auth), identity_socket
     )
     for region_settings, url, sock in zip(settings.regions, region_urls, region_sockets, strict=True):
-        engine = db.make_engine(settings.region_db_url(region_settings))
-        db.migrate(engine, "region")
+        engine = db.open_database(settings.region_db_url(region_settings), "region", region_db_setting(region_settings))
         region_dir = settings.region_dir(region_settings)
         region_dir.mkdir(parents=True, exist_ok=True)
         objects = ObjectStore(engine, region_dir)
@@ -137,7 +144,10 @@ def bind(host: str, port: int) -> socket.socket:
         sock.bind((host, port))
     except OSError as exc:
         sock.close()
-        raise OSError(exc.errno, f"cannot listen on {host}:{port}: {exc.strerror}; pick another --port") from None
+        advice = "pick another --port (regions take the ports after it), or --port 0 for free ports"
+        if exc.errno == errno.EADDRINUSE:
+            advice = f"another program uses it (another imagehop serve?): stop it, or {advice}"
+        raise Explained(f"cannot listen on {host}:{port}: {exc.strerror}; {advice}.") from None
     sock.listen(2048)
     sock.set_inheritable(True)
     return sock
@@ -195,7 +205,9 @@ async def serve(deployment: Deployment, on_ready: Callable[[Deployment], None] |
 
 
 def _uvicorn(app: Starlette) -> _Server:
-    config = uvicorn.Config(app, log_level="warning", lifespan="off", access_log=False, timeout_graceful_shutdown=5)
+    config = uvicorn.Config(
+        AccessLog(app), log_level=None, lifespan="off", access_log=False, timeout_graceful_shutdown=5, log_config=None
+    )
     return _Server(config)
 
 
@@ -254,8 +266,9 @@ def data_dir_lock(data_dir: Path) -> Iterator[None]:
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            raise RuntimeError(
-                f"another imagehop serve is already using {data_dir}; stop it or pass another --data-dir"
+            raise Explained(
+                f"another imagehop serve is already using {data_dir}: stop it (Ctrl-C in its terminal, or kill "
+                f"the pid in {data_dir / 'serve.lock'}), or pass another --data-dir."
             ) from None
         handle.write(f"{os.getpid()}\n")
         handle.flush()

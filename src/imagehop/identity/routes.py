@@ -358,7 +358,9 @@ async def _caller(request: Request) -> Token:
     token_id = request.headers.get("x-auth-token")
     if not token_id:
         raise Unauthorized("The request you have made requires authentication: send X-Auth-Token.")
-    return await run_in_threadpool(identity.validate, token_id)
+    token = await run_in_threadpool(identity.validate, token_id)
+    request.state.user_name = token.user.name  # for the access log
+    return token
 
 
 async def _require_admin(request: Request) -> Token:
