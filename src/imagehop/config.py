@@ -24,12 +24,67 @@ class ConfigError(ValueError):
     """The configuration cannot be used; the message says which setting and why."""
 
 
+BLOB_STORES = ("file", "s3", "swift")
+
+
+@dataclass
+class BlobSettings:
+    """Where a region keeps object bytes: ``blob_store`` and its settings in ``[[regions]]``."""
+
+    kind: str = "file"
+    delete_grace: float | None = None  # seconds a replaced blob is kept for readers; None: the store's default
+    s3_endpoint: str | None = None
+    s3_bucket: str | None = None
+    s3_access_key: str | None = None
+    s3_secret_key: str | None = None
+    s3_region: str = "us-east-1"
+    s3_prefix: str = ""
+    s3_part_size: int = 8 << 20
+    swift_auth_url: str | None = None
+    swift_auth_version: str = "1"
+    swift_user: str | None = None
+    swift_key: str | None = None
+    swift_project: str | None = None
+    swift_user_domain: str = "Default"
+    swift_project_domain: str = "Default"
+    swift_region: str | None = None
+    swift_container: str | None = None
+    swift_segment_size: int = 1 << 30
+
+    def validate(self, region: str) -> None:
+        if self.kind not in BLOB_STORES:
+            raise ConfigError(f"region {region}: blob_store must be one of {', '.join(BLOB_STORES)}, got {self.kind!r}")
+        if self.kind == "s3":
+            needed = ("s3_endpoint", "s3_bucket", "s3_access_key", "s3_secret_key")
+            missing = [k for k in needed if not getattr(self, k)]
+            if missing:
+                raise ConfigError(f"region {region}: blob_store s3 needs {', '.join(missing)}")
+            if not self.s3_endpoint.startswith(("http://", "https://")):  # type: ignore[union-attr]
+                raise ConfigError(f"region {region}: s3_endpoint must start with http:// or https://")
+            if self.s3_part_size < 5 << 20:
+                raise ConfigError(f"region {region}: s3_part_size must be at least 5 MiB (S3's smallest part)")
+        if self.kind == "swift":
+            needed = ("swift_auth_url", "swift_user", "swift_key", "swift_container")
+            missing = [k for k in needed if not getattr(self, k)]
+            if missing:
+                raise ConfigError(f"region {region}: blob_store swift needs {', '.join(missing)}")
+            if self.swift_auth_version not in ("1", "1.0", "2", "2.0", "3"):
+                raise ConfigError(f"region {region}: swift_auth_version must be 1, 2 or 3")
+            if not 1 << 20 <= self.swift_segment_size <= 5 << 30:
+                raise ConfigError(f"region {region}: swift_segment_size must be between 1 MiB and 5 GiB")
+
+
+BLOB_KEYS = {f"blob_{k}" if k in ("delete_grace",) else k for k in BlobSettings.__dataclass_fields__} - {"kind"}
+BLOB_KEYS |= {"blob_store"}
+
+
 @dataclass
 class RegionSettings:
     name: str
     port: int | None = None  # None: derived from the identity port (port + 1 + index)
     public_url: str | None = None
     database_url: str | None = None
+    blob: BlobSettings = field(default_factory=BlobSettings)
 
 
 @dataclass
@@ -52,6 +107,7 @@ class TaskSettings:
     retry_after: int = 1  # seconds, the Retry-After of a task GET while the task runs
     time_to_live: int = 48  # hours a finished task stays visible (expires_at)
     poll_interval: float = 0.5  # seconds between the worker's looks for pending tasks
+    housekeeping_interval: float = 10.0  # seconds between clean-up rounds (by the holder of the region's lock)
     export_segment_size: int = 1 << 30  # bytes per segment of an exported VHD (at most 5 GiB)
     import_max_virtual_size: int = 160 << 30  # Rackspace's limit since 2019 (code 413)
     import_max_physical_size: int = 160 << 30  # (code 609)
@@ -170,17 +226,18 @@ def _apply_file(settings: Settings, path: Path) -> None:
             raise ConfigError(f"{path}: [[regions]] must be a non-empty array of tables")
         settings.regions = []
         for entry in regions:
-            _reject_unknown(entry, {"name", "port", "public_url", "database_url"}, f"{path} [[regions]]")
+            _reject_unknown(entry, {"name", "port", "public_url", "database_url", *BLOB_KEYS}, f"{path} [[regions]]")
             if "name" not in entry:
                 raise ConfigError(f"{path}: every [[regions]] entry needs a name")
-            settings.regions.append(
-                RegionSettings(
-                    name=_str(entry["name"], "regions.name"),
-                    port=_port(entry["port"], "regions.port") if "port" in entry else None,
-                    public_url=entry.get("public_url"),
-                    database_url=entry.get("database_url"),
-                )
+            region = RegionSettings(
+                name=_str(entry["name"], "regions.name"),
+                port=_port(entry["port"], "regions.port") if "port" in entry else None,
+                public_url=entry.get("public_url"),
+                database_url=entry.get("database_url"),
             )
+            for key in BLOB_KEYS & set(entry):
+                _set_blob_setting(region.blob, key, entry[key], f"regions.{key}")
+            settings.regions.append(region)
 
     tasks = data.get("tasks", {})
     _reject_unknown(tasks, set(TaskSettings.__dataclass_fields__), f"{path} [tasks]")
@@ -240,6 +297,9 @@ def _apply_env(settings: Settings, env: Mapping[str, str]) -> None:
             region.port = _port(env[prefix + "PORT"], prefix + "PORT")
         region.public_url = env.get(prefix + "PUBLIC_URL", region.public_url)
         region.database_url = env.get(prefix + "DATABASE_URL", region.database_url)
+        for key in sorted(BLOB_KEYS):
+            if prefix + key.upper() in env:
+                _set_blob_setting(region.blob, key, env[prefix + key.upper()], prefix + key.upper())
 
 
 def _apply_overrides(settings: Settings, overrides: Mapping[str, Any]) -> None:
@@ -282,20 +342,22 @@ def _validate(settings: Settings) -> None:
     for name, url in databases:
         if url is not None and not url.startswith(DATABASE_SCHEMES):
             raise ConfigError(f"{name} {url!r} must start with sqlite:/// or postgresql://")
+    for region in settings.regions:
+        region.blob.validate(region.name)
     for url in [settings.identity_public_url] + [r.public_url for r in settings.regions]:
         if url is not None and not url.startswith(("http://", "https://")):
             raise ConfigError(f"public URL {url!r} must start with http:// or https://")
 
 
 def _set_task_setting(tasks: TaskSettings, key: str, value: Any, name: str) -> None:
-    if key == "poll_interval":
+    if key in ("poll_interval", "housekeeping_interval"):
         try:
             number = float(value)
         except (TypeError, ValueError):
             raise ConfigError(f"{name} must be a number of seconds, got {value!r}") from None
-        if not 0 < number <= 60:
-            raise ConfigError(f"{name} must be between 0 and 60 seconds, got {number}")
-        tasks.poll_interval = number
+        if not 0 < number <= 3600:
+            raise ConfigError(f"{name} must be between 0 and 3600 seconds, got {number}")
+        setattr(tasks, key, number)
         return
     number = _positive_int(value, name)
     if key == "export_segment_size" and number > MAX_SEGMENT_SIZE:
@@ -314,6 +376,22 @@ def _set_auth_limit(limits: AuthLimits, key: str, value: Any, name: str) -> None
         setattr(limits, key, number)
         return
     setattr(limits, key, _positive_int(value, name))
+
+
+def _set_blob_setting(blob: BlobSettings, key: str, value: Any, name: str) -> None:
+    if key == "blob_store":
+        blob.kind = _str(value, name).lower()
+    elif key == "blob_delete_grace":
+        try:
+            blob.delete_grace = float(value)
+        except (TypeError, ValueError):
+            raise ConfigError(f"{name} must be a number of seconds, got {value!r}") from None
+        if blob.delete_grace < 0:
+            raise ConfigError(f"{name} must not be negative")
+    elif key in ("s3_part_size", "swift_segment_size"):
+        setattr(blob, key, _positive_int(value, name))
+    else:
+        setattr(blob, key, _str(str(value), name))
 
 
 def _bool(value: Any, name: str) -> bool:

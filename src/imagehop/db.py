@@ -237,6 +237,36 @@ swift_objects = sa.Table(
 )
 
 
+# Every blob the engine wrote or is writing: the intent record of a write (``writing``, with its
+# holder and a lease), the extent map of a stored blob (``live``), and a blob that no row names any
+# more but that readers in flight may still read (``deleting`` until ``delete_after``). Clean-up works
+# from these rows, never by listing the blob store.
+object_blobs = sa.Table(
+    "object_blobs",
+    region_metadata,
+    sa.Column("id", sa.String(32), primary_key=True),
+    sa.Column("state", sa.String(10), nullable=False),  # writing, live, deleting
+    sa.Column("holder", sa.String(128), nullable=True),  # the writing process (host:pid:nonce)
+    sa.Column("lease_until", sa.Float, nullable=True),
+    sa.Column("size", sa.BigInteger, nullable=False, server_default="0"),  # logical size, holes included
+    sa.Column("stored", sa.BigInteger, nullable=False, server_default="0"),  # bytes in the blob store
+    # JSON [[offset, length], ...] of the data runs, packed in this order in the blob; null: one run, all of it.
+    sa.Column("extents", sa.Text, nullable=True),
+    sa.Column("created_at", sa.Float, nullable=False),
+    sa.Column("delete_after", sa.Float, nullable=True),
+    sa.Index("ix_object_blobs_state", "state", "delete_after"),
+)
+
+# Named locks with a lease: housekeeping of a region runs in whichever process holds ``housekeeping``.
+region_leases = sa.Table(
+    "region_leases",
+    region_metadata,
+    sa.Column("name", sa.String(64), primary_key=True),
+    sa.Column("holder", sa.String(128), nullable=False),
+    sa.Column("expires_at", sa.Float, nullable=False),
+)
+
+
 # --- region: compute -----------------------------------------------------------------------------
 # Servers of the small Compute API: a row per server; its disk is an object of the internal account
 # ``.imagehop-compute`` (see compute/service.py). Rows of deleted servers are removed once the disk is.

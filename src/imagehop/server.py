@@ -38,6 +38,7 @@ from imagehop.identity.routes import build_identity_app
 from imagehop.identity.service import IdentityError, IdentityService
 from imagehop.images.routes import image_routes
 from imagehop.logs import AccessLog
+from imagehop.objects.blobs import open_blob_store
 from imagehop.objects.routes import object_routes
 from imagehop.objects.store import ObjectStore
 from imagehop.region import Region
@@ -92,8 +93,7 @@ def prepare(settings: Settings) -> Deployment:
         engine = db.open_database(settings.region_db_url(region_settings), "region", region_db_setting(region_settings))
         region_dir = settings.region_dir(region_settings)
         region_dir.mkdir(parents=True, exist_ok=True)
-        objects = ObjectStore(engine, region_dir)
-        objects.sweep()  # temp files and orphans of a crash: nothing is serving yet
+        objects = ObjectStore(engine, region_dir, open_blob_store(region_settings.blob, region_dir))
         region = Region(region_settings.name, url, engine, region_dir, identity, objects,
                         tasks=settings.tasks, images=settings.images)  # fmt: skip
         deployment.regions.append((region, build_region_app(region), sock))

@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 from imagehop import formats
-from imagehop.objects.store import NoSuchObject, ObjectStore, ObjectWriter
+from imagehop.objects.store import NoSuchObject, ObjectStore, ObjectWriter, StoreError
 from imagehop.region import Region
 
 ACCOUNT = ".imagehop-images"
@@ -146,16 +146,20 @@ class DataWriter:
         virtual_size, digest = None, None
         if self._raw_digest is not None:
             digest, virtual_size = self._raw_digest.finish()
-        elif self.disk_format in MEASURED_FORMATS and info.file_id:
-            virtual_size, digest = self._measure(info.file_id)
+        elif self.disk_format in MEASURED_FORMATS and info.size:
+            virtual_size, digest = self._measure()
         return StoredData(self.key, info.size, info.etag, self._writer.digests["sha512"], virtual_size, digest)
 
-    def _measure(self, file_id: str) -> tuple[int | None, str | None]:
-        """Virtual size and content digest of a VHD or qcow2; (None, None) if it is not one."""
+    def _measure(self) -> tuple[int | None, str | None]:
+        """Virtual size and content digest of a VHD or qcow2; (None, None) if it is not one.
+
+        Read back through the object engine (whatever the blob store), never from a file directly.
+        """
         try:
-            with formats.open_file(self.data.objects.file_path(file_id), self.disk_format) as disk:
+            with self.data.objects.open(ACCOUNT, CONTAINER, self.key) as reader:
+                disk = formats.open_disk(reader, self.disk_format)
                 return disk.virtual_size, formats.content_digest(disk)
-        except (formats.DiskFormatError, ValueError, OSError):
+        except (formats.DiskFormatError, ValueError, OSError, StoreError):
             return None, None
 
     def abort(self) -> None:

@@ -1,10 +1,9 @@
-"""The object storage engine of one region: rows in the region database, bytes in files.
+"""The object storage engine of one region: rows in the region database, bytes in a blob store.
 
 Images, tasks and compute use it in-process (no HTTP); the Swift routes are one more caller.
 All methods are blocking: call them from a worker thread (``run_in_threadpool``) in async code.
 
-    store = ObjectStore(engine, data_dir)          # one per region: ``region.objects``
-    store.sweep()                                  # at start-up: drop temp files and orphans
+    store = ObjectStore(engine, data_dir, blobs=None)   # one per region: ``region.objects``; file blobs by default
 
     store.ensure_container(account, container, meta=None) -> (ContainerInfo, created: bool)
     store.get_container(account, container) -> ContainerInfo
@@ -13,9 +12,9 @@ All methods are blocking: call them from a worker thread (``run_in_threadpool``)
     store.delete_container(account, container)
 
     w = store.writer(account, container, name, content_type=, meta=, expected_etag=, hashes=("sha512",))
-    w.write(b"...")         # any size; all-zero buffers become holes in the stored file
+    w.write(b"...")         # any size; all-zero pieces become holes: not stored, only mapped
     w.skip(n)               # n zero bytes without writing them (a hole); they count for size and ETag
-    info = w.commit()       # fsync, rename, then the row; w.digests has the extra hashes; or w.abort()
+    info = w.commit()       # blob durable, then the row; w.digests has the extra hashes; or w.abort()
 
     with store.open(account, container, name) as r:   # plain, SLO and DLO objects alike
         r.info (size, etag, meta, ...); r.extents() -> [(offset, length), ...] of data
@@ -24,18 +23,25 @@ All methods are blocking: call them from a worker thread (``run_in_threadpool``)
     store.head(account, container, name) -> ObjectInfo
     store.delete_object(account, container, name) -> ObjectInfo
     store.copy(account, container, name, dst_container, dst_name, meta=None) -> ObjectInfo
+    store.housekeeping()    # by the holder of the region's housekeeping lock: clean-up and reaping
 
-Durability: a write goes to ``tmp/<id>``, is fsynced and renamed to ``data/<id[:2]>/<id>``, and only
-then is the row committed; the replaced file is unlinked after the commit. A crash at any point
-leaves either the old row or the new one, and ``sweep()`` removes whatever file no row names.
-Names never reach the filesystem: files are named by random ids.
+Bytes: a blob (see ``objects/blobs``) holds only an object's data runs, packed; the row
+``object_blobs`` keeps its extent map, so holes never reach the blob store. Durability: before the
+first byte, an intent row (``writing``, with this process as holder and a lease) is committed; the
+blob is made durable; then one transaction turns the intent ``live`` and commits the object row.
+The replaced or deleted blob turns ``deleting`` and is removed once ``delete_grace`` has passed, so
+readers in flight finish. A crash leaves an intent whose holder is gone or whose lease ran out, and
+:meth:`housekeeping` discards it; nothing is ever found by listing the store. Names never reach
+the blob store: blobs are named by random ids.
 """
 
 from __future__ import annotations
 
+import bisect
 import contextlib
 import hashlib
 import json
+import logging
 import os
 import time
 import uuid
@@ -48,12 +54,17 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
-from imagehop.db import swift_accounts, swift_containers, swift_objects
+from imagehop.db import object_blobs, swift_accounts, swift_containers, swift_objects
+from imagehop.leases import holder_gone, holder_id
+from imagehop.objects.blobs import BlobError, BlobReader, BlobStore, BlobWriter
+
+log = logging.getLogger(__name__)
 
 CHUNK = 1 << 20
 ZEROS = bytes(CHUNK)
 EMPTY_MD5 = hashlib.md5(b"").hexdigest()
 MAX_SEGMENT_DEPTH = 10
+WRITE_LEASE = 600.0  # seconds an unfinished write stays ours without a sign of life (renewed while writing)
 
 # Hashing runs beside the writer: hashlib releases the GIL on large buffers, so MD5 of one chunk
 # overlaps the write of the next and the receipt of the one after (PERFORMANCE.md).
@@ -85,6 +96,10 @@ class EtagMismatch(StoreError):
 
 class BrokenLargeObject(StoreError):
     """A segment of an SLO is missing or changed, or the manifests nest too deep."""
+
+
+class WriteExpired(StoreError):
+    """The write's intent record was taken over (its lease ran out): nothing was committed."""
 
 
 # --- records ------------------------------------------------------------------------------------
@@ -143,37 +158,132 @@ def _now() -> float:
 
 
 class ObjectStore:
-    def __init__(self, engine: Engine, data_dir: Path) -> None:
+    def __init__(self, engine: Engine, data_dir: Path, blobs: BlobStore | None = None) -> None:
         self.engine = engine
-        self.root = Path(data_dir) / "objects"
-        self.tmp_dir = self.root / "tmp"
-        self.data_dir = self.root / "data"
-        self.tmp_dir.mkdir(parents=True, exist_ok=True)
-        self.data_dir.mkdir(parents=True, exist_ok=True)
+        if blobs is None:
+            from imagehop.objects.blobs.file import FileBlobStore
 
-    # --- files
+            blobs = FileBlobStore(Path(data_dir) / "objects")
+        self.blobs = blobs
 
-    def file_path(self, file_id: str) -> Path:
-        return self.data_dir / file_id[:2] / file_id
+    # --- blobs: intents, deferred deletes, housekeeping
 
-    def sweep(self) -> int:
-        """Remove temp files and data files no row refers to; run before serving. Returns the count."""
-        removed = 0
-        for entry in os.scandir(self.tmp_dir):
-            os.unlink(entry.path)
-            removed += 1
-        with self.engine.connect() as conn:
-            known = set(
-                conn.execute(sa.select(swift_objects.c.file_id).where(swift_objects.c.file_id.is_not(None))).scalars()
+    def _begin_blob(self) -> str:
+        """A new blob id whose intent row (``writing``, held by this process) is committed."""
+        blob_id = uuid.uuid4().hex
+        now = _now()
+        with self.engine.begin() as conn:
+            conn.execute(
+                object_blobs.insert().values(
+                    id=blob_id, state="writing", holder=holder_id(), lease_until=now + WRITE_LEASE, created_at=now
+                )
             )
-        for sub in os.scandir(self.data_dir):
-            if not sub.is_dir():
-                continue
-            for entry in os.scandir(sub.path):
-                if entry.name not in known:
-                    os.unlink(entry.path)
-                    removed += 1
-        return removed
+        return blob_id
+
+    def _renew(self, blob_id: str) -> bool:
+        with self.engine.begin() as conn:
+            return (
+                conn.execute(
+                    object_blobs.update()
+                    .where(object_blobs.c.id == blob_id, object_blobs.c.state == "writing")
+                    .values(lease_until=_now() + WRITE_LEASE)
+                ).rowcount
+                == 1
+            )
+
+    def _drop_intent(self, blob_id: str) -> None:
+        """An aborted write: discard what reached the store, then the intent (the lease covers a failure)."""
+        try:
+            self.blobs.discard(blob_id)
+            with self.engine.begin() as conn:
+                conn.execute(
+                    object_blobs.delete().where(object_blobs.c.id == blob_id, object_blobs.c.state == "writing")
+                )
+        except Exception:
+            log.warning("could not discard blob %s now; housekeeping will", blob_id, exc_info=True)
+
+    def _retire(self, conn: Connection, blob_id: str | None) -> None:
+        """Inside the transaction that stops naming ``blob_id``: it is deleted after the grace period."""
+        if blob_id:
+            conn.execute(
+                object_blobs.update()
+                .where(object_blobs.c.id == blob_id)
+                .values(state="deleting", delete_after=_now() + self.blobs.delete_grace)
+            )
+
+    def _delete_now(self, blob_id: str | None) -> None:
+        """After the commit that retired ``blob_id``: with no grace period, remove it at once."""
+        if blob_id and self.blobs.delete_grace <= 0:
+            self._remove_blob(blob_id, "deleting")
+
+    def _remove_blob(self, blob_id: str, state: str) -> bool:
+        try:
+            if state == "writing":
+                self.blobs.discard(blob_id)
+            else:
+                self.blobs.delete(blob_id)
+        except Exception:
+            log.warning("removing blob %s failed; it is retried later", blob_id, exc_info=True)
+            return False
+        with self.engine.begin() as conn:
+            conn.execute(object_blobs.delete().where(object_blobs.c.id == blob_id, object_blobs.c.state == state))
+        return True
+
+    def housekeeping(self, limit: int = 1000) -> dict[str, int]:
+        """Clean-up for the holder of the region's housekeeping lock (never at start-up).
+
+        Reaps expired objects (``X-Delete-At`` passed), removes retired blobs whose grace period is
+        over, and discards unfinished writes whose holder is gone or whose lease ran out.
+        """
+        done = {"reaped": self.reap_expired(limit), "deleted": 0, "discarded": 0}
+        now = _now()
+        b = object_blobs
+        with self.engine.connect() as conn:
+            retired = (
+                conn.execute(sa.select(b.c.id).where(b.c.state == "deleting", b.c.delete_after <= now).limit(limit))
+                .scalars()
+                .all()
+            )
+            writing = conn.execute(sa.select(b.c.id, b.c.holder, b.c.lease_until).where(b.c.state == "writing")).all()
+        for blob_id in retired:
+            done["deleted"] += self._remove_blob(blob_id, "deleting")
+        for row in writing[:limit]:
+            if (row.lease_until or 0) < now or holder_gone(row.holder):
+                # Take the intent over first, so a writer that comes back cannot commit it meanwhile.
+                with self.engine.begin() as conn:
+                    taken = conn.execute(
+                        b.update()
+                        .where(b.c.id == row.id, b.c.state == "writing", b.c.holder == row.holder)
+                        .values(holder=holder_id(), lease_until=0)
+                    ).rowcount
+                if taken:
+                    done["discarded"] += self._remove_blob(row.id, "writing")
+        return done
+
+    def reap_expired(self, limit: int = 1000) -> int:
+        """Delete the rows of objects whose ``X-Delete-At`` has passed (they are hidden already)."""
+        o = swift_objects
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                sa.select(o.c.container_id, o.c.name)
+                .where(o.c.delete_at.is_not(None), o.c.delete_at <= _now())
+                .limit(limit)
+            ).all()
+        reaped = 0
+        for row in rows:
+            with self.engine.begin() as conn:
+                old = self._remove_row(conn, row.container_id, row.name, expired_only=True)
+                if old is not None:
+                    self._retire(conn, old.file_id)
+            if old is not None:
+                reaped += 1
+                self._delete_now(old.file_id)
+        return reaped
+
+    def blob_rows(self) -> dict[str, str]:
+        """Every blob row: id -> state (audits and tests)."""
+        with self.engine.connect() as conn:
+            return {r.id: r.state for r in conn.execute(sa.select(object_blobs.c.id, object_blobs.c.state))}
 
     # --- accounts
 
@@ -301,10 +411,16 @@ class ObjectStore:
             if any(r.delete_at is None or r.delete_at > now for r in live):
                 raise ContainerNotEmpty(f"{account}/{name}")
             expired = [r.file_id for r in live if r.file_id]
+            for file_id in expired:
+                self._retire(conn, file_id)
             conn.execute(o.delete().where(o.c.container_id == row.id))
-            conn.execute(swift_containers.delete().where(swift_containers.c.id == row.id))
+            try:
+                with conn.begin_nested():
+                    conn.execute(swift_containers.delete().where(swift_containers.c.id == row.id))
+            except sa.exc.IntegrityError:  # an object arrived meanwhile
+                raise ContainerNotEmpty(f"{account}/{name}") from None
         for file_id in expired:
-            self._unlink(file_id)
+            self._delete_now(file_id)
 
     def _container_row(self, conn: Connection, account: str, name: str) -> Any:
         t = swift_containers
@@ -451,20 +567,27 @@ class ObjectStore:
             if row is None:
                 raise NoSuchContainer(f"{account}/{container}")
             old = self._remove_row(conn, row.id, name)
+            if old is not None:
+                self._retire(conn, old.file_id)
+        if old is not None:
+            self._delete_now(old.file_id)
         if old is None or (old.delete_at is not None and old.delete_at <= _now()):
-            if old is not None and old.file_id:
-                self._unlink(old.file_id)
             raise NoSuchObject(f"{account}/{container}/{name}")
-        if old.file_id:
-            self._unlink(old.file_id)
         return _object(account, container, old)
 
-    def _remove_row(self, conn: Connection, container_id: int, name: str) -> Any:
+    def _remove_row(self, conn: Connection, container_id: int, name: str, expired_only: bool = False) -> Any:
+        """Delete the row and count it out, only if this transaction is the one that deleted it.
+
+        ``DELETE ... RETURNING``: of two concurrent deletes (or overwrites) of one name, only the one
+        that removed the row adjusts the container's counters, so they stay exact.
+        """
         o = swift_objects
-        old = conn.execute(sa.select(o).where(o.c.container_id == container_id, o.c.name == name)).first()
+        query = o.delete().where(o.c.container_id == container_id, o.c.name == name)
+        if expired_only:
+            query = query.where(o.c.delete_at.is_not(None), o.c.delete_at <= _now())
+        old = conn.execute(query.returning(*o.c)).first()
         if old is None:
             return None
-        conn.execute(o.delete().where(o.c.id == old.id))
         conn.execute(
             swift_containers.update()
             .where(swift_containers.c.id == container_id)
@@ -480,11 +603,20 @@ class ObjectStore:
         info = self.head(account, container, name)
         return ObjectReader(self, info, self._parts(info, resolve, 0))
 
+    def _blob(self, file_id: str | None, size: int) -> _Blob | None:
+        """The extent map of a stored blob (None: no bytes)."""
+        if not file_id:
+            return None
+        b = object_blobs
+        with self.engine.connect() as conn:
+            row = conn.execute(sa.select(b.c.extents, b.c.state).where(b.c.id == file_id)).first()
+        return _Blob.from_row(file_id, size, row.extents if row is not None else None)
+
     def _parts(self, info: ObjectInfo, resolve: bool, depth: int) -> list[_Part]:
         if depth > MAX_SEGMENT_DEPTH:
             raise BrokenLargeObject("large objects nest too deep")
         if not resolve or not info.kind:
-            return [_Part(info.file_id, 0, info.size)] if info.size else []
+            return [_Part(self._blob(info.file_id, info.size), 0, info.size)] if info.size else []
         parts: list[_Part] = []
         for seg, start, length in self.segments(info):
             seg_parts = self._parts(seg, True, depth + 1)
@@ -586,55 +718,79 @@ class ObjectStore:
         kind: str,
         manifest: str | None,
         delete_at: float | None,
+        extents: list[list[int]] | None = None,
+        stored: int = 0,
     ) -> ObjectInfo:
+        """One transaction: the blob's intent turns ``live`` (only if still ours), the old version's row
+        goes and its blob is retired, the new row and the counters are written."""
         now = _now()
-        for attempt in range(3):
-            try:
-                with self.engine.begin() as conn:
-                    row = self._container_row(conn, account, container)
-                    if row is None:
-                        raise NoSuchContainer(f"{account}/{container}")
-                    old = self._remove_row(conn, row.id, name)
-                    conn.execute(
-                        swift_objects.insert().values(
-                            container_id=row.id,
-                            name=name,
-                            size=size,
-                            etag=etag,
-                            content_type=content_type,
-                            last_modified=now,
-                            meta=meta,
-                            file_id=file_id,
-                            kind=kind,
-                            manifest=manifest,
-                            delete_at=delete_at,
+        old = None
+        try:
+            for attempt in range(10):
+                try:
+                    with self.engine.begin() as conn:
+                        row = self._container_row(conn, account, container)
+                        if row is None:
+                            raise NoSuchContainer(f"{account}/{container}")
+                        if file_id:
+                            mapped = json.dumps(extents, separators=(",", ":")) if extents is not None else None
+                            live = conn.execute(
+                                object_blobs.update()
+                                .where(object_blobs.c.id == file_id, object_blobs.c.state == "writing",
+                                       object_blobs.c.holder == holder_id())
+                                .values(state="live", holder=None, lease_until=None, size=size, stored=stored,
+                                        extents=mapped)
+                            ).rowcount  # fmt: skip
+                            if live != 1:
+                                raise WriteExpired("the upload's lease ran out and it was discarded; send it again")
+                        old = self._remove_row(conn, row.id, name)
+                        if old is not None:
+                            self._retire(conn, old.file_id)
+                        conn.execute(
+                            swift_objects.insert().values(
+                                container_id=row.id,
+                                name=name,
+                                size=size,
+                                etag=etag,
+                                content_type=content_type,
+                                last_modified=now,
+                                meta=meta,
+                                file_id=file_id,
+                                kind=kind,
+                                manifest=manifest,
+                                delete_at=delete_at,
+                            )
                         )
-                    )
-                    conn.execute(
-                        swift_containers.update()
-                        .where(swift_containers.c.id == row.id)
-                        .values(
-                            object_count=swift_containers.c.object_count + 1,
-                            bytes_used=swift_containers.c.bytes_used + size,
+                        conn.execute(
+                            swift_containers.update()
+                            .where(swift_containers.c.id == row.id)
+                            .values(
+                                object_count=swift_containers.c.object_count + 1,
+                                bytes_used=swift_containers.c.bytes_used + size,
+                            )
                         )
-                    )
-                break
-            except sa.exc.IntegrityError:
-                if attempt == 2:
-                    raise
-            except BaseException:
-                if file_id:
-                    self._unlink(file_id)
-                raise
-        if old is not None and old.file_id:
-            self._unlink(old.file_id)
+                    break
+                except (sa.exc.IntegrityError, sa.exc.OperationalError) as exc:
+                    # A concurrent writer of the same name committed first (unique name), or on
+                    # PostgreSQL a deadlock/serialisation failure: try again on the new state.
+                    if attempt == 9 or (isinstance(exc, sa.exc.OperationalError) and not _retryable(exc)):
+                        raise
+                    time.sleep(0.005 * (attempt + 1))
+        except BaseException:
+            if file_id:
+                self._drop_intent(file_id)
+            raise
+        if old is not None:
+            self._delete_now(old.file_id)
         return ObjectInfo(
             account, container, name, size, etag, content_type, now, dict(meta), kind, manifest, delete_at, file_id
         )
 
-    def _unlink(self, file_id: str) -> None:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(self.file_path(file_id))
+
+def _retryable(exc: sa.exc.OperationalError) -> bool:
+    """PostgreSQL's deadlock_detected / serialization_failure; SQLite's 'database is locked'."""
+    code = getattr(exc.orig, "sqlstate", None)
+    return code in ("40P01", "40001") or "locked" in str(exc.orig)
 
 
 # --- writing ------------------------------------------------------------------------------------
@@ -671,7 +827,12 @@ def _hash_zeros(h: Any, n: int) -> None:
 
 
 class ObjectWriter:
-    """Streams one object version to a temp file; nothing is visible until :meth:`commit`."""
+    """Streams one object version to a new blob; nothing is visible until :meth:`commit`.
+
+    Only data runs reach the blob store: an all-zero piece (or :meth:`skip`) is a hole, recorded in
+    the extent map and hashed but never stored. The blob and its intent row are created on the
+    first data byte, so an empty or all-zero object has no blob at all.
+    """
 
     def __init__(
         self,
@@ -690,32 +851,54 @@ class ObjectWriter:
         self.account, self.container, self.name = account, container, name
         self.content_type, self.meta, self.delete_at = content_type, meta, delete_at
         self.expected_etag = expected_etag.strip('"').lower() if expected_etag else None
-        self.file_id = uuid.uuid4().hex
-        self.tmp_path = store.tmp_dir / self.file_id
-        self.fd: int | None = os.open(self.tmp_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        self.file_id: str | None = None
+        self._blob: BlobWriter | None = None
+        self._renewed = 0.0
         self.size = 0
+        self.stored = 0
+        self.extents: list[list[int]] = []  # [offset, length] of each data run, in order
         self._known_etag = known_etag
         self._md5 = _HashChain("md5")
         self._extra = {h: _HashChain(h) for h in hashes}
         self._chains = [self._md5, *self._extra.values()] if known_etag is None else list(self._extra.values())
         self.digests: dict[str, str] = {}
+        self._done = False
+
+    def _store(self, piece: bytes, at: int) -> None:
+        if self._blob is None:
+            self.file_id = self.store._begin_blob()
+            self._renewed = time.monotonic()
+            self._blob = self.store.blobs.writer(self.file_id)
+        elif time.monotonic() - self._renewed > WRITE_LEASE / 4:
+            self._renewed = time.monotonic()
+            if not self.store._renew(self.file_id):  # type: ignore[arg-type]
+                raise WriteExpired("the upload's lease ran out and it was discarded; send it again")
+        self._blob.write(piece)
+        self.stored += len(piece)
+        if self.extents and self.extents[-1][0] + self.extents[-1][1] == at:
+            self.extents[-1][1] += len(piece)
+        else:
+            self.extents.append([at, len(piece)])
 
     def write(self, data: bytes) -> None:
-        """Append ``data``; a buffer of zeros is skipped, leaving a hole in the file."""
+        """Append ``data``; a piece of zeros is skipped, leaving a hole."""
         if not data:
             return
         data = bytes(data)
         for chain in self._chains:
             chain.feed(data)
-        assert self.fd is not None
-        for start in range(0, len(data), CHUNK):
-            piece = data[start : start + CHUNK] if len(data) > CHUNK else data
-            if piece != ZEROS[: len(piece)]:  # bytes comparison: a memcmp, fast
-                os.pwrite(self.fd, piece, self.size + start)
+        if len(data) <= CHUNK:
+            if data != ZEROS[: len(data)]:  # bytes comparison: a memcmp, fast
+                self._store(data, self.size)
+        else:
+            for start in range(0, len(data), CHUNK):
+                piece = data[start : start + CHUNK]
+                if piece != ZEROS[: len(piece)]:
+                    self._store(piece, self.size + start)
         self.size += len(data)
 
     def skip(self, n: int) -> None:
-        """Append ``n`` zero bytes as a hole: nothing is written, the zeros are still hashed."""
+        """Append ``n`` zero bytes as a hole: nothing is stored, the zeros are still hashed."""
         if n <= 0:
             return
         for chain in self._chains:
@@ -723,7 +906,7 @@ class ObjectWriter:
         self.size += n
 
     def commit(self) -> ObjectInfo:
-        """Verify, fsync, rename, then commit the row; raises :class:`EtagMismatch` (and aborts)."""
+        """Verify, make the blob durable, then commit the row; raises :class:`EtagMismatch` (and aborts)."""
         try:
             for chain in self._chains:
                 chain.wait()
@@ -731,23 +914,19 @@ class ObjectWriter:
             self.digests = {name: chain.hash.hexdigest() for name, chain in self._extra.items()}
             if self.expected_etag and self.expected_etag != etag:
                 raise EtagMismatch(f"expected {self.expected_etag}, got {etag}")
-            assert self.fd is not None
-            file_id: str | None = None
-            if self.size:
-                os.ftruncate(self.fd, self.size)
-                os.fsync(self.fd)
-                os.close(self.fd)
-                self.fd = None
-                final = self.store.file_path(self.file_id)
-                final.parent.mkdir(exist_ok=True)
-                os.rename(self.tmp_path, final)
-                _fsync_dir(final.parent)
-                file_id = self.file_id
-            else:
-                self.abort()
+            if self._blob is not None:
+                try:
+                    self._blob.commit()
+                except Exception as exc:
+                    if not self.store._renew(self.file_id):  # type: ignore[arg-type]
+                        raise WriteExpired("the upload's lease ran out and it was discarded; send it again") from exc
+                    raise
+                self._blob = None
         except BaseException:
             self.abort()
             raise
+        self._done = True
+        dense = len(self.extents) == 1 and self.extents[0] == [0, self.size]
         return self.store._commit_row(
             self.account,
             self.container,
@@ -756,10 +935,12 @@ class ObjectWriter:
             etag,
             self.content_type,
             self.meta,
-            file_id,
+            self.file_id,
             "",
             None,
             self.delete_at,
+            None if dense else self.extents,
+            self.stored,
         )
 
     def abort(self) -> None:
@@ -767,29 +948,55 @@ class ObjectWriter:
         for chain in (self._md5, *self._extra.values()):
             with contextlib.suppress(Exception):
                 chain.wait()
-        if self.fd is not None:
-            os.close(self.fd)
-            self.fd = None
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(self.tmp_path)
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+        if self._blob is not None:
+            with contextlib.suppress(Exception):
+                self._blob.abort()
+            self._blob = None
+        if self.file_id is not None and not self._done:
+            self._done = True
+            self.store._drop_intent(self.file_id)
 
 
 # --- reading ------------------------------------------------------------------------------------
 
 
 @dataclass
-class _Part:
-    """``length`` bytes of file ``file_id`` from ``offset`` (None: a run of zeros)."""
+class _Blob:
+    """A stored blob and its extent map: ``runs`` are (object offset, length, blob offset), in order."""
 
-    file_id: str | None
+    id: str
+    size: int
+    runs: list[tuple[int, int, int]]
+    starts: list[int]
+
+    @classmethod
+    def from_row(cls, blob_id: str, size: int, extents: str | None) -> _Blob:
+        runs: list[tuple[int, int, int]] = []
+        if extents is None:
+            runs = [(0, size, 0)] if size else []
+        else:
+            at = 0
+            for offset, length in json.loads(extents):
+                runs.append((offset, length, at))
+                at += length
+        return cls(blob_id, size, runs, [r[0] for r in runs])
+
+    def runs_within(self, lo: int, hi: int) -> Iterator[tuple[int, int, int]]:
+        """The data runs clipped to [lo, hi): (object offset, length, blob offset)."""
+        i = max(0, bisect.bisect_right(self.starts, lo) - 1)
+        for offset, length, at in self.runs[i:]:
+            if offset >= hi:
+                return
+            start, end = max(lo, offset), min(hi, offset + length)
+            if start < end:
+                yield start, end - start, at + start - offset
+
+
+@dataclass
+class _Part:
+    """``length`` bytes of ``blob`` from object offset ``offset`` (blob None: a run of zeros)."""
+
+    blob: _Blob | None
     offset: int
     length: int
 
@@ -801,7 +1008,7 @@ def _slice_parts(parts: list[_Part], lo: int, hi: int) -> list[_Part]:
     for part in parts:
         start, end = max(lo, pos), min(hi, pos + part.length)
         if start < end:
-            out.append(_Part(part.file_id, part.offset + start - pos, end - start))
+            out.append(_Part(part.blob, part.offset + start - pos, end - start))
         pos += part.length
     return out
 
@@ -811,17 +1018,17 @@ def _coalesce(parts: list[_Part]) -> list[_Part]:
 
 
 class ObjectReader:
-    """Reads an object's bytes, plain or large, by offset; open files are closed by :meth:`close`."""
+    """Reads an object's bytes, plain or large, by offset; blob readers are closed by :meth:`close`."""
 
     def __init__(self, store: ObjectStore, info: ObjectInfo, parts: list[_Part]) -> None:
         self.store = store
         self.info = info
         self.parts = parts
         self.size = sum(p.length for p in parts)
-        self._fds: dict[str, int] = {}
-        # Open plain objects at once: a later overwrite or delete unlinks the file, not our fd.
-        if len(parts) == 1 and parts[0].file_id:
-            self._fd(parts[0].file_id)
+        self._readers: dict[str, BlobReader] = {}
+        # Open plain objects at once: on a file store an open blob outlives its deletion.
+        if len(parts) == 1 and parts[0].blob is not None:
+            self._reader(parts[0].blob)
 
     def __enter__(self) -> ObjectReader:
         return self
@@ -830,29 +1037,29 @@ class ObjectReader:
         self.close()
 
     def close(self) -> None:
-        for fd in self._fds.values():
-            os.close(fd)
-        self._fds.clear()
+        for reader in self._readers.values():
+            reader.close()
+        self._readers.clear()
 
-    def _fd(self, file_id: str) -> int:
-        fd = self._fds.get(file_id)
-        if fd is None:
+    def _reader(self, blob: _Blob) -> BlobReader:
+        reader = self._readers.get(blob.id)
+        if reader is None:
             try:
-                fd = os.open(self.store.file_path(file_id), os.O_RDONLY)
-            except FileNotFoundError:
+                reader = self.store.blobs.reader(blob.id, blob.runs[-1][1] + blob.runs[-1][2] if blob.runs else 0)
+            except BlobError:
                 raise BrokenLargeObject("a segment disappeared while reading") from None
-            if len(self._fds) >= 8:  # large objects: keep only a few segment files open
-                os.close(self._fds.pop(next(iter(self._fds))))
-            self._fds[file_id] = fd
-        return fd
+            if len(self._readers) >= 8:  # large objects: keep only a few segment blobs open
+                self._readers.pop(next(iter(self._readers))).close()
+            self._readers[blob.id] = reader
+        return reader
 
     def extents(self) -> list[tuple[int, int]]:
-        """The (offset, length) runs that hold data; everything else reads as zeros (holes)."""
+        """The (offset, length) runs that hold data, from the extent map; everything else reads as zeros."""
         out: list[tuple[int, int]] = []
         pos = 0
         for part in self.parts:
-            if part.file_id:
-                for start, length in _file_extents(self._fd(part.file_id), part.offset, part.length):
+            if part.blob is not None:
+                for start, length, _ in part.blob.runs_within(part.offset, part.offset + part.length):
                     at = pos + start - part.offset
                     if out and out[-1][0] + out[-1][1] == at:
                         out[-1] = (out[-1][0], out[-1][1] + length)
@@ -869,35 +1076,25 @@ class ObjectReader:
         end = min(start + length, self.size)
         for part in _slice_parts(self.parts, start, end):
             pos, stop = part.offset, part.offset + part.length
-            while pos < stop:
-                n = min(chunk, stop - pos)
-                if part.file_id is None:
+            runs = part.blob.runs_within(pos, stop) if part.blob is not None else iter(())
+            for run_start, run_length, at in [*runs, (stop, 0, 0)]:
+                while pos < run_start:  # a hole before the run (or before the end)
+                    n = min(chunk, run_start - pos)
                     yield ZEROS[:n] if n <= CHUNK else bytes(n)
-                else:
-                    data = os.pread(self._fd(part.file_id), n, pos)
-                    if len(data) < n:  # a file shorter than its row says: never pad silently
-                        raise BrokenLargeObject("stored file is shorter than recorded")
-                    yield data
-                pos += n
+                    pos += n
+                if run_length:
+                    reader = self._reader(part.blob)  # type: ignore[arg-type]
+                    run_end = run_start + run_length
+                    while pos < run_end:
+                        n = min(chunk, run_end - pos)
+                        try:
+                            yield reader.read(at + pos - run_start, n)
+                        except BlobError as exc:
+                            raise BrokenLargeObject(str(exc)) from None
+                        pos += n
 
     def __iter__(self) -> Iterator[bytes]:
         return self.iter_range(0, self.size)
-
-
-def _file_extents(fd: int, start: int, length: int) -> Iterator[tuple[int, int]]:
-    """Data runs of ``fd`` within [start, start + length) by SEEK_DATA / SEEK_HOLE."""
-    end = start + length
-    pos = start
-    while pos < end:
-        try:
-            data = os.lseek(fd, pos, os.SEEK_DATA)
-        except OSError:  # ENXIO: only a hole is left
-            return
-        if data >= end:
-            return
-        hole = min(os.lseek(fd, data, os.SEEK_HOLE), end)
-        yield data, hole - data
-        pos = hole
 
 
 # --- listings -----------------------------------------------------------------------------------

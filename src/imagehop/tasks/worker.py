@@ -21,6 +21,7 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from typing import Any
 
+from imagehop import leases
 from imagehop.images.imports import Importer, ImportFailed
 from imagehop.images.service import now
 from imagehop.region import Region
@@ -34,7 +35,6 @@ log = logging.getLogger(__name__)
 MAX_ATTEMPTS = 3
 LEASE = timedelta(seconds=60)  # a heartbeat older than this means the worker is gone
 HEARTBEAT_EVERY = 10.0
-EXPIRE_EVERY = 60.0
 INTERRUPTED = "Task interrupted: the service stopped while it ran. Start it again."
 
 Runner = Callable[[TaskContext, dict, Callable[[int, int], None]], dict]
@@ -82,7 +82,6 @@ class TaskWorker:
     # --- lifecycle
 
     def start(self) -> None:
-        self.recover()
         self._thread = threading.Thread(target=self._loop, name=f"task-worker-{self.region.name}", daemon=True)
         self._thread.start()
 
@@ -96,21 +95,19 @@ class TaskWorker:
         self._wake.set()
 
     def _loop(self) -> None:
-        last_beat = last_expire = last_recover = time.monotonic()
+        last_beat = time.monotonic()
+        last_housekeeping = -float("inf")
         while not self._stop.is_set():
             try:
-                self._fill()
                 moment = time.monotonic()
+                if moment - last_housekeeping >= self.settings.housekeeping_interval:
+                    last_housekeeping = moment
+                    self.housekeeping()
+                self._fill()
                 if moment - last_beat >= HEARTBEAT_EVERY:
                     last_beat = moment
                     with self.engine.begin() as conn, self._lock:
                         store.heartbeat(conn, self.worker_id, list(self._running), now())
-                if moment - last_expire >= EXPIRE_EVERY:
-                    last_expire = moment
-                    self.expire()
-                if moment - last_recover >= LEASE.total_seconds():
-                    last_recover = moment
-                    self.recover()
             except Exception:  # the database may be away for a moment: keep going
                 log.exception("task worker of region %s", self.region.name)
             self._wake.wait(self.settings.poll_interval)
@@ -159,6 +156,21 @@ class TaskWorker:
             store.update(conn, task_id, **values)
 
     # --- housekeeping
+
+    def housekeeping(self) -> bool:
+        """Recovery, expiry and the object engine's clean-up, by whichever process holds the region's
+        housekeeping lock (never as a start-up step: other processes may be working)."""
+        ttl = max(30.0, 3 * self.settings.housekeeping_interval)
+        if not leases.acquire(self.engine, "housekeeping", ttl):
+            return False
+        self.recover()
+        self.expire()
+        objects = getattr(self.region, "objects", None)
+        if objects is not None:
+            done = objects.housekeeping()
+            if any(done.values()):
+                log.info("region %s housekeeping: %s", self.region.name, done)
+        return True
 
     def recover(self) -> None:
         """Resume or fail the tasks a gone worker left ``processing``."""
