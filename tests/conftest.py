@@ -13,6 +13,7 @@ import pytest
 
 from tests.peers import openstack as openstack_peer
 from tests.peers import swift as swift_peer
+from tests.peers.seaweedfs import SeaweedFS
 from tests.support.cloud import (  # noqa: F401 (re-exported)
     BACKENDS,
     PG_ADMIN_URL,
@@ -46,6 +47,13 @@ def real_swift(tmp_path_factory: pytest.TempPathFactory) -> Iterator[swift_peer.
     """A real Swift 2.38 all-in-one (tempauth) for the whole test session; see tests/peers/swift.py."""
     with swift_peer.running_swift(tmp_path_factory.mktemp("real-swift")) as running:
         yield running
+
+
+@pytest.fixture(scope="session")
+def seaweedfs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SeaweedFS]:
+    """A real S3 store (SeaweedFS) for the whole session; each user takes its own bucket."""
+    with SeaweedFS.start(tmp_path_factory.mktemp("seaweedfs")) as peer:
+        yield peer
 
 
 @pytest.fixture(scope="session")

