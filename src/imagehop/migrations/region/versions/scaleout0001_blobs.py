@@ -1,7 +1,7 @@
 """objects: blob intent records and extent maps; region leases
 
 Revision ID: scaleout0001
-Revises: obj0001
+Revises: obj0002_swift
 
 Blobs written before this revision were sparse files holding the object's bytes at their own
 offsets: they become ``live`` rows with no extent map (one run, read in place), which reads them
@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "scaleout0001"
-down_revision = "obj0001"
+down_revision = "obj0002_swift"
 branch_labels = None
 depends_on = None
 
