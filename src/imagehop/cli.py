@@ -86,7 +86,17 @@ data_dir_option = click.option(
 @click.option(
     "--port", type=int, help="Identity port; region i listens on port+1+i. 0 picks free ports [default: 5000]."
 )
-@click.option("--regions", help="Comma-separated region names [default: ORD,IAD].")
+@click.option("--regions", help="Comma-separated region names [default: ORD,IAD]; with --role region: the ones served.")
+@click.option(
+    "--role",
+    type=click.Choice(["identity", "region"]),
+    help="Run one part only: identity (bootstraps users), or the APIs of --regions (tasks run in `imagehop worker`)."
+    " Without it: everything in one process.",
+)
+@click.option("--workers", type=click.IntRange(1, 64), default=1, show_default=True,
+              help="With --role region: processes accepting on the same port.")  # fmt: skip
+@click.option("--database-url", envvar="IMAGEHOP_DATABASE_URL",
+              help="One PostgreSQL database for identity and every region (a schema each).")  # fmt: skip
 @click.option(
     "--log-level",
     type=click.Choice(LEVELS),
@@ -102,12 +112,32 @@ data_dir_option = click.option(
 )
 def serve(
     config: str | None, data_dir: str | None, host: str | None, port: int | None, regions: str | None,
-    log_level: str | None, access_log: str | None,
+    role: str | None, workers: int, database_url: str | None, log_level: str | None, access_log: str | None,
 ) -> None:  # fmt: skip
-    """Run identity and every region in one process until Ctrl-C."""
-    from imagehop import logs, server
+    """Run identity and every region in one process until Ctrl-C (or one role of a scaled-out deployment)."""
+    from imagehop import logs, roles, server
 
-    settings = _settings(config=config, data_dir=data_dir, host=host, port=port, regions=regions)
+    if role is not None:
+        if data_dir:
+            Path(data_dir).mkdir(parents=True, exist_ok=True)
+        level = log_level or ("debug" if debug_enabled() else "info")
+        if role == "identity":
+            settings = _settings(config=config, data_dir=data_dir, host=host, port=port, database_url=database_url)
+            settings.data_dir.mkdir(parents=True, exist_ok=True)
+            logs.configure(settings.data_dir, level, access_log, terminal=log_level or "warning")
+            roles.run_identity(settings, on_ready=lambda d: console.print(f"identity serving at {d.identity_url}"))
+        else:
+            settings = _settings(config=config, data_dir=data_dir, host=host, database_url=database_url)
+            names = _served_regions(settings, regions)
+            settings.data_dir.mkdir(parents=True, exist_ok=True)
+            logs.configure(settings.data_dir, level, access_log, terminal=log_level or "warning")
+            roles.run_region(settings, names, port, workers)
+        return
+    if workers != 1:
+        raise click.UsageError("--workers applies to --role region")
+    settings = _settings(
+        config=config, data_dir=data_dir, host=host, port=port, regions=regions, database_url=database_url
+    )
     with server.data_dir_lock(settings.data_dir):
         level = log_level or ("debug" if debug_enabled() else "info")
         logs.configure(
@@ -118,6 +148,44 @@ def serve(
         asyncio.run(server.serve(deployment, on_ready=_print_endpoints))
     logging.getLogger("imagehop").info("stopped")
     console.print("imagehop stopped.")
+
+
+def _served_regions(settings: Settings, regions: str | None) -> list[str]:
+    """The regions a role process serves: ``--regions`` (each must be in the configuration)."""
+    if not regions:
+        raise click.UsageError("give the regions this process serves: --regions ORD[,IAD]")
+    names = [n.strip() for n in regions.split(",") if n.strip()]
+    known = [r.name for r in settings.regions]
+    for name in names:
+        if name not in known:
+            raise click.ClickException(
+                f"configuration: region {name} is not in the configuration (regions: {', '.join(known)});"
+                " every process reads the same [[regions]] list"
+            )
+    return names
+
+
+@main.command()
+@config_option
+@data_dir_option
+@click.option("--regions", required=True, help="Comma-separated regions whose tasks this worker runs.")
+@click.option("--host", help="Address of the health listener [default: 127.0.0.1].")
+@click.option("--port", type=int, help="Port of the health listener (/healthz, /readyz) [default: none].")
+@click.option("--database-url", envvar="IMAGEHOP_DATABASE_URL",
+              help="One PostgreSQL database for identity and every region (a schema each).")  # fmt: skip
+@click.option("--log-level", type=click.Choice(LEVELS), envvar="IMAGEHOP_LOG_LEVEL", help="Messages to standard error.")
+def worker(
+    config: str | None, data_dir: str | None, regions: str, host: str | None, port: int | None,
+    database_url: str | None, log_level: str | None,
+) -> None:  # fmt: skip
+    """Run the regions' tasks (export, import, image imports, compute jobs) and housekeeping; run any number."""
+    from imagehop import logs, roles
+
+    settings = _settings(config=config, data_dir=data_dir, host=host, database_url=database_url)
+    names = _served_regions(settings, regions)
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    logs.configure(settings.data_dir, log_level or "info", "off", terminal=log_level or "info")
+    roles.run_worker(settings, names, port)
 
 
 def _print_endpoints(deployment) -> None:  # type: ignore[no-untyped-def]

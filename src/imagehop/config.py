@@ -143,6 +143,7 @@ class Settings:
     token_lifetime: int = DEFAULT_TOKEN_LIFETIME
     identity_public_url: str | None = None
     identity_database_url: str | None = None
+    database_url: str | None = None  # one PostgreSQL database for everything: a schema per service
     regions: list[RegionSettings] = field(default_factory=lambda: [RegionSettings(name) for name in DEFAULT_REGIONS])
     users: list[UserSpec] = field(default_factory=list)
     tasks: TaskSettings = field(default_factory=TaskSettings)
@@ -157,13 +158,51 @@ class Settings:
         return 0 if self.port == 0 else self.port + 1 + index
 
     def identity_db_url(self) -> str:
-        return self.identity_database_url or sqlite_url(self.data_dir / "identity.db")
+        if self.identity_database_url:
+            return self.identity_database_url
+        if self.database_url:
+            return schema_url(self.database_url, "identity")
+        return sqlite_url(self.data_dir / "identity.db")
 
     def region_db_url(self, region: RegionSettings) -> str:
-        return region.database_url or sqlite_url(self.data_dir / "regions" / region.name / "region.db")
+        if region.database_url:
+            return region.database_url
+        if self.database_url:
+            return schema_url(self.database_url, "region_" + region.name.lower().replace("-", "_"))
+        return sqlite_url(self.data_dir / "regions" / region.name / "region.db")
 
     def region_dir(self, region: RegionSettings) -> Path:
         return self.data_dir / "regions" / region.name
+
+    def region_settings(self, name: str) -> RegionSettings:
+        for region in self.regions:
+            if region.name == name:
+                return region
+        raise ConfigError(
+            f"region {name} is not in the configuration (regions: {', '.join(r.name for r in self.regions)})"
+        )
+
+    def region_public_url(self, index: int) -> str:
+        """The URL clients are told for region ``index``: its ``public_url``, else host and region port."""
+        region = self.regions[index]
+        return (region.public_url or f"http://{_url_host(self.host)}:{self.region_port(index)}").rstrip("/")
+
+    def identity_url(self) -> str:
+        return (self.identity_public_url or f"http://{_url_host(self.host)}:{self.port}").rstrip("/")
+
+
+def _url_host(host: str) -> str:
+    if host in ("0.0.0.0", "::", ""):
+        return "127.0.0.1"
+    return f"[{host}]" if ":" in host else host
+
+
+def schema_url(url: str, schema: str) -> str:
+    """``url`` (PostgreSQL) with the search path set to ``schema``: one database, a schema per service."""
+    if url.startswith("postgres://"):
+        url = "postgresql://" + url[len("postgres://") :]
+    separator = "&" if "?" in url else "?"
+    return f"{url}{separator}options=-csearch_path%3D{schema}"
 
 
 def sqlite_url(path: Path) -> str:
@@ -201,7 +240,18 @@ def _apply_file(settings: Settings, path: Path) -> None:
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"config file {path} is not valid TOML: {exc}") from None
 
-    known = {"host", "port", "data_dir", "token_lifetime", "identity", "regions", "users", "tasks", "images"}
+    known = {
+        "host",
+        "port",
+        "data_dir",
+        "token_lifetime",
+        "database_url",
+        "identity",
+        "regions",
+        "users",
+        "tasks",
+        "images",
+    }
     _reject_unknown(data, known, str(path))
     if "host" in data:
         settings.host = _str(data["host"], "host")
@@ -211,6 +261,8 @@ def _apply_file(settings: Settings, path: Path) -> None:
         settings.data_dir = _relative_to(path, _str(data["data_dir"], "data_dir"))
     if "token_lifetime" in data:
         settings.token_lifetime = _positive_int(data["token_lifetime"], "token_lifetime")
+    if "database_url" in data:
+        settings.database_url = _str(data["database_url"], "database_url")
 
     identity = data.get("identity", {})
     _reject_unknown(identity, {"public_url", "database_url", *AuthLimits.__dataclass_fields__}, f"{path} [identity]")
@@ -278,6 +330,8 @@ def _apply_env(settings: Settings, env: Mapping[str, str]) -> None:
         settings.identity_public_url = env["IMAGEHOP_IDENTITY_PUBLIC_URL"]
     if "IMAGEHOP_IDENTITY_DATABASE_URL" in env:
         settings.identity_database_url = env["IMAGEHOP_IDENTITY_DATABASE_URL"]
+    if "IMAGEHOP_DATABASE_URL" in env:
+        settings.database_url = env["IMAGEHOP_DATABASE_URL"]
     for key in AuthLimits.__dataclass_fields__:
         name = f"IMAGEHOP_IDENTITY_{key.upper()}"
         if name in env:
@@ -303,7 +357,7 @@ def _apply_env(settings: Settings, env: Mapping[str, str]) -> None:
 
 
 def _apply_overrides(settings: Settings, overrides: Mapping[str, Any]) -> None:
-    unknown = set(overrides) - {"host", "port", "data_dir", "regions"}
+    unknown = set(overrides) - {"host", "port", "data_dir", "regions", "database_url"}
     if unknown:
         raise TypeError(f"unknown overrides: {sorted(unknown)}")
     if overrides.get("host") is not None:
@@ -314,6 +368,8 @@ def _apply_overrides(settings: Settings, overrides: Mapping[str, Any]) -> None:
         settings.data_dir = Path(overrides["data_dir"])
     if overrides.get("regions") is not None:
         settings.regions = _select_regions(settings.regions, overrides["regions"])
+    if overrides.get("database_url") is not None:
+        settings.database_url = overrides["database_url"]
 
 
 def _select_regions(current: list[RegionSettings], names: str) -> list[RegionSettings]:
@@ -337,6 +393,11 @@ def _validate(settings: Settings) -> None:
         taken = [p for p in ports if p != 0]
         if len(set(taken)) != len(taken):
             raise ConfigError(f"identity and region ports overlap: {ports}")
+    if settings.database_url is not None and not settings.database_url.startswith(DATABASE_SCHEMES[1:]):
+        raise ConfigError(
+            f"database_url {settings.database_url!r} must be a postgresql:// URL (it holds identity and every"
+            " region, a schema each); SQLite databases are one per service, under the data dir"
+        )
     databases = [("[identity] database_url", settings.identity_database_url)]
     databases += [(f"the database_url of region {r.name}", r.database_url) for r in settings.regions]
     for name, url in databases:

@@ -342,9 +342,24 @@ def migrate(engine: Engine, kind: Kind) -> None:
         if connection.dialect.name == "postgresql":
             # Several processes may start against one database at once: serialise migrations.
             connection.execute(sa.text("SELECT pg_advisory_xact_lock(7271001)"))
+            schema = search_path_schema(engine)
+            if schema:  # one database for every service (``database_url``): a schema each
+                connection.execute(sa.text(f'CREATE SCHEMA IF NOT EXISTS "{schema}"'))
         config.attributes["connection"] = connection
         # Each service owns a branch of the region history (see migrations/region/versions).
         command.upgrade(config, "heads")
+
+
+def search_path_schema(engine: Engine) -> str | None:
+    """The schema a ``...?options=-csearch_path=NAME`` URL selects (see ``config.schema_url``)."""
+    options = engine.url.query.get("options")
+    if isinstance(options, tuple):
+        options = " ".join(options)
+    if options and "search_path=" in options:
+        schema = options.split("search_path=", 1)[1].split()[0].split(",")[0]
+        if schema.replace("_", "").isalnum():
+            return schema
+    return None
 
 
 class DatabaseUnavailable(Explained):

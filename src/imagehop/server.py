@@ -4,6 +4,11 @@
 written), migrates the databases and creates the built-in users; ``serve()`` runs all listeners in
 one event loop, writes ``endpoints.json`` and ``clouds.yaml`` once they accept connections, and
 stops them together on Ctrl-C or SIGTERM.
+
+The same parts run as roles (``roles.py``): ``prepare_identity()`` (identity only, the one role that
+bootstraps users), ``prepare_regions()`` (region APIs, no task worker) and the task workers. Every
+listener answers ``/healthz`` (the process runs) and ``/readyz`` (its databases and blob stores
+answer).
 """
 
 from __future__ import annotations
@@ -26,7 +31,7 @@ import yaml
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import Mount
+from starlette.routing import Mount, Route
 
 from imagehop import db
 from imagehop.compute.routes import compute_routes
@@ -59,12 +64,17 @@ class Deployment:
     settings: Settings
     identity: IdentityService
     identity_url: str
-    identity_app: Starlette
-    identity_socket: socket.socket
+    identity_app: Starlette | None
+    identity_socket: socket.socket | None
     regions: list[tuple[Region, Starlette, socket.socket]] = field(default_factory=list)
+    run_tasks: bool = True  # the one-process default runs the task workers; a region role does not
 
     def endpoints(self) -> dict[str, Any]:
-        return {"identity": self.identity_url, "regions": {r.name: r.public_url for r, _, _ in self.regions}}
+        regions = {r.name: r.public_url for r, _, _ in self.regions}
+        return {
+            "identity": self.identity_url,
+            "regions": regions or {r.name: r.url for r in self.identity.catalog.regions},
+        }
 
 
 def prepare(settings: Settings) -> Deployment:
@@ -78,31 +88,121 @@ def prepare(settings: Settings) -> Deployment:
         for region, sock in zip(settings.regions, region_sockets, strict=True)
     ]
 
-    identity_engine = db.open_database(settings.identity_db_url(), "identity", IDENTITY_DB_SETTING)
     catalog = Catalog(
         identity_url,
         tuple(RegionEndpoint(r.name, url) for r, url in zip(settings.regions, region_urls, strict=True)),
     )
-    identity = IdentityService(identity_engine, catalog, settings.token_lifetime)
+    identity = open_identity(settings, catalog)
     bootstrap(identity, settings.data_dir, settings.users)
 
     deployment = Deployment(
-        settings, identity, identity_url, build_identity_app(identity, identity_url, settings.auth), identity_socket
+        settings, identity, identity_url, identity_app(identity, identity_url, settings), identity_socket
     )
     for region_settings, url, sock in zip(settings.regions, region_urls, region_sockets, strict=True):
-        engine = db.open_database(settings.region_db_url(region_settings), "region", region_db_setting(region_settings))
-        region_dir = settings.region_dir(region_settings)
-        region_dir.mkdir(parents=True, exist_ok=True)
-        objects = ObjectStore(engine, region_dir, open_blob_store(region_settings.blob, region_dir))
-        region = Region(region_settings.name, url, engine, region_dir, identity, objects,
-                        tasks=settings.tasks, images=settings.images)  # fmt: skip
+        region = build_region(settings, region_settings, url, identity)
         deployment.regions.append((region, build_region_app(region), sock))
     return deployment
 
 
+def shared_catalog(settings: Settings) -> Catalog:
+    """Every region of the shared configuration, at its public URL (for split roles)."""
+    return Catalog(
+        settings.identity_url(),
+        tuple(RegionEndpoint(r.name, settings.region_public_url(i)) for i, r in enumerate(settings.regions)),
+    )
+
+
+def open_identity(settings: Settings, catalog: Catalog) -> IdentityService:
+    engine = db.open_database(settings.identity_db_url(), "identity", IDENTITY_DB_SETTING)
+    return IdentityService(engine, catalog, settings.token_lifetime)
+
+
+def identity_app(identity: IdentityService, url: str, settings: Settings) -> Starlette:
+    app = build_identity_app(identity, url, settings.auth)
+    app.router.routes[0:0] = health_routes("identity", [lambda: _ping(identity.engine)])
+    return app
+
+
+def build_region(settings: Settings, region_settings: RegionSettings, url: str, identity: IdentityService) -> Region:
+    """A region's services on its database and blob store (migrated, nothing served)."""
+    engine = db.open_database(settings.region_db_url(region_settings), "region", region_db_setting(region_settings))
+    region_dir = settings.region_dir(region_settings)
+    region_dir.mkdir(parents=True, exist_ok=True)
+    objects = ObjectStore(engine, region_dir, open_blob_store(region_settings.blob, region_dir))
+    return Region(region_settings.name, url, engine, region_dir, identity, objects,
+                  tasks=settings.tasks, images=settings.images)  # fmt: skip
+
+
+def prepare_identity(settings: Settings) -> Deployment:
+    """The identity role: Keystone only, on ``settings.port``; the one role that bootstraps users
+    (creating those that are missing, never changing an existing user's secrets)."""
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    sock = bind(settings.host, settings.port)
+    url = (settings.identity_public_url or _local_url(sock)).rstrip("/")
+    catalog = shared_catalog(settings)
+    catalog = Catalog(url, catalog.regions)
+    identity = open_identity(settings, catalog)
+    bootstrap(identity, settings.data_dir, settings.users)
+    return Deployment(settings, identity, url, identity_app(identity, url, settings), sock, run_tasks=False)
+
+
+def region_sockets(settings: Settings, names: list[str], port: int | None) -> list[socket.socket]:
+    """Listening sockets of the region role, bound before any process forks: ``port`` when one region
+    is served, else each region's configured port."""
+    if port is not None and len(names) != 1:
+        raise RegionRoleError("--port applies to one region; give each region its port in the configuration")
+    sockets = []
+    for name in names:
+        index = [r.name for r in settings.regions].index(settings.region_settings(name).name)
+        sockets.append(bind(settings.host, port if port is not None else settings.region_port(index)))
+    return sockets
+
+
+def prepare_regions(settings: Settings, names: list[str], sockets: list[socket.socket]) -> Deployment:
+    """The region role: the APIs of the named regions, on already-bound sockets; tasks run elsewhere."""
+    identity = open_identity(settings, shared_catalog(settings))
+    deployment = Deployment(settings, identity, settings.identity_url(), None, None, run_tasks=False)
+    for name, sock in zip(names, sockets, strict=True):
+        index = [r.name for r in settings.regions].index(name)
+        region = build_region(settings, settings.regions[index], settings.region_public_url(index), identity)
+        deployment.regions.append((region, build_region_app(region), sock))
+    return deployment
+
+
+class RegionRoleError(Explained):
+    """The region role cannot start as asked."""
+
+
+def health_routes(role: str, checks: list[Callable[[], None]]) -> list[Route]:
+    """``/healthz``: the process answers. ``/readyz``: each check (database, blob store) passes."""
+
+    async def healthz(_request: Request) -> Response:
+        return JSONResponse({"status": "ok", "role": role, "pid": os.getpid()})
+
+    async def readyz(_request: Request) -> Response:
+        problems = []
+        for check in checks:
+            try:
+                await asyncio.to_thread(check)
+            except Exception as exc:
+                problems.append(f"{exc.__class__.__name__}: {exc}"[:300])
+        if problems:
+            return JSONResponse({"status": "unready", "role": role, "problems": problems}, 503)
+        return JSONResponse({"status": "ready", "role": role, "pid": os.getpid()})
+
+    return [Route("/healthz", healthz, methods=["GET", "HEAD"]), Route("/readyz", readyz, methods=["GET", "HEAD"])]
+
+
+def _ping(engine: Any) -> None:
+    with engine.connect() as conn:
+        conn.exec_driver_sql("SELECT 1")
+
+
 def build_region_app(region: Region) -> Starlette:
     """One region's base URL: ``/image`` now; ``/v1``, ``/info`` and ``/compute`` as they land."""
+    checks = [lambda: _ping(region.engine), lambda: _ping(region.identity.engine), region.objects.blobs.check]
     routes = [
+        *health_routes(f"region {region.name}", checks),
         Mount("/image", routes=[*image_routes(region), *task_routes(region)]),
         Mount("/compute", routes=compute_routes(region)),
         *object_routes(region),
@@ -170,8 +270,10 @@ class _Server(uvicorn.Server):
 
 async def serve(deployment: Deployment, on_ready: Callable[[Deployment], None] | None = None) -> None:
     """Serve until Ctrl-C / SIGTERM; write the endpoint files and call ``on_ready`` once listening."""
-    servers = [_uvicorn(deployment.identity_app)] + [_uvicorn(app) for _, app, _ in deployment.regions]
-    sockets = [deployment.identity_socket] + [sock for _, _, sock in deployment.regions]
+    apps = [(deployment.identity_app, deployment.identity_socket)] if deployment.identity_app is not None else []
+    apps += [(app, sock) for _, app, sock in deployment.regions]
+    servers = [_uvicorn(app) for app, _ in apps]
+    sockets = [sock for _, sock in apps]
 
     loop = asyncio.get_running_loop()
 
@@ -183,8 +285,8 @@ async def serve(deployment: Deployment, on_ready: Callable[[Deployment], None] |
         loop.add_signal_handler(sig, stop)
 
     tasks = [asyncio.create_task(server.serve(sockets=[sock])) for server, sock in zip(servers, sockets, strict=True)]
-    purge = asyncio.create_task(_purge_tokens(deployment.identity))
-    workers: list[TaskWorker] = [start_worker(region) for region, _, _ in deployment.regions]
+    purge = asyncio.create_task(_purge_tokens(deployment.identity)) if deployment.identity_app is not None else None
+    workers: list[TaskWorker] = [start_worker(region) for region, _, _ in deployment.regions if deployment.run_tasks]
     try:
         while not all(server.started for server in servers):
             if any(task.done() for task in tasks):
@@ -192,12 +294,14 @@ async def serve(deployment: Deployment, on_ready: Callable[[Deployment], None] |
                 break
             await asyncio.sleep(0.01)
         else:
-            write_endpoint_files(deployment)
+            if deployment.identity_app is not None:
+                write_endpoint_files(deployment)
             if on_ready is not None:
                 on_ready(deployment)
         await asyncio.gather(*tasks)
     finally:
-        purge.cancel()
+        if purge is not None:
+            purge.cancel()
         for worker in workers:
             worker.stop()
         for sig in (signal.SIGINT, signal.SIGTERM):
@@ -227,10 +331,14 @@ def write_endpoint_files(deployment: Deployment) -> None:
 
 def clouds_config(deployment: Deployment) -> dict[str, Any]:
     credentials = {entry.user: entry for entry in read_credentials(deployment.settings.data_dir)}
-    first_region = deployment.regions[0][0].name
+    names = [region.name for region, _, _ in deployment.regions] or [
+        r.name for r in deployment.identity.catalog.regions
+    ]
     clouds: dict[str, Any] = {}
     for cloud, user in CLOUDS:
-        entry = credentials[user]
+        entry = credentials.get(user)
+        if entry is None:  # the user exists with credentials this data dir does not know
+            continue
         clouds[cloud] = {
             "auth": {
                 "auth_url": deployment.identity_url,
@@ -241,8 +349,8 @@ def clouds_config(deployment: Deployment) -> dict[str, Any]:
                 "project_domain_name": "Default",
             },
             "identity_api_version": 3,
-            "region_name": first_region,
-            "regions": [region.name for region, _, _ in deployment.regions],
+            "region_name": names[0],
+            "regions": names,
             "interface": "public",
         }
     return {"clouds": clouds}

@@ -1,7 +1,8 @@
-"""A server found in BUILD after a restart is booted again, never left stuck."""
+"""A boot whose process died is run again by the next worker (its task row is recovered), never left stuck."""
 
 from __future__ import annotations
 
+import socket
 import sqlite3
 from pathlib import Path
 
@@ -26,9 +27,16 @@ def test_build_is_resumed_after_restart(tmp_path: Path) -> None:
         )
     finally:
         cloud.stop()
-    # As if the process had died mid-boot.
+    # As if the process had died mid-boot: the server in BUILD, its build task held by a dead process.
+    dead = f"{socket.gethostname()}:{2**22 + 4321}:x"
     with sqlite3.connect(cloud.data_dir / "regions" / "ORD" / "region.db") as db:
         db.execute("UPDATE servers SET status = 'BUILD', task_state = 'spawning' WHERE id = ?", (server_id,))
+        updated = db.execute(
+            "UPDATE tasks SET status = 'processing', worker_id = ?, attempts = 1, expires_at = NULL"
+            " WHERE type = 'compute_build'",
+            (dead,),
+        ).rowcount
+    assert updated == 1
     cloud.start()
     try:
         region, token = cloud.regions["ORD"], cloud.token()

@@ -69,7 +69,6 @@ Handler = Callable[[Ctx], Awaitable[Response]]
 
 def compute_routes(region: Region) -> list[BaseRoute]:
     service = ComputeService(region)
-    service.resume()
     url = region.public_url
 
     def api(**handlers: Handler) -> Callable[[Request], Awaitable[Response]]:

@@ -5,10 +5,14 @@ account ``.imagehop-compute`` (no Swift request can name it), written sparse: bo
 image's virtual disk extent by extent, so zero regions are neither read nor written; ``createImage``
 streams the disk's data extents into a new image, and its holes as zeros that are never read.
 
-Jobs run on a small thread pool per region. A server is ``BUILD`` until its disk is written, then
-``ACTIVE`` (or ``ERROR`` with a ``fault``); ``DELETED`` until its disk is gone, then it is gone.
-After a restart, servers found in ``BUILD`` are booted again, deletions are finished, and an
-interrupted ``createImage`` is cleared (its unfinished image deleted), so nothing stays stuck.
+The jobs (boot, snapshot, delete) are rows of the region's ``tasks`` table (``compute_build``,
+``compute_snapshot``, ``compute_delete``), written in the same transaction as the state change
+that asks for them, and run by whichever task worker claims them: no process holds the truth in
+memory. A server is ``BUILD`` until its disk is written, then ``ACTIVE`` (or ``ERROR`` with a
+``fault``); ``DELETED`` until its disk is gone, then it is gone. Every state change is conditional
+on the state it expects, so two workers racing on one server cannot both apply theirs. A boot or
+delete whose worker died is run again by another (both are safe to redo); an interrupted snapshot
+is cleared (its unfinished image deleted), so nothing stays stuck.
 """
 
 from __future__ import annotations
@@ -17,7 +21,6 @@ import logging
 import re
 import secrets
 import uuid
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -38,7 +41,6 @@ DISK_ACCOUNT = ".imagehop-compute"
 DISK_CONTAINER = "disks"
 COPY_CHUNK = 1 << 20
 MAX_METADATA_ITEMS = 128
-WORKERS = 4
 SNAPSHOT_STATES = ("image_snapshot", "image_pending_upload", "image_uploading")
 
 
@@ -72,13 +74,12 @@ class ServerQuery:
 
 
 class ComputeService:
-    def __init__(self, region: Region, workers: int = WORKERS) -> None:
+    def __init__(self, region: Region) -> None:
         self.region = region
         self.engine = region.engine
         objects = getattr(region, "objects", None)
         self.objects: ObjectStore = objects if objects is not None else ObjectStore(region.engine, region.data_dir)
         self.images = ImagesPort(region)
-        self.pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix=f"compute-{region.name}")
         self._disks_ready = False
 
     # --- servers ---------------------------------------------------------------------------------
@@ -101,7 +102,7 @@ class ComputeService:
         }  # fmt: skip
         with self.engine.begin() as conn:
             store.insert(conn, row)
-        self.pool.submit(self._boot, row["id"], caller)
+            store.insert_task(conn, "compute_build", row, {"server_id": row["id"]})
         return row, request.admin_pass or secrets.token_urlsafe(12)
 
     def get_server(self, caller: Caller, server_id: str) -> Record:
@@ -151,8 +152,9 @@ class ComputeService:
             server = self._visible(conn, caller, server_id)
             if server["status"] == "DELETED":
                 return
-            store.update(conn, server_id, status="DELETED", task_state="deleting", updated_at=now())
-        self.pool.submit(self._delete, server_id)
+            if store.update(conn, server_id, {"status": server["status"]}, status="DELETED", task_state="deleting",
+                            updated_at=now()):  # fmt: skip
+                store.insert_task(conn, "compute_delete", server, {"server_id": server_id})
 
     # --- metadata --------------------------------------------------------------------------------
 
@@ -229,8 +231,10 @@ class ComputeService:
                 store.update(conn, server_id, {"task_state": "image_snapshot"}, task_state=None, updated_at=now())
             raise
         with self.engine.begin() as conn:
-            store.update(conn, server_id, snapshot_image_id=image["id"], task_state="image_pending_upload")
-        self.pool.submit(self._snapshot, server_id, image["id"], caller)
+            store.update(conn, server_id, {"task_state": "image_snapshot"}, snapshot_image_id=image["id"],
+                         task_state="image_pending_upload")  # fmt: skip
+            store.insert_task(conn, "compute_snapshot", {**server, "user_id": caller.user_id},
+                              {"server_id": server_id, "image_id": image["id"]})  # fmt: skip
         return image
 
     # --- images proxy ----------------------------------------------------------------------------
@@ -246,21 +250,33 @@ class ComputeService:
 
     # --- background jobs -------------------------------------------------------------------------
 
-    def resume(self) -> None:
-        """Finish what a previous process left: boots, deletions, interrupted snapshots."""
-        with self.engine.connect() as conn:
-            building = store.with_status(conn, "BUILD")
-            deleting = store.with_status(conn, "DELETED")
-            snapshotting = [r for r in store.with_task(conn) if r["task_state"] in SNAPSHOT_STATES]
-        for server in building:
-            self.pool.submit(self._boot, server["id"], owner_caller(server))
-        for server in deleting:
-            self.pool.submit(self._delete, server["id"])
-        for server in snapshotting:
-            with self.engine.begin() as conn:
-                store.update(conn, server["id"], task_state=None, snapshot_image_id=None, updated_at=now())
-            if server["snapshot_image_id"]:
-                self.images.delete(owner_caller(server), server["snapshot_image_id"])
+    def runners(self) -> dict[str, tuple[Any, str]]:
+        """The task runners of the compute jobs, for the region's task worker."""
+        return {
+            "compute_build": (lambda _ctx, task, _progress: self._run_boot(task), "Built"),
+            "compute_snapshot": (lambda _ctx, task, _progress: self._run_snapshot(task), "Imaged"),
+            "compute_delete": (lambda _ctx, task, _progress: self._run_delete(task), "Deleted"),
+        }
+
+    def recover_snapshot(self, task: Record) -> None:
+        """An interrupted snapshot: its unfinished image is deleted and the server freed."""
+        server_id, image_id = task["input"]["server_id"], task["input"]["image_id"]
+        with self.engine.begin() as conn:
+            store.update(conn, server_id, {"snapshot_image_id": image_id}, task_state=None, snapshot_image_id=None,
+                         updated_at=now())  # fmt: skip
+        self.images.delete(task_caller(task), image_id)
+
+    def _run_boot(self, task: Record) -> dict:
+        self._boot(task["input"]["server_id"], task_caller(task))
+        return {}
+
+    def _run_snapshot(self, task: Record) -> dict:
+        self._snapshot(task["input"]["server_id"], task["input"]["image_id"], task_caller(task))
+        return {}
+
+    def _run_delete(self, task: Record) -> dict:
+        self._delete(task["input"]["server_id"])
+        return {}
 
     def _boot(self, server_id: str, caller: Caller) -> None:
         try:
@@ -328,7 +344,8 @@ class ComputeService:
     def _snapshot(self, server_id: str, image_id: str, caller: Caller) -> None:
         try:
             with self.engine.begin() as conn:
-                store.update(conn, server_id, task_state="image_uploading", updated_at=now())
+                store.update(conn, server_id, {"snapshot_image_id": image_id}, task_state="image_uploading",
+                             updated_at=now())  # fmt: skip
             with self.objects.open(DISK_ACCOUNT, DISK_CONTAINER, server_id) as reader:
                 self.images.store_disk(caller, image_id, formats.RawDisk(reader))
         except Exception:
@@ -336,10 +353,8 @@ class ComputeService:
             self.images.delete(caller, image_id)
         finally:
             with self.engine.begin() as conn:
-                store.update(conn, server_id, task_state=None, snapshot_image_id=None, updated_at=now())
-                server = store.get(conn, server_id)
-            if server is not None and server["status"] == "DELETED":  # deleted meanwhile: finish it
-                self.pool.submit(self._delete, server_id)
+                store.update(conn, server_id, {"snapshot_image_id": image_id}, task_state=None,
+                             snapshot_image_id=None, updated_at=now())  # fmt: skip
 
     def _delete(self, server_id: str) -> None:
         try:
@@ -399,8 +414,13 @@ def copy_disk(disk: Any, writer: Any) -> None:
 
 
 def owner_caller(server: Record) -> Caller:
-    """The server's owner as a caller, for jobs resumed after a restart (no token at hand)."""
+    """The server's owner as a caller, for jobs run by a worker (no token at hand)."""
     return Caller(server["user_id"], "", server["tenant_id"], frozenset({"member"}), 0.0)
+
+
+def task_caller(task: Record) -> Caller:
+    """The user who asked for a compute job, as a member of the owning tenant."""
+    return Caller(task.get("user_id") or "", "", task["owner"], frozenset({"member"}), 0.0)
 
 
 def check_can_write(caller: Caller) -> None:

@@ -5,13 +5,14 @@ Functions take a connection so the service decides the transactions.
 
 from __future__ import annotations
 
-from datetime import datetime
+import uuid
+from datetime import UTC, datetime
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from imagehop.db import servers
+from imagehop.db import servers, tasks
 
 Record = dict[str, Any]
 
@@ -56,3 +57,15 @@ def delete(conn: Connection, server_id: str) -> None:
 
 def touch(values: dict[str, Any], moment: datetime) -> dict[str, Any]:
     return {**values, "updated_at": moment}
+
+
+def insert_task(conn: Connection, task_type: str, server: Record, task_input: Record) -> str:
+    """A compute job as a row of the region's task table (in the caller's transaction)."""
+    moment = datetime.now(UTC).replace(tzinfo=None)
+    task_id = str(uuid.uuid4())
+    conn.execute(tasks.insert().values(
+        id=task_id, image_id=None, type=task_type, status="pending", owner=server["tenant_id"],
+        user_id=server["user_id"], request_id=None, input=task_input, result=None, message="",
+        created_at=moment, updated_at=moment, expires_at=None,
+    ))  # fmt: skip
+    return task_id

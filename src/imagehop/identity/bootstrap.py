@@ -7,6 +7,7 @@ keys lives in ``<data-dir>/credentials.json`` (mode 0600), which ``imagehop cred
 from __future__ import annotations
 
 import json
+import logging
 import os
 from dataclasses import asdict
 from pathlib import Path
@@ -14,6 +15,8 @@ from pathlib import Path
 from imagehop.config import UserSpec
 from imagehop.identity.hashing import new_api_key, new_password
 from imagehop.identity.service import IdentityService, NewUser
+
+log = logging.getLogger(__name__)
 
 DEMO_TENANT = "10000001"
 ALT_TENANT = "10000002"
@@ -67,8 +70,13 @@ def bootstrap(identity: IdentityService, data_dir: Path, configured: list[UserSp
         previous = known.get(spec.user)
         spec.password = spec.password or (previous.password if previous else None) or new_password()
         spec.api_key = spec.api_key or (previous.api_key if previous else None) or new_api_key()
-        identity.ensure_user(spec)
-        known[spec.user] = spec
+        if identity.ensure_user(spec) or identity.secrets_match(spec):
+            known[spec.user] = spec
+        else:
+            # The user exists with other secrets (made by another host or process): they are kept,
+            # never rotated, and this data dir does not know them.
+            known.pop(spec.user, None)
+            log.warning("user %s exists with other credentials than this data dir's; they were kept", spec.user)
     write_credentials(data_dir, list(known.values()))
     return list(known.values())
 

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import secrets
 import time
-import uuid
 from dataclasses import dataclass
 
 from sqlalchemy.engine import Engine
@@ -171,6 +170,17 @@ class IdentityService:
             store.insert_token(conn, token_hash(token_id), row)
         return Token(token_id, user, project, roles, methods, row.audit_id, row.issued_at, row.expires_at)
 
+    def issue_delegated_token(self, user_id: str, project_id: str, expires_at: float) -> str:
+        """A token for a job run on a user's behalf (a glance-download by any worker): the user's
+        current roles on the project, valid until ``expires_at``; refused when that has passed or
+        the user is gone, disabled or no longer a member. The caller revokes it when done."""
+        if expires_at <= time.time():
+            raise Unauthorized("The token of the user who asked has expired.")
+        user = self._find_user(user_id=user_id)
+        if user is None:
+            raise Unauthorized("The user who asked no longer exists.")
+        return self.issue_token(self._enabled(user), ["delegation"], project_id=project_id, expires_at=expires_at).id
+
     def validate(self, token_id: str) -> Token:
         """The token's meaning, or :class:`Unauthorized` if it is unknown, expired or revoked."""
         if not token_id or len(token_id) > 256:
@@ -226,25 +236,31 @@ class IdentityService:
             )
             store.assign_roles(conn, user_id, project.id, roles)
 
-    def ensure_user(self, spec: NewUser) -> None:
-        """Create ``spec`` if missing; make its stored secrets match the given plaintext ones."""
+    def ensure_user(self, spec: NewUser) -> bool:
+        """Create ``spec`` if missing (True); an existing user keeps its secrets, only its roles are added.
+
+        Never rotating existing secrets is what lets several processes, or a second host, start
+        against one identity database without changing anyone's password.
+        """
         with self.engine.begin() as conn:
             existing = store.get_user(conn, name=spec.user)
             if existing is not None:
-                if not (
-                    verify_secret(spec.password or "", existing.password_hash)
-                    and verify_secret(spec.api_key or "", existing.api_key_hash)
-                ):
-                    store.update_user_secrets(
-                        conn,
-                        existing.id,
-                        password_hash=hash_secret(spec.password or uuid.uuid4().hex),
-                        api_key_hash=hash_secret(spec.api_key or uuid.uuid4().hex),
-                    )
-                store.ensure_roles(conn, spec.roles)
                 store.assign_roles(conn, existing.id, existing.default_project_id, spec.roles)
-                return
-        self.create_user(spec.user, spec.tenant_id, spec.roles, password=spec.password, api_key=spec.api_key)
+                return False
+        try:
+            self.create_user(spec.user, spec.tenant_id, spec.roles, password=spec.password, api_key=spec.api_key)
+        except Conflict:  # another process created it meanwhile
+            return False
+        return True
+
+    def secrets_match(self, spec: NewUser) -> bool:
+        """True when ``spec``'s plaintext password and API key are the stored ones."""
+        user = self._find_user(user_name=spec.user)
+        return (
+            user is not None
+            and verify_secret(spec.password or "", user.password_hash)
+            and verify_secret(spec.api_key or "", user.api_key_hash)
+        )
 
     def delete_user(self, name: str) -> None:
         with self.engine.begin() as conn:

@@ -6,16 +6,20 @@ HTTP(S), never from loopback, link-local or private addresses unless the operato
 deployment, with the caller's token, verified by size, ``os_hash_value`` and content digest), and
 ``copy-image`` (one store per region: nothing to copy). The import is an ``api_image_import`` row of
 the region's ``tasks`` table, run by the region's task worker (``tasks/worker.py``); the image
-holds the lock property ``os_glance_import_task`` meanwhile. A glance-download needs the caller's
-token, which is kept in memory only (never in the database): after a restart such a task fails
-"interrupted", as every interrupted interoperable import does.
+holds the lock property ``os_glance_import_task`` meanwhile. A glance-download reads the remote image
+as the caller, from whichever worker process runs the task: no token is stored. The task records who
+asked and until when their token was valid; the worker has identity issue a short-lived token for
+that user and project (refused if the user was deleted or disabled, or that time has passed), uses
+it for the download only, and revokes it at once: a one-use delegation, as Keystone's trusts are.
 """
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import os
 import socket
+import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from datetime import timedelta
@@ -28,6 +32,7 @@ from starlette.concurrency import run_in_threadpool
 from imagehop import formats
 from imagehop.identity.caller import Caller
 from imagehop.identity.catalog import Catalog
+from imagehop.identity.service import IdentityError, IdentityService
 from imagehop.images import store
 from imagehop.images.data import ACCOUNT
 from imagehop.images.errors import BadRequest, Conflict, Forbidden, ImageError, TooLarge
@@ -45,8 +50,7 @@ DOWNLOAD_PROPERTIES = ("hw_", "trait:", "os_distro", "os_secure_boot", "os_type"
 CHUNK = 1 << 20
 
 
-# Tokens of pending glance-download imports, by task id: in memory only, used once.
-_TOKENS: dict[str, str] = {}
+DELEGATION_LIFETIME = 3600.0  # seconds, at most, of the token a worker gets for a glance-download
 
 
 def allow_private() -> bool:
@@ -55,9 +59,10 @@ def allow_private() -> bool:
 
 
 class Importer:
-    def __init__(self, service: ImageService, catalog: Catalog, allow_private: bool | None = None) -> None:
+    def __init__(self, service: ImageService, identity: IdentityService, allow_private: bool | None = None) -> None:
         self.service = service
-        self.catalog = catalog
+        self.identity = identity
+        self.catalog: Catalog = identity.catalog
         self.allow_private = allow_private
 
     # --- stage -------------------------------------------------------------------------------------
@@ -139,11 +144,11 @@ class Importer:
             store.insert_task(conn, {
                 "id": task_id, "image_id": image_id, "type": "api_image_import", "status": "pending",
                 "owner": caller.tenant_id, "user_id": caller.user_id, "request_id": request_id,
-                "input": {"image_id": image_id, "import_req": body, "backend": ["local"]}, "result": None,
+                "input": {"image_id": image_id, "import_req": body, "backend": ["local"],
+                          **({"delegation": {"until": caller.token_expires_at}} if name == "glance-download" else {})},
+                "result": None,
                 "message": "", "created_at": moment, "updated_at": moment, "expires_at": None,
             })  # fmt: skip
-        if name == "glance-download":
-            _TOKENS[task_id] = token
         return task_id
 
     def run_task(self, task: Record) -> Record:
@@ -154,7 +159,6 @@ class Importer:
         task_id, image_id = task["id"], task["image_id"]
         method = task["input"]["import_req"]["method"]
         name = method["name"]
-        token = _TOKENS.pop(task_id, None)
         try:
             if name == "glance-direct":
                 self._store(task_id, image_id, self._staged(image_id), expected=None)
@@ -162,24 +166,37 @@ class Importer:
             elif name == "web-download":
                 self._store(task_id, image_id, web_chunks(method["uri"], self.allow_private), expected=None)
             elif name == "glance-download":
-                if token is None:
-                    raise ImageError("The caller's token is gone (the service restarted); start the import again.")
-                remote, base, headers = self._remote(image_id, method, token)
-                with httpx.Client(headers=headers, timeout=60) as client:
-                    disk = sparse_remote_disk(client, base, remote)
-                    if disk is not None:
-                        try:
-                            self._store_disk(task_id, image_id, disk, remote)
-                        finally:
-                            disk.source.close()
-                    else:
-                        self._store(task_id, image_id, remote_chunks(client, base), expected=remote)
+                token = self._delegated_token(task)
+                try:
+                    remote, base, headers = self._remote(image_id, method, token)
+                    with httpx.Client(headers=headers, timeout=60) as client:
+                        disk = sparse_remote_disk(client, base, remote)
+                        if disk is not None:
+                            try:
+                                self._store_disk(task_id, image_id, disk, remote)
+                            finally:
+                                disk.source.close()
+                        else:
+                            self._store(task_id, image_id, remote_chunks(client, base), expected=remote)
+                finally:
+                    with contextlib.suppress(IdentityError):
+                        self.identity.revoke(token)
         except Exception as exc:
             self.recover(task, reset=name != "copy-image")
             raise ImportFailed(str(exc) or exc.__class__.__name__) from exc
         self.recover(task, reset=False)
         message = "Copied to store 'local'" if name == "copy-image" else "Import complete"
         return {"image_id": image_id, "message": message}
+
+    def _delegated_token(self, task: Record) -> str:
+        """A short-lived token of the task's user and project, while the caller's own would have lasted."""
+        until = float((task["input"].get("delegation") or {}).get("until") or 0)
+        try:
+            return self.identity.issue_delegated_token(
+                task.get("user_id") or "", task["owner"], min(until, time.time() + DELEGATION_LIFETIME)
+            )
+        except IdentityError as exc:
+            raise ImageError(f"Cannot act for the user who started the import: {exc.message}") from None
 
     def recover(self, task: Record, reset: bool = True) -> None:
         """Unlock the task's image; with ``reset`` an unfinished image goes back to ``queued``."""

@@ -42,7 +42,7 @@ Handler = Callable[..., Awaitable[Response]]
 
 def image_routes(region: Region) -> list[BaseRoute]:
     service = ImageService(region.engine, ImageData(region))
-    importer = Importer(service, region.identity.catalog, region.images.web_download_allow_private)
+    importer = Importer(service, region.identity, region.images.web_download_allow_private)
 
     async def versions(request: Request) -> Response:
         # `GET /image/` answers 300 (tempest asserts it); `GET /image/versions` answers 200.

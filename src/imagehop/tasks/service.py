@@ -71,7 +71,7 @@ class TaskService:
     def get(self, caller: Caller, task_id: str) -> Record:
         with self.engine.connect() as conn:
             task = store.get(conn, task_id) if _UUID.match(task_id) else None
-        if task is None or (task["owner"] != caller.tenant_id and not caller.is_admin):
+        if task is None or task["type"] not in TYPES or (task["owner"] != caller.tenant_id and not caller.is_admin):
             raise NotFound(f"Task with the given id {task_id} not found")
         return task
 

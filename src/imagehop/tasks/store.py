@@ -18,6 +18,8 @@ from imagehop.db import tasks
 
 Record = dict[str, Any]
 ACTIVE = ("pending", "processing")
+# The types the Tasks API shows; the others (compute jobs) are the region's own work.
+PUBLIC_TYPES = ("import", "export", "api_image_import")
 SORT_KEYS = ("created_at", "updated_at", "expires_at", "status", "type", "id")
 
 
@@ -35,7 +37,11 @@ def update(conn: Connection, task_id: str, **values: Any) -> bool:
 
 
 def count_active(conn: Connection, owner: str) -> int:
-    query = sa.select(sa.func.count()).select_from(tasks).where(tasks.c.owner == owner, tasks.c.status.in_(ACTIVE))
+    query = (
+        sa.select(sa.func.count())
+        .select_from(tasks)
+        .where(tasks.c.owner == owner, tasks.c.status.in_(ACTIVE), tasks.c.type.in_(PUBLIC_TYPES))
+    )
     return int(conn.execute(query).scalar_one())
 
 
@@ -51,7 +57,7 @@ def page(
     limit: int,
 ) -> list[Record]:
     """One page by keyset on (sort key, id); ``owner`` None lists every tenant's (admin)."""
-    query = sa.select(tasks)
+    query = sa.select(tasks).where(tasks.c.type.in_(PUBLIC_TYPES))
     if owner is not None:
         query = query.where(tasks.c.owner == owner)
     if status:
@@ -99,6 +105,18 @@ def claim(engine: Engine, worker_id: str, moment: datetime, types: tuple[str, ..
         if won != 1:
             return None
         return get(conn, task_id)
+
+
+def update_held(conn: Connection, task: Record, **values: Any) -> bool:
+    """A fenced update: only while ``task`` is still ``processing`` under the same claim (holder and
+    attempt). A worker whose lease ran out and whose task another worker took over changes nothing."""
+    query = tasks.update().where(
+        tasks.c.id == task["id"],
+        tasks.c.status == "processing",
+        tasks.c.worker_id == task["worker_id"],
+        tasks.c.attempts == task["attempts"],
+    )
+    return conn.execute(query.values(**values)).rowcount == 1
 
 
 def orphans(conn: Connection, worker_id: str) -> list[Record]:

@@ -22,6 +22,7 @@ from datetime import timedelta
 from typing import Any
 
 from imagehop import leases
+from imagehop.compute.service import ComputeService
 from imagehop.images.imports import Importer, ImportFailed
 from imagehop.images.service import now
 from imagehop.region import Region
@@ -43,7 +44,7 @@ Recover = Callable[[dict], None]
 
 
 def _importer(ctx: TaskContext) -> Importer:
-    return Importer(ctx.images, ctx.region.identity.catalog, ctx.region.images.web_download_allow_private)
+    return Importer(ctx.images, ctx.region.identity, ctx.region.images.web_download_allow_private)
 
 
 def run_api_image_import(ctx: TaskContext, task: dict, progress: Callable[[int, int], None]) -> dict:
@@ -59,7 +60,7 @@ RUNNERS: dict[str, tuple[Runner, str]] = {
     "import": (import_.run, "Imported"),
     "api_image_import": (run_api_image_import, "Copied"),
 }
-RESUMABLE = ("export", "import")
+RESUMABLE = ("export", "import", "compute_build", "compute_delete")
 
 
 class TaskWorker:
@@ -69,12 +70,15 @@ class TaskWorker:
         self.ctx = TaskContext.for_region(region)
         self.engine = region.engine
         self.settings = region.tasks
-        self.runners = {**RUNNERS, **(extra_runners or {})}
-        self.recoverers = {"api_image_import": lambda task: _importer(self.ctx).recover(task), **(recoverers or {})}
+        compute = ComputeService(region)
+        self.runners = {**RUNNERS, **compute.runners(), **(extra_runners or {})}
+        self.recoverers = {"api_image_import": lambda task: _importer(self.ctx).recover(task),
+                           "compute_snapshot": compute.recover_snapshot, **(recoverers or {})}  # fmt: skip
         self.worker_id = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self._stop = threading.Event()
         self._wake = threading.Event()
-        self._running: set[str] = set()
+        self._running: dict[str, dict] = {}
+        self._lost: set[str] = set()
         self._lock = threading.Lock()
         self._pool = ThreadPoolExecutor(self.settings.concurrency, thread_name_prefix=f"tasks-{region.name}")
         self._thread: threading.Thread | None = None
@@ -89,6 +93,10 @@ class TaskWorker:
         self._stop.set()
         self._wake.set()
         self._pool.shutdown(wait=wait, cancel_futures=True)
+
+    def busy(self) -> bool:
+        with self._lock:
+            return bool(self._running)
 
     def wake(self) -> None:
         """Look for pending tasks now (after a POST) rather than at the next poll."""
@@ -106,8 +114,7 @@ class TaskWorker:
                 self._fill()
                 if moment - last_beat >= HEARTBEAT_EVERY:
                     last_beat = moment
-                    with self.engine.begin() as conn, self._lock:
-                        store.heartbeat(conn, self.worker_id, list(self._running), now())
+                    self.heartbeat()
             except Exception:  # the database may be away for a moment: keep going
                 log.exception("task worker of region %s", self.region.name)
             self._wake.wait(self.settings.poll_interval)
@@ -122,8 +129,21 @@ class TaskWorker:
             if task is None:
                 return
             with self._lock:
-                self._running.add(task["id"])
+                self._running[task["id"]] = task
+            log.info("task %s (%s) claimed by %s, attempt %d", task["id"], task["type"], self.worker_id,
+                     task["attempts"])  # fmt: skip
             self._pool.submit(self._run, task)
+
+    def heartbeat(self) -> None:
+        """Renew the lease of each running task; a task taken over by another worker is marked lost,
+        and its runner stops at its next progress report."""
+        with self._lock:
+            held = list(self._running.values())
+        for task in held:
+            with self.engine.begin() as conn:
+                if not store.update_held(conn, task, heartbeat_at=now()):
+                    self._lost.add(task["id"])
+                    log.warning("task %s: lease lost (another worker took it over)", task["id"])
 
     # --- running one task
 
@@ -131,7 +151,7 @@ class TaskWorker:
         runner, verb = self.runners[task["type"]]
         status, message, result = "success", "", None
         try:
-            result = runner(self.ctx, task, Progress(self.engine, task["id"], verb))
+            result = runner(self.ctx, task, Progress(self.engine, task, verb, lost=self._lost))
             message = result.pop("message", "") if isinstance(result, dict) else ""
         except TaskFailed as exc:
             status, message = "failure", exc.message
@@ -140,20 +160,28 @@ class TaskWorker:
             status, message = "failure", f"Error: {exc.__class__.__name__}: {exc}"
         finally:
             with self._lock:
-                self._running.discard(task["id"])
-        self.finish(task["id"], status, message, result if status == "success" else None)
+                self._running.pop(task["id"], None)
+        self.finish(task, status, message, result if status == "success" else None)
+        self._lost.discard(task["id"])
 
-    def finish(self, task_id: str, status: str, message: str, result: dict | None) -> None:
+    def finish(self, task: dict, status: str, message: str, result: dict | None) -> bool:
+        """End ``task`` as this claim of it: a fenced update, so of two workers that ran one task
+        after a lease ran out, only the one holding the current claim records an outcome."""
         moment = now()
         values: dict[str, Any] = {"status": status, "message": message, "result": result, "updated_at": moment,
                                   "expires_at": moment + timedelta(hours=self.settings.time_to_live)}  # fmt: skip
         if status == "success":
             with self.engine.connect() as conn:
-                row = store.get(conn, task_id)
+                row = store.get(conn, task["id"])
             if row and row["progress_total"]:
                 values["progress_done"] = row["progress_total"]
         with self.engine.begin() as conn:
-            store.update(conn, task_id, **values)
+            done = store.update_held(conn, task, **values)
+        if done:
+            log.info("task %s (%s) ended: %s", task["id"], task["type"], status)
+        else:
+            log.warning("task %s: outcome %s discarded, the task was taken over by another worker", task["id"], status)
+        return done
 
     # --- housekeeping
 
@@ -183,7 +211,10 @@ class TaskWorker:
             if task["type"] in RESUMABLE and task["attempts"] < MAX_ATTEMPTS:
                 message = f"Resumed after an interruption (attempt {task['attempts'] + 1})."
                 with self.engine.begin() as conn:
-                    store.update(conn, task["id"], status="pending", worker_id=None, updated_at=moment, message=message)
+                    # Fenced on the claim we saw: if its worker renewed or finished meanwhile, nothing changes.
+                    if not store.update_held(conn, task, status="pending", worker_id=None, updated_at=moment,
+                                             message=message):  # fmt: skip
+                        continue
                 log.warning("task %s (%s) interrupted; resumed", task["id"], task["type"])
                 continue
             hook = self.recoverers.get(task["type"])
@@ -192,7 +223,7 @@ class TaskWorker:
                     hook(task)
                 except Exception:
                     log.exception("recovering task %s", task["id"])
-            self.finish(task["id"], "failure", INTERRUPTED, None)
+            self.finish(task, "failure", INTERRUPTED, None)
             log.warning("task %s (%s) interrupted; failed", task["id"], task["type"])
 
     def _gone(self, task: dict) -> bool:
