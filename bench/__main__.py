@@ -16,6 +16,7 @@ from bench.formats import bench_formats
 from bench.harness import BIN, Section, machine, median, start_cloud
 from bench.job import bench_job
 from bench.listing import bench_listing
+from bench.scaleout import bench_blob_stores, bench_listing_processes
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -64,6 +65,8 @@ def main() -> None:
         finally:
             cloud.stop()
         sections.append(bench_listing(work, (1000, 2000) if args.quick else (10_000, 100_000)))
+        sections += bench_blob_stores(work, 64 if args.quick else 1024, random_mib, zero_mib, runs)
+        sections.append(bench_listing_processes(work, 2000 if args.quick else 100_000))
     finally:
         shutil.rmtree(work, ignore_errors=True)
 

@@ -99,13 +99,15 @@ class Cloud:
         return env
 
 
-def start_cloud(data_dir: Path) -> Cloud:
+def start_cloud(data_dir: Path, env: dict[str, str] | None = None) -> Cloud:
+    """``imagehop serve`` on a fresh data dir; ``env`` adds ``IMAGEHOP_*`` settings (e.g. a blob store)."""
     data_dir.mkdir(parents=True, exist_ok=True)
     (data_dir / "endpoints.json").unlink(missing_ok=True)
     log = open(data_dir.parent / f"{data_dir.name}.log", "ab")  # noqa: SIM115
     proc = subprocess.Popen(
-        [str(BIN / "imagehop"), "serve", "--port", "0", "--data-dir", str(data_dir)], stdout=log, stderr=log
-    )
+        [str(BIN / "imagehop"), "serve", "--port", "0", "--data-dir", str(data_dir)], stdout=log, stderr=log,
+        env={**os.environ, **(env or {})},
+    )  # fmt: skip
     deadline = time.monotonic() + 30
     while not (data_dir / "endpoints.json").exists():
         if proc.poll() is not None or time.monotonic() > deadline:

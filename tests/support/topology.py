@@ -1,6 +1,9 @@
 """A scaled-out imagehop on one machine: identity, region API processes and workers as separate
 processes on one PostgreSQL database, object bytes in a real S3 store (SeaweedFS).
 
+The processes are the lines of ``deploy/Procfile`` (the documented test topology), run as a process
+manager would run them, with this topology's ``IMAGEHOP_CONFIG`` and worker ports.
+
     topo = Topology.start(base, seaweedfs)      # identity; ORD (2 processes on one port); IAD; 2 workers
     topo.cloud                                  # a Cloud view (regions, token(), credentials(), env())
     topo.start_process("ord-b", "serve", "--role", "region", "--regions", "ORD", "--port", str(port))
@@ -66,13 +69,15 @@ class Topology:
             "regions": {name: f"http://127.0.0.1:{ports[name]}" for name in ("ORD", "IAD")},
         }
         topo = cls(base, config, database_url, ports, cloud)
+        worker_ports = {f"WORKER{i}_PORT": free_port() for i in (1, 2)}
+        health = {
+            "identity": cloud.identity_url, "ord": cloud.regions["ORD"], "iad": cloud.regions["IAD"],
+            **{f"worker-{i}": f"http://127.0.0.1:{worker_ports[f'WORKER{i}_PORT']}" for i in (1, 2)},
+        }  # fmt: skip
         try:
-            topo.start_process("identity", "serve", "--role", "identity", health=cloud.identity_url)
-            topo.start_process("ord", "serve", "--role", "region", "--regions", "ORD", "--workers", "2",
-                               health=cloud.regions["ORD"])  # fmt: skip
-            topo.start_process("iad", "serve", "--role", "region", "--regions", "IAD", health=cloud.regions["IAD"])
-            for i in range(1, workers + 1):
-                topo.start_worker(f"worker-{i}")
+            for name, command in procfile():
+                name = name.replace("worker", "worker-")
+                topo.start_command(name, command, health=health[name], env=worker_ports)
         except BaseException:
             topo.stop()
             raise
@@ -85,11 +90,17 @@ class Topology:
 
     def start_process(self, name: str, *args: str, health: str) -> subprocess.Popen:
         """Start ``imagehop ARGS --config <config>`` and wait until its ``/readyz`` answers 200."""
+        return self._start(name, [sys.executable, "-m", "imagehop", *args, "--config", str(self.config)], health, {})
+
+    def start_command(self, name: str, command: str, health: str, env: dict[str, int]) -> subprocess.Popen:
+        """A Procfile line, through the shell as a process manager runs it."""
+        return self._start(name, ["bash", "-c", f"exec {command}"], health, {k: str(v) for k, v in env.items()})
+
+    def _start(self, name: str, args: list[str], health: str, env: dict[str, str]) -> subprocess.Popen:
         log = open(self.base / f"{name}.log", "ab")  # noqa: SIM115 (the child writes to it)
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "imagehop", *args, "--config", str(self.config)],
-            stdout=log, stderr=subprocess.STDOUT, cwd=self.base,
-        )  # fmt: skip
+        path = f"{Path(sys.executable).parent}:{os.environ.get('PATH', '')}"
+        environment = {**os.environ, **env, "PATH": path, "IMAGEHOP_CONFIG": str(self.config)}
+        proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, cwd=self.base, env=environment)
         log.close()
         self.procs[name] = proc
         self.health[name] = health
@@ -127,3 +138,10 @@ class Topology:
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait()
+
+
+def procfile() -> list[tuple[str, str]]:
+    """The ``name: command`` lines of ``deploy/Procfile``."""
+    path = Path(__file__).resolve().parents[2] / "deploy" / "Procfile"
+    lines = [line.strip() for line in path.read_text().splitlines()]
+    return [tuple(part.strip() for part in line.split(":", 1)) for line in lines if line and not line.startswith("#")]  # type: ignore[misc]
