@@ -10,8 +10,9 @@ import pytest
 
 from tests.conftest import Cloud, make_cloud
 
-# The object API runs on every blob store: local files on both databases, and a real S3 store.
-STORES = ("sqlite-file", "postgresql-file", "sqlite-s3")
+# The object API runs on every blob store: local files on both databases, a real S3 store (SeaweedFS)
+# and a real Swift 2.38 cluster.
+STORES = ("sqlite-file", "postgresql-file", "sqlite-s3", "sqlite-swift")
 
 
 def blob_cloud(request: pytest.FixtureRequest, base: os.PathLike[str], variant: str) -> Cloud:
@@ -22,6 +23,15 @@ def blob_cloud(request: pytest.FixtureRequest, base: os.PathLike[str], variant: 
         s3 = request.getfixturevalue("seaweedfs")
         for region in ("ORD", "IAD"):
             cloud.extra_env.update(s3.region_env(region, bucket=f"{region.lower()}-{uuid.uuid4().hex[:10]}"))
+    if store == "swift":
+        swift = request.getfixturevalue("real_swift")
+        for region in ("ORD", "IAD"):
+            prefix = f"IMAGEHOP_REGION_{region}_"
+            cloud.extra_env.update({
+                prefix + "BLOB_STORE": "swift", prefix + "SWIFT_AUTH_URL": swift.auth_url,
+                prefix + "SWIFT_USER": "test:tester", prefix + "SWIFT_KEY": "testing",
+                prefix + "SWIFT_CONTAINER": f"imagehop-{region.lower()}-{uuid.uuid4().hex[:10]}",
+            })  # fmt: skip
     return cloud
 
 
@@ -32,7 +42,7 @@ def cloud(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFacto
         yield running
 
 
-@pytest.fixture(scope="module", params=("sqlite-file", "sqlite-s3"))
+@pytest.fixture(scope="module", params=("sqlite-file", "sqlite-s3", "sqlite-swift"))
 def sqlite_cloud(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cloud]:
     """A running two-region cloud on SQLite, once per blob store (for client-compatibility tests)."""
     with blob_cloud(request, tmp_path_factory.mktemp(f"cloud-{request.param}"), request.param) as running:

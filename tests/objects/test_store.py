@@ -29,7 +29,7 @@ from imagehop.objects.store import (
 MiB = 1 << 20
 
 
-@pytest.fixture(params=["file", "s3"])
+@pytest.fixture(params=["file", "s3", "swift"])
 def store(request: pytest.FixtureRequest, tmp_path: Path) -> ObjectStore:
     """The engine on each blob store: local files, and a real S3 store (SeaweedFS)."""
     engine = db.make_engine(f"sqlite:///{tmp_path / 'region.db'}")
@@ -40,6 +40,12 @@ def store(request: pytest.FixtureRequest, tmp_path: Path) -> ObjectStore:
         bucket = f"t{uuid.uuid4().hex[:12]}"
         settings = BlobSettings(kind="s3", s3_endpoint=s3.endpoint, s3_bucket=bucket, s3_access_key=s3.access_key,
                                 s3_secret_key=s3.secret_key, s3_part_size=5 << 20)  # fmt: skip
+        blobs = open_blob_store(settings, tmp_path / "region")
+    if request.param == "swift":  # segments of 1 MiB, so that multi-segment blobs are exercised
+        swift = request.getfixturevalue("real_swift")
+        settings = BlobSettings(kind="swift", swift_auth_url=swift.auth_url, swift_user="test:tester",
+                                swift_key="testing", swift_container=f"t{uuid.uuid4().hex[:12]}",
+                                swift_segment_size=1 << 20)  # fmt: skip
         blobs = open_blob_store(settings, tmp_path / "region")
     return ObjectStore(engine, tmp_path / "region", blobs)
 
