@@ -2,7 +2,8 @@
 
 ``weed server -s3`` runs master, volume server, filer and S3 gateway in one process on loopback.
 Each of the master, volume and filer ports also opens a gRPC port at port + 10000, so every port is
-picked with its +10000 twin free too (``-port 0`` is not supported). Built once into
+picked with its +10000 twin free too (``-port 0`` is not supported); the Iceberg and Lance catalogs
+of the S3 gateway, which listen on fixed ports, are turned off. Built once into
 ``peers_dir()/seaweedfs-<version>`` (a lock file makes concurrent builds safe), started per use.
 
     with SeaweedFS.start(tmp_dir) as s3:
@@ -77,7 +78,7 @@ class SeaweedFS:
     log: Path
 
     @classmethod
-    def start(cls, work: Path, timeout: float = 60) -> SeaweedFS:
+    def start(cls, work: Path, timeout: float = 180) -> SeaweedFS:
         weed = build()
         work.mkdir(parents=True, exist_ok=True)
         access_key, secret_key = "imagehop" + uuid.uuid4().hex[:8], uuid.uuid4().hex
@@ -95,6 +96,8 @@ class SeaweedFS:
             str(weed), "server", f"-dir={work / 'data'}", "-ip=127.0.0.1", "-ip.bind=127.0.0.1",
             f"-master.port={master}", f"-volume.port={volume}", f"-filer.port={filer}", "-master.telemetry=false",
             "-s3", f"-s3.port={s3}", f"-s3.config={config}", "-volume.max=0", "-master.volumeSizeLimitMB=1024",
+            # 4.48 also opens Iceberg and Lance catalogs on fixed ports (8181, 9101): off, so several run at once
+            "-s3.port.iceberg=0", "-s3.port.lance=0",
         ]  # fmt: skip
         with open(log, "ab") as out:
             proc = subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
