@@ -881,21 +881,29 @@ class ObjectWriter:
             self.extents.append([at, len(piece)])
 
     def write(self, data: bytes) -> None:
-        """Append ``data``; a piece of zeros is skipped, leaving a hole."""
+        """Append ``data``; a piece of zeros is skipped, leaving a hole.
+
+        Zeros are looked for in the object's own 1 MiB blocks (aligned on its offsets, whatever the
+        sizes the data arrives in), so the extent map does not depend on how a client chunked it.
+        """
         if not data:
             return
         data = bytes(data)
         for chain in self._chains:
             chain.feed(data)
-        if len(data) <= CHUNK:
-            if data != ZEROS[: len(data)]:  # bytes comparison: a memcmp, fast
-                self._store(data, self.size)
+        n, at = len(data), self.size
+        if at % CHUNK + n <= CHUNK:  # within one block: the common case, no slicing
+            if data != ZEROS[:n]:  # bytes comparison: a memcmp, fast
+                self._store(data, at)
         else:
-            for start in range(0, len(data), CHUNK):
-                piece = data[start : start + CHUNK]
+            start = 0
+            while start < n:
+                end = min(n, start + CHUNK - (at + start) % CHUNK)
+                piece = data[start:end]
                 if piece != ZEROS[: len(piece)]:
-                    self._store(piece, self.size + start)
-        self.size += len(data)
+                    self._store(piece, at + start)
+                start = end
+        self.size += n
 
     def skip(self, n: int) -> None:
         """Append ``n`` zero bytes as a hole: nothing is stored, the zeros are still hashed."""

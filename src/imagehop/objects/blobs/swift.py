@@ -4,12 +4,13 @@ Auth: v1 (tempauth, swauth: ``X-Auth-User``/``X-Auth-Key``) directly, v2/v3 thro
 the token is renewed when Swift answers 401. Data: httpx, one pooled client per region.
 
 A blob is the object ``<container>/<prefix><id>``, written by one streamed (chunked) PUT as the data
-comes, so nothing is buffered. A blob longer than ``swift_segment_size`` (at most 5 GiB, Swift's
-object size limit) continues in ``<id>.000001``, ``<id>.000002``, ... each as long as the first. No
-manifest is needed: a reader learns the first object's length from the ``Content-Range`` of its
-first answer and maps offsets to segments itself, so blobs written with another segment size stay
-readable. Reads are ranged and streamed; a read that continues where the last one stopped reuses the
-open response.
+comes, so nothing is buffered. It continues in ``<id>.000001``, ``<id>.000002``, ... when it grows
+past ``swift_segment_size`` (at most 5 GiB, Swift's object size limit), and also when no data came
+for ``IDLE_CLOSE`` seconds (a sparse disk's long run of zeros is never sent, and Swift's proxy drops
+a PUT whose body stalls for its ``client_timeout``, 60 s by default). No manifest is needed: a
+reader learns the first object's length from the ``Content-Range`` of its first answer and, only for
+a longer blob, the other segments' lengths from one listing. Reads are ranged and streamed; a read
+that continues where the last one stopped reuses the open response.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from imagehop.config import BlobSettings
 from imagehop.objects.blobs import BlobError
 
 DEFAULT_GRACE = 900.0
+IDLE_CLOSE = 20.0  # seconds without data after which the current segment is finished
 _END = object()
 
 
@@ -124,7 +126,16 @@ class SwiftBlobStore:
     def discard(self, blob_id: str) -> None:
         self.delete(blob_id)
 
+    def _sizes(self, prefix: str) -> Iterator[tuple[str, int]]:
+        """(name, bytes) of a blob's objects."""
+        for entry in self._entries(prefix, blob=True):
+            yield entry["name"], int(entry["bytes"])
+
     def _names(self, prefix: str, blob: bool = True) -> Iterator[str]:
+        for entry in self._entries(prefix, blob):
+            yield entry["name"]
+
+    def _entries(self, prefix: str, blob: bool = True) -> Iterator[dict]:
         """Object names under ``prefix``; with ``blob``, only that blob's objects (``<id>``, ``<id>.NNNNNN``)."""
         marker = ""
         while True:
@@ -136,7 +147,7 @@ class SwiftBlobStore:
             page = response.json() if response.status_code == 200 else []
             for entry in page:
                 if not blob or entry["name"] == prefix or entry["name"].startswith(prefix + "."):
-                    yield entry["name"]
+                    yield entry
             if not page:
                 return
             marker = page[-1]["name"]
@@ -164,17 +175,27 @@ class SwiftBlobWriter:
         self._queue: queue.Queue[object] | None = None
         self._thread: threading.Thread | None = None
         self._error: BaseException | None = None
+        self._lock = threading.Lock()
+        self._idle = False  # the current segment was finished for want of data
 
     def _open_segment(self) -> None:
         self.index += 1
         self.in_segment = 0
+        self._idle = False
         self._queue = queue.Queue(maxsize=4)
         name = self.store.segment_name(self.blob_id, self.index)
         chunks = self._queue
 
         def body() -> Iterator[bytes]:
             while True:
-                item = chunks.get()
+                try:
+                    item = chunks.get(timeout=IDLE_CLOSE)
+                except queue.Empty:
+                    with self._lock:  # no data for a while: finish this segment (write() opens the next)
+                        if chunks.empty():
+                            self._idle = True
+                            return
+                    continue
                 if item is _END:
                     return
                 if isinstance(item, BaseException):
@@ -197,31 +218,36 @@ class SwiftBlobWriter:
 
     def _close_segment(self) -> None:
         if self._queue is not None and self._thread is not None:
-            self._put(_END)
+            self._put(_END)  # (already finished when idle)
             self._thread.join()
             self._queue, self._thread = None, None
             if self._error is not None:
                 raise BlobError(str(self._error)) from self._error
 
-    def _put(self, item: object) -> None:
+    def _put(self, item: object) -> bool:
+        """Hand ``item`` to the PUT; False when the segment was finished for want of data."""
         while True:
             if self._error is not None:
                 raise BlobError(str(self._error)) from self._error
-            try:
-                self._queue.put(item, timeout=1)  # type: ignore[union-attr]
-                return
-            except queue.Full:
-                continue
+            with self._lock:
+                if self._idle:
+                    return False
+                try:
+                    self._queue.put(item, timeout=1)  # type: ignore[union-attr]
+                    return True
+                except queue.Full:
+                    pass
 
     def write(self, data: bytes) -> None:
         pos = 0
         while pos < len(data):
-            if self._queue is None or self.in_segment >= self.store.segment_size:
+            if self._queue is None or self.in_segment >= self.store.segment_size or self._idle:
                 self._close_segment()
                 self._open_segment()
             room = self.store.segment_size - self.in_segment
             piece = data if pos == 0 and len(data) <= room else data[pos : pos + room]
-            self._put(piece)
+            if not self._put(piece):
+                continue  # the segment was just finished: the next one takes the piece
             self.in_segment += len(piece)
             pos += len(piece)
 
@@ -246,7 +272,8 @@ class SwiftBlobReader:
 
     def __init__(self, store: SwiftBlobStore, blob_id: str, size: int) -> None:
         self.store, self.blob_id, self.size = store, blob_id, size
-        self.first: int | None = None  # length of the first object: every segment but the last has it
+        self.first: int | None = None  # length of the first object
+        self.table: list[tuple[int, int, str]] | None = None  # (start, length, name) of every segment
         self._response: httpx.Response | None = None
         self._chunks: Iterator[bytes] = iter(())
         self._pending = b""
@@ -271,11 +298,31 @@ class SwiftBlobReader:
             offset += len(piece)
         return bytes(out)
 
+    def _segments(self) -> list[tuple[int, int, str]]:
+        """Every segment's (start, length, name), from one listing (only for a blob past its first object)."""
+        if self.table is None:
+            table, at = [], 0
+            for name, length in sorted(self.store._sizes(self.store.prefix + self.blob_id)):
+                table.append((at, length, name))
+                at += length
+            if at != self.size:
+                raise BlobError(f"Swift segments of {self.blob_id} hold {at} bytes, not {self.size}")
+            self.table = table
+        return self.table
+
+    def _locate(self, offset: int) -> tuple[str, int, int]:
+        """(object name, offset in it, blob offset where it starts) for ``offset``."""
+        if self.first is None or offset < self.first:
+            return self.store.segment_name(self.blob_id, 0), offset, 0
+        for start, length, name in self._segments():
+            if start <= offset < start + length:
+                return name, offset - start, start
+        raise BlobError("read past the end of a stored blob")
+
     def _open(self, offset: int) -> None:
         """Stream from ``offset`` to the end of its segment."""
         self.close()
-        index, start = (0, offset) if self.first is None else divmod(offset, self.first)
-        name = self.store.segment_name(self.blob_id, index)
+        name, start, segment_start = self._locate(offset)
         request_headers = {"Range": f"bytes={start}-"}
         storage, token = self.store._credentials()
         url = f"{storage}/{quote(self.store.container)}/{quote(name)}"
@@ -299,9 +346,8 @@ class SwiftBlobReader:
             response.read()
             response.close()
             raise BlobError(f"Swift GET {name}: HTTP {response.status_code}")
-        if self.first is None and index == 0:
+        if self.first is None and segment_start == 0:
             self.first = total or int(response.headers.get("content-length", "0"))
-        segment_start = offset - start
         self._response, self._chunks = response, response.iter_raw(1 << 20)
         self._position, self._pending = offset, b""
         self._end = min(self.size, segment_start + (total or start + int(response.headers.get("content-length", 0))))
