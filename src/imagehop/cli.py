@@ -128,6 +128,7 @@ def _print_endpoints(deployment) -> None:  # type: ignore[no-untyped-def]
     )  # fmt: skip
     console.print(f"[bold]imagehop {__version__}[/] serving, data in {data_dir}")
     console.print(f"  identity  {deployment.identity_url}  (v3 and v2.0)")
+    console.print(f"  console   {deployment.endpoints()['console']}  (web console: log in with `imagehop credentials`)")
     for region, _, _ in deployment.regions:
         console.print(f"  {region.name:<9} {region.public_url}  (image: {region.public_url}/image)")
     console.print(f"\nexport OS_CLIENT_CONFIG_FILE={data_dir / 'clouds.yaml'} OS_CLOUD=imagehop")

@@ -92,6 +92,7 @@ class Settings:
     tasks: TaskSettings = field(default_factory=TaskSettings)
     images: ImageSettings = field(default_factory=ImageSettings)
     auth: AuthLimits = field(default_factory=AuthLimits)
+    console_secret_key: str | None = None  # [console] secret_key; None: <data_dir>/console.key
 
     def region_port(self, index: int) -> int:
         """The port region number ``index`` listens on (0 means: pick a free one)."""
@@ -145,7 +146,7 @@ def _apply_file(settings: Settings, path: Path) -> None:
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"config file {path} is not valid TOML: {exc}") from None
 
-    known = {"host", "port", "data_dir", "token_lifetime", "identity", "regions", "users", "tasks", "images"}
+    known = {"host", "port", "data_dir", "token_lifetime", "identity", "regions", "users", "tasks", "images", "console"}
     _reject_unknown(data, known, str(path))
     if "host" in data:
         settings.host = _str(data["host"], "host")
@@ -193,6 +194,11 @@ def _apply_file(settings: Settings, path: Path) -> None:
             images["web_download_allow_private"], "images.web_download_allow_private"
         )
 
+    console = data.get("console", {})
+    _reject_unknown(console, {"secret_key"}, f"{path} [console]")
+    if "secret_key" in console:
+        settings.console_secret_key = _secret(console["secret_key"], "console.secret_key")
+
     for entry in data.get("users", []):
         _reject_unknown(entry, {"name", "tenant_id", "roles", "password", "api_key"}, f"{path} [[users]]")
         if "name" not in entry or "tenant_id" not in entry:
@@ -232,6 +238,8 @@ def _apply_env(settings: Settings, env: Mapping[str, str]) -> None:
     if "IMAGEHOP_WEB_DOWNLOAD_ALLOW_PRIVATE" in env:
         value = env["IMAGEHOP_WEB_DOWNLOAD_ALLOW_PRIVATE"]
         settings.images.web_download_allow_private = _bool(value, "IMAGEHOP_WEB_DOWNLOAD_ALLOW_PRIVATE")
+    if "IMAGEHOP_CONSOLE_SECRET_KEY" in env:
+        settings.console_secret_key = _secret(env["IMAGEHOP_CONSOLE_SECRET_KEY"], "IMAGEHOP_CONSOLE_SECRET_KEY")
     if "IMAGEHOP_REGIONS" in env:
         settings.regions = _select_regions(settings.regions, env["IMAGEHOP_REGIONS"])
     for region in settings.regions:
@@ -338,6 +346,12 @@ def _reject_unknown(data: Any, known: set[str], where: str) -> None:
 def _str(value: Any, name: str) -> str:
     if not isinstance(value, str) or not value:
         raise ConfigError(f"{name} must be a non-empty string")
+    return value
+
+
+def _secret(value: Any, name: str) -> str:
+    if not isinstance(value, str) or len(value) < 32:
+        raise ConfigError(f"{name} must be a string of at least 32 characters (e.g. from `openssl rand -base64 32`)")
     return value
 
 

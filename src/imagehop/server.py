@@ -31,6 +31,7 @@ from starlette.routing import Mount
 from imagehop import db
 from imagehop.compute.routes import compute_routes
 from imagehop.config import RegionSettings, Settings
+from imagehop.console import build_console_app
 from imagehop.explain import Explained
 from imagehop.identity.bootstrap import bootstrap, read_credentials
 from imagehop.identity.catalog import Catalog, RegionEndpoint
@@ -63,7 +64,11 @@ class Deployment:
     regions: list[tuple[Region, Starlette, socket.socket]] = field(default_factory=list)
 
     def endpoints(self) -> dict[str, Any]:
-        return {"identity": self.identity_url, "regions": {r.name: r.public_url for r, _, _ in self.regions}}
+        return {
+            "identity": self.identity_url,
+            "console": console_url(self.identity_url),
+            "regions": {r.name: r.public_url for r, _, _ in self.regions},
+        }
 
 
 def prepare(settings: Settings) -> Deployment:
@@ -85,9 +90,9 @@ def prepare(settings: Settings) -> Deployment:
     identity = IdentityService(identity_engine, catalog, settings.token_lifetime)
     bootstrap(identity, settings.data_dir, settings.users)
 
-    deployment = Deployment(
-        settings, identity, identity_url, build_identity_app(identity, identity_url, settings.auth), identity_socket
-    )
+    identity_app = build_identity_app(identity, identity_url, settings.auth)
+    mount_console(identity_app, identity_url, settings)
+    deployment = Deployment(settings, identity, identity_url, identity_app, identity_socket)
     for region_settings, url, sock in zip(settings.regions, region_urls, region_sockets, strict=True):
         engine = db.open_database(settings.region_db_url(region_settings), "region", region_db_setting(region_settings))
         region_dir = settings.region_dir(region_settings)
@@ -98,6 +103,21 @@ def prepare(settings: Settings) -> Deployment:
                         tasks=settings.tasks, images=settings.images)  # fmt: skip
         deployment.regions.append((region, build_region_app(region), sock))
     return deployment
+
+
+def mount_console(app: Starlette, identity_url: str, settings: Settings) -> None:
+    """The web console at ``<identity URL>/console/``, on whatever app serves identity.
+
+    It reaches identity at ``identity_url`` and the regions through the user's catalog, so any
+    process that serves identity (``serve``, or ``serve --role identity``) can mount it; they all
+    need the same cookie secret (``[console] secret_key``, else ``<data-dir>/console.key``).
+    """
+    console = build_console_app(identity_url, settings.data_dir, settings.console_secret_key)
+    app.router.routes.append(Mount("/console", app=console))
+
+
+def console_url(identity_url: str) -> str:
+    return identity_url.rstrip("/") + "/console/"
 
 
 def build_region_app(region: Region) -> Starlette:
