@@ -16,6 +16,7 @@ from __future__ import annotations
 import ipaddress
 import os
 import socket
+import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from datetime import timedelta
@@ -361,14 +362,18 @@ class ImportFailed(Exception):
 
 
 class Progress:
-    """Sets the task message to ``Copied N MiB`` at most once per 64 MiB."""
+    """Sets the task message to ``Copied N MiB``: every 64 MiB, or every half second once a MiB
+    more is done (what the console's live copy progress reads), whichever comes first."""
 
-    def __init__(self, service: ImageService, task_id: str) -> None:
-        self.service, self.task_id, self.reported = service, task_id, 0
+    def __init__(self, service: ImageService, task_id: str, every: float = 0.5) -> None:
+        self.service, self.task_id, self.reported, self.every = service, task_id, 0, every
+        self._last = time.monotonic()
 
     def __call__(self, done: int) -> None:
-        if done - self.reported >= 64 << 20:
-            self.reported = done
+        step = done - self.reported
+        moment = time.monotonic()
+        if step >= 64 << 20 or (step >= 1 << 20 and moment - self._last >= self.every):
+            self.reported, self._last = done, moment
             with self.service.engine.begin() as conn:
                 store.update_task(conn, self.task_id, message=f"Copied {done >> 20} MiB", updated_at=now())
 
