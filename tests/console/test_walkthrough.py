@@ -13,42 +13,26 @@ from pathlib import Path
 
 import httpx
 import pytest
-from playwright.sync_api import Page, expect
+from playwright.sync_api import expect
 
-from tests.conftest import Cloud
-from tests.console.conftest import Shots
+from tests.console.browser import LONG, Shots, login, nav
+from tests.support.clients import Glance
+from tests.support.cloud import Cloud
+from tests.support.sizes import MiB
 
 pytestmark = pytest.mark.e2e
-MIB = 1 << 20
-LONG = 120_000  # ms: a generous ceiling for server builds and copies on a busy machine
 
 
-def login(page: Page, cloud: Cloud, user: str = "demo", api_key: bool = False) -> None:
-    entry = cloud.credentials()[user]
-    page.goto(cloud.endpoints["console"])
-    expect(page.get_by_role("heading", name="Log in")).to_be_visible()
-    page.get_by_label("User name").fill(user)
-    if api_key:
-        page.get_by_role("radio", name="API key").check()
-    page.get_by_label("Password or API key").fill(entry["api_key"] if api_key else entry["password"])
-    page.get_by_role("button", name="Log in").click()
-    expect(page.get_by_role("heading", name="Servers")).to_be_visible()
-
-
-def nav(page: Page, section: str) -> None:
-    page.get_by_role("navigation", name="Main").get_by_role("link", name=section).click()
-
-
-def find_images(cloud: Cloud, region: str, token: str, **filters: str) -> list[dict]:
-    response = httpx.get(f"{cloud.regions[region]}/image/v2/images", params=filters, headers={"X-Auth-Token": token})
+def find_images(glance: Glance, **filters: str) -> list[dict]:
+    response = glance.get("/v2/images", params=filters)
     assert response.status_code == 200, response.text
     return response.json()["images"]
 
 
 def make_disk(path: Path) -> bytes:
-    data = bytearray(4 * MIB)
-    data[:MIB] = os.urandom(MIB)
-    data[3 * MIB : 3 * MIB + 11] = b"db-slave-3\n"
+    data = bytearray(4 * MiB)
+    data[:MiB] = os.urandom(MiB)
+    data[3 * MiB : 3 * MiB + 11] = b"db-slave-3\n"
     path.write_bytes(data)
     return bytes(data)
 
@@ -132,12 +116,12 @@ def test_the_walkthrough_in_the_console(browser, console_cloud: Cloud, tmp_path:
     snapshot_id = snapshot_url.rstrip("/").rsplit("/", 1)[-1]
 
     # --- edit properties: add, replace, remove; find the image by one through the API ---
-    token = cloud.token("demo")
+    ord_glance, iad_glance = Glance(cloud, "demo", "ORD"), Glance(cloud, "demo", "IAD")
     page.get_by_label("New property name").fill("com.mycompany.image-of")
     page.get_by_label("New property value").fill("db-slave-3")
     page.get_by_role("button", name="Save properties").click()
     expect(page.get_by_text("Properties saved (1 change).")).to_be_visible()
-    found = find_images(cloud, "ORD", token, **{"com.mycompany.image-of": "db-slave-3"})
+    found = find_images(ord_glance, **{"com.mycompany.image-of": "db-slave-3"})
     assert [i["id"] for i in found] == [snapshot_id]
 
     page.get_by_label("New property name").fill("com.mycompany.note")
@@ -145,14 +129,14 @@ def test_the_walkthrough_in_the_console(browser, console_cloud: Cloud, tmp_path:
     page.get_by_role("button", name="Save properties").click()
     page.get_by_label("com.mycompany.note", exact=True).fill("second")
     page.get_by_role("button", name="Save properties").click()
-    assert find_images(cloud, "ORD", token, **{"com.mycompany.note": "second"})[0]["id"] == snapshot_id
-    assert find_images(cloud, "ORD", token, **{"com.mycompany.note": "first"}) == []
+    assert find_images(ord_glance, **{"com.mycompany.note": "second"})[0]["id"] == snapshot_id
+    assert find_images(ord_glance, **{"com.mycompany.note": "first"}) == []
     page.get_by_label("Remove com.mycompany.note").check()
     page.get_by_role("button", name="Save properties").click()
     expect(page.get_by_text("Properties saved (1 change).")).to_be_visible()
-    image = httpx.get(f"{cloud.regions['ORD']}/image/v2/images/{snapshot_id}", headers={"X-Auth-Token": token})
-    assert "com.mycompany.note" not in image.json()
-    assert image.json()["com.mycompany.image-of"] == "db-slave-3"
+    image = ord_glance.image(snapshot_id)
+    assert "com.mycompany.note" not in image
+    assert image["com.mycompany.image-of"] == "db-slave-3"
     shot(page, "image")
 
     # the image list finds it by the property too
@@ -202,9 +186,9 @@ def test_the_walkthrough_in_the_console(browser, console_cloud: Cloud, tmp_path:
     page.get_by_role("link", name="open db-slave-3-image in IAD").click()
     expect(page.get_by_role("heading", name="db-slave-3-image")).to_be_visible()
     copy_id = page.url.rstrip("/").rsplit("/", 1)[-1]
-    in_iad = find_images(cloud, "IAD", token, **{"com.mycompany.image-of": "db-slave-3"})
+    in_iad = find_images(iad_glance, **{"com.mycompany.image-of": "db-slave-3"})
     assert [i["id"] for i in in_iad] == [copy_id]
-    source = find_images(cloud, "ORD", token, id=snapshot_id)[0]
+    source = find_images(ord_glance, id=snapshot_id)[0]
     assert in_iad[0]["imagehop.content_digest"] == source["imagehop.content_digest"]
     assert in_iad[0]["imagehop.source"] == f"ORD/{snapshot_id}"
 

@@ -10,7 +10,6 @@ the cookie and the security headers on the way out.
 from __future__ import annotations
 
 import re
-import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -153,10 +152,10 @@ class Ctx:
         """The cookie (when the session changed) and the security headers."""
         value = self.console.codec.dump(self.session) if self.session.flash or self._changed() else None
         if value is not None:
+            # A browser-session cookie: the server ends the session when the token expires (the
+            # expiry is inside the encrypted value), and can then say so on the log-in form.
             secure = self.console.secure_cookies or self.request.url.scheme == "https"
-            max_age = max(0, int(self.session.expires_at - time.time())) if self.session.token else None
-            response.set_cookie(COOKIE, value, max_age=max_age, path=self.base or "/", httponly=True,
-                                samesite="lax", secure=secure)  # fmt: skip
+            response.set_cookie(COOKIE, value, path=self.base or "/", httponly=True, samesite="lax", secure=secure)
         for key, value in SECURITY_HEADERS.items():
             response.headers.setdefault(key, value)
         return response
@@ -210,17 +209,24 @@ async def check_unsafe(ctx: Ctx) -> Response | None:
 
 def to_login(ctx: Ctx, message: str = "") -> Response:
     """Back to the log-in form; it remembers the page asked for when that was a plain GET."""
-    next_path = ctx.request.url.path if ctx.request.method == "GET" and not ctx.is_htmx else ""
+    safe_method = ctx.request.method == "GET"
+    next_path = ctx.request.url.path if safe_method and not ctx.is_htmx else ""
     if next_path.rstrip("/") == ctx.base:
         next_path = ""
-    fresh = Session()
-    if message:
-        fresh.say("info", message)
-    ctx.session = fresh
     target = ctx.url("login", next=next_path if safe_next(ctx.base, next_path) else "")
     if ctx.is_htmx:  # a live update found the session over: the whole page goes to the log-in form
-        return ctx.finish(Response(status_code=200, headers={"HX-Redirect": target}))
-    return ctx.finish(RedirectResponse(target, status_code=303))
+        response: Response = Response(status_code=200, headers={"HX-Redirect": target})
+    else:
+        response = RedirectResponse(target, status_code=303)
+    if not (safe_method and message):
+        # No cookie is written: a request that came without one (a form posted from another site)
+        # must not replace the browser's session, and one that ended needs no new cookie yet.
+        for key, value in SECURITY_HEADERS.items():
+            response.headers.setdefault(key, value)
+        return response
+    ctx.session = Session()
+    ctx.session.say("info", message)
+    return ctx.finish(response)
 
 
 NEXT_RE = re.compile(r"^/[A-Za-z0-9._~%/-]*$")
