@@ -321,6 +321,7 @@ def demo(data_dir: str, port: int, keep_serving: bool, story: bool) -> None:
             f"   up in {time.monotonic() - started:.1f} s: identity {endpoints['identity']}, "
             + ", ".join(f"{name} {url}" for name, url in endpoints["regions"].items())
         )
+        console.print(f"   web console {endpoints['console']} (log in as demo; passwords: imagehop credentials)")
         clouds_yaml = str(data / "clouds.yaml")
         console.print(
             f"\n[bold]2.[/] Logging in as demo (OS_CLIENT_CONFIG_FILE={_shown(data / 'clouds.yaml')} OS_CLOUD=imagehop)"
