@@ -95,9 +95,9 @@ def test_large_objects_read_through(store: ObjectStore) -> None:
         w.write(part)
         w.commit()
     manifest = json.dumps([{"path": f"/segs/p/{i}"} for i in range(3)] + [{"path": "/segs/p/0", "range": "10-19"}])
-    slo.put(
-        store, "AUTH_1", "segs", "big", manifest.encode(), expected_etag=None, content_type="x", meta={}, delete_at=None
-    )
+    entries = slo.parse(manifest.encode(), "segs", "big")
+    slo.put(store, "AUTH_1", "segs", "big", entries, slo.in_process, expected_etag=None, content_type="x", meta={},
+            delete_at=None)  # fmt: skip
     whole = b"".join(parts) + parts[0][10:20]
     with store.open("AUTH_1", "segs", "big") as reader:
         assert reader.size == len(whole)

@@ -33,13 +33,14 @@ Names never reach the filesystem: files are named by random ids.
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import hashlib
 import json
 import os
 import time
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -475,37 +476,65 @@ class ObjectStore:
         )
         return old
 
-    def open(self, account: str, container: str, name: str, *, resolve: bool = True) -> ObjectReader:
-        """A reader of the object's data; with ``resolve`` an SLO/DLO reads as its concatenated segments."""
-        info = self.head(account, container, name)
-        return ObjectReader(self, info, self._parts(info, resolve, 0))
+    def open(
+        self,
+        account: str,
+        container: str,
+        name: str,
+        *,
+        resolve: bool = True,
+        check: SegmentCheck | None = None,
+    ) -> ObjectReader:
+        """A reader of the object's data; with ``resolve`` an SLO/DLO reads as its concatenated segments.
 
-    def _parts(self, info: ObjectInfo, resolve: bool, depth: int) -> list[_Part]:
+        ``check(container)`` is called once for each container a segment is read from (at any depth)
+        and may raise to refuse: the Swift routes read segments with the caller's own rights.
+        """
+        info = self.head(account, container, name)
+        return ObjectReader(self, info, self._parts(info, resolve, 0, _CheckedContainers(check)))
+
+    def _parts(self, info: ObjectInfo, resolve: bool, depth: int, check: _CheckedContainers) -> list[_Part]:
         if depth > MAX_SEGMENT_DEPTH:
             raise BrokenLargeObject("large objects nest too deep")
         if not resolve or not info.kind:
             return [_Part(info.file_id, 0, info.size)] if info.size else []
         parts: list[_Part] = []
-        for seg, start, length in self.segments(info):
-            seg_parts = self._parts(seg, True, depth + 1)
+        for seg, start, length in self.segments(info, check, depth):
+            if isinstance(seg, bytes):
+                parts.append(_Part(None, start, length, seg))
+                continue
+            seg_parts = self._parts(seg, True, depth + 1, check)
             parts.extend(_slice_parts(seg_parts, start, start + length))
         return _coalesce(parts)
 
-    def segments(self, info: ObjectInfo) -> list[tuple[ObjectInfo, int, int]]:
-        """The (segment, start, length) list of a large object, from its manifest."""
-        out: list[tuple[ObjectInfo, int, int]] = []
+    def segments(
+        self, info: ObjectInfo, check: _CheckedContainers | None = None, depth: int = 0
+    ) -> list[tuple[ObjectInfo | bytes, int, int]]:
+        """The (segment, start, length) list of a large object, from its manifest (bytes: inline SLO data)."""
+        if depth > MAX_SEGMENT_DEPTH:
+            raise BrokenLargeObject("large objects nest too deep")
+        check = check or _CheckedContainers(None)
+        out: list[tuple[ObjectInfo | bytes, int, int]] = []
         if info.kind == "dlo":
             seg_container, _, prefix = (info.manifest or "").partition("/")
+            check(info.account, seg_container)
             try:
                 for seg in self.iter_objects(info.account, seg_container, prefix):
-                    size = self._logical_size(seg)
+                    if (seg.container, seg.name) == (info.container, info.name):
+                        continue  # a DLO that lists itself: Swift leaves the manifest out of its own segments
+                    size = self._logical_size(seg, check, depth + 1)
                     if size:
                         out.append((seg, 0, size))
             except NoSuchContainer:
                 pass
             return out
         for entry in json.loads(info.manifest or "[]"):
+            if "data" in entry:
+                data = base64.b64decode(entry["data"])
+                out.append((data, 0, len(data)))
+                continue
             seg_container, _, seg_name = entry["name"].lstrip("/").partition("/")
+            check(info.account, seg_container)
             try:
                 seg = self.head(info.account, seg_container, seg_name)
             except (NoSuchObject, NoSuchContainer):
@@ -519,9 +548,9 @@ class ObjectStore:
             out.append((seg, start, length))
         return out
 
-    def _logical_size(self, info: ObjectInfo) -> int:
+    def _logical_size(self, info: ObjectInfo, check: _CheckedContainers | None = None, depth: int = 0) -> int:
         if info.kind == "dlo":
-            return sum(length for _, _, length in self.segments(info))
+            return sum(length for _, _, length in self.segments(info, check, depth))
         return info.size
 
     def copy(
@@ -787,11 +816,28 @@ def _fsync_dir(path: Path) -> None:
 
 @dataclass
 class _Part:
-    """``length`` bytes of file ``file_id`` from ``offset`` (None: a run of zeros)."""
+    """``length`` bytes of file ``file_id`` from ``offset`` (None: a run of zeros, or of ``data`` if given)."""
 
     file_id: str | None
     offset: int
     length: int
+    data: bytes | None = None  # an SLO's inline data segment
+
+
+SegmentCheck = Callable[[str, str], None]
+
+
+class _CheckedContainers:
+    """Calls a :data:`SegmentCheck` once per (account, container) a large object reads from."""
+
+    def __init__(self, check: SegmentCheck | None) -> None:
+        self.check = check
+        self.seen: set[tuple[str, str]] = set()
+
+    def __call__(self, account: str, container: str) -> None:
+        if self.check is not None and (account, container) not in self.seen:
+            self.check(account, container)
+            self.seen.add((account, container))
 
 
 def _slice_parts(parts: list[_Part], lo: int, hi: int) -> list[_Part]:
@@ -801,7 +847,7 @@ def _slice_parts(parts: list[_Part], lo: int, hi: int) -> list[_Part]:
     for part in parts:
         start, end = max(lo, pos), min(hi, pos + part.length)
         if start < end:
-            out.append(_Part(part.file_id, part.offset + start - pos, end - start))
+            out.append(_Part(part.file_id, part.offset + start - pos, end - start, part.data))
         pos += part.length
     return out
 
@@ -851,8 +897,14 @@ class ObjectReader:
         out: list[tuple[int, int]] = []
         pos = 0
         for part in self.parts:
-            if part.file_id:
-                for start, length in _file_extents(self._fd(part.file_id), part.offset, part.length):
+            if part.data is not None:
+                runs: Iterator[tuple[int, int]] = iter([(part.offset, part.length)])
+            elif part.file_id:
+                runs = _file_extents(self._fd(part.file_id), part.offset, part.length)
+            else:
+                runs = iter(())
+            if part.data is not None or part.file_id:
+                for start, length in runs:
                     at = pos + start - part.offset
                     if out and out[-1][0] + out[-1][1] == at:
                         out[-1] = (out[-1][0], out[-1][1] + length)
@@ -871,7 +923,9 @@ class ObjectReader:
             pos, stop = part.offset, part.offset + part.length
             while pos < stop:
                 n = min(chunk, stop - pos)
-                if part.file_id is None:
+                if part.data is not None:
+                    yield part.data[pos : pos + n]
+                elif part.file_id is None:
                     yield ZEROS[:n] if n <= CHUNK else bytes(n)
                 else:
                     data = os.pread(self._fd(part.file_id), n, pos)
