@@ -83,6 +83,10 @@ def compute_routes(region: Region) -> list[BaseRoute]:
                 if handler is None:
                     allowed = ", ".join(sorted(handlers))
                     raise MethodNotAllowed(f"The method {request.method} is not allowed here; allowed: {allowed}.")
+                try:
+                    bodies.check_request_text(request)
+                except bodies.UnstorableText as exc:
+                    raise BadRequest(str(exc)) from None
                 caller = await require_caller(request)
                 project = request.path_params.get("project_id")
                 if project is not None and project != caller.tenant_id:

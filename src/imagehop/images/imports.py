@@ -1,8 +1,8 @@
 """Interoperable image import: stage, then ``POST /import`` with a method; an ``api_image_import`` task.
 
 Methods: ``glance-direct`` (the bytes staged with ``PUT /stage``), ``web-download`` (fetched over
-HTTP(S), never from loopback, link-local or private addresses unless the operator sets
-``IMAGEHOP_WEB_DOWNLOAD_ALLOW_PRIVATE=1``), ``glance-download`` (from another region of this
+HTTP(S) by ``web.py``: public addresses only unless the operator sets
+``web_download_allow_private``), ``glance-download`` (from another region of this
 deployment, with the caller's token, verified by size, ``os_hash_value`` and content digest), and
 ``copy-image`` (one store per region: nothing to copy). The import is an ``api_image_import`` row of
 the region's ``tasks`` table, run by the region's task worker (``tasks/worker.py``); the image
@@ -13,15 +13,11 @@ token, which is kept in memory only (never in the database): after a restart suc
 
 from __future__ import annotations
 
-import ipaddress
-import os
-import socket
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from datetime import timedelta
 from typing import Any
-from urllib.parse import urlsplit
 
 import httpx
 from starlette.concurrency import run_in_threadpool
@@ -29,7 +25,7 @@ from starlette.concurrency import run_in_threadpool
 from imagehop import formats
 from imagehop.identity.caller import Caller
 from imagehop.identity.catalog import Catalog
-from imagehop.images import store
+from imagehop.images import store, web
 from imagehop.images.data import ACCOUNT
 from imagehop.images.errors import BadRequest, Conflict, Forbidden, ImageError, TooLarge
 from imagehop.images.service import CONTENT_DIGEST, ImageService, check_can_write, now
@@ -48,11 +44,6 @@ CHUNK = 1 << 20
 
 # Tokens of pending glance-download imports, by task id: in memory only, used once.
 _TOKENS: dict[str, str] = {}
-
-
-def allow_private() -> bool:
-    """The environment's say (``IMAGEHOP_WEB_DOWNLOAD_ALLOW_PRIVATE``) when no setting is given."""
-    return os.environ.get("IMAGEHOP_WEB_DOWNLOAD_ALLOW_PRIVATE", "") in ("1", "true", "yes")
 
 
 class Importer:
@@ -161,7 +152,7 @@ class Importer:
                 self._store(task_id, image_id, self._staged(image_id), expected=None)
                 self.service.data.objects.delete_object(ACCOUNT, STAGING, image_id)
             elif name == "web-download":
-                self._store(task_id, image_id, web_chunks(method["uri"], self.allow_private), expected=None)
+                self._store(task_id, image_id, web.fetch(method["uri"], self.allow_private), expected=None)
             elif name == "glance-download":
                 if token is None:
                     raise ImageError("The caller's token is gone (the service restarted); start the import again.")
@@ -379,30 +370,5 @@ class Progress:
 
 
 def check_uri(uri: Any, allow: bool | None = None) -> None:
-    """A web-download URI must be http(s) and, unless allowed, resolve to public addresses only.
-
-    ``allow`` is the operator's ``[images] web_download_allow_private``; None reads the environment.
-    """
-    if not isinstance(uri, str):
-        raise BadRequest("web-download needs a 'uri'.")
-    parts = urlsplit(uri)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise BadRequest(f"URI {uri!r} is not allowed: use http or https.")
-    if allow or (allow is None and allow_private()):
-        return
-    try:
-        infos = socket.getaddrinfo(parts.hostname, parts.port or 80, proto=socket.IPPROTO_TCP)
-    except OSError:
-        raise BadRequest(f"URI {uri!r}: host {parts.hostname} does not resolve.") from None
-    for info in infos:
-        address = ipaddress.ip_address(info[4][0])
-        if address.is_loopback or address.is_link_local or address.is_private or address.is_unspecified:
-            raise BadRequest(f"URI {uri!r} is not allowed: {address} is not a public address.")
-
-
-def web_chunks(uri: str, allow: bool | None = None) -> Iterator[bytes]:
-    check_uri(uri, allow)  # again, at fetch time: DNS may have changed
-    with httpx.stream("GET", uri, timeout=60, follow_redirects=False) as response:
-        if response.status_code != 200:
-            raise ImageError(f"Downloading {uri} failed: HTTP {response.status_code}.")
-        yield from response.iter_bytes(CHUNK)
+    """A web-download URI must be http(s) and, unless allowed, resolve to public addresses only."""
+    web.check(uri, allow)
