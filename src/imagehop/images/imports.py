@@ -79,8 +79,18 @@ class Importer:
 
     def end_stage(self, image_id: str, writer: Any, ok: bool) -> None:
         if ok:
-            writer.commit()
-            return
+            info = writer.commit()
+            with self.service.engine.connect() as conn:
+                image = store.get(conn, image_id)
+            try:
+                if info.file_id and image is not None:
+                    self.service.data.check_safe(info.file_id, image["disk_format"])
+                return
+            except BadRequest:
+                self.service.data.objects.delete_object(ACCOUNT, STAGING, image_id)
+                with self.service.engine.begin() as conn:
+                    store.set_status(conn, image_id, ["uploading"], "queued", now())
+                raise
         writer.abort()
         with self.service.engine.begin() as conn:
             store.set_status(conn, image_id, ["uploading"], "queued", now())
