@@ -175,6 +175,12 @@ class Cloud:
             self.proc.kill()
             self.proc.wait()
 
+    def partial_files(self, region: str = "ORD") -> list[Path]:
+        """Files the object engine of ``region`` is writing right now (not yet committed): in-flight
+        writes, observable from outside the process. A crash test uses them as its mid-point."""
+        tmp = self.data_dir / "regions" / region / "objects" / "tmp"
+        return sorted(tmp.iterdir()) if tmp.exists() else []
+
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")[-4000:] if self.log_path.exists() else ""
 
