@@ -50,7 +50,7 @@ class TaskSettings:
     concurrency: int = 4  # tasks one region runs at once
     max_active_per_tenant: int = 10  # pending + processing tasks of one tenant; more: 413
     retry_after: int = 1  # seconds, the Retry-After of a task GET while the task runs
-    time_to_live: int = 48  # hours a finished task stays visible (expires_at)
+    time_to_live: float = 48  # hours a finished task stays visible (expires_at); fractions allowed
     poll_interval: float = 0.5  # seconds between the worker's looks for pending tasks
     export_segment_size: int = 1 << 30  # bytes per segment of an exported VHD (at most 5 GiB)
     import_max_virtual_size: int = 160 << 30  # Rackspace's limit since 2019 (code 413)
@@ -304,6 +304,15 @@ def _set_task_setting(tasks: TaskSettings, key: str, value: Any, name: str) -> N
         if not 0 < number <= 60:
             raise ConfigError(f"{name} must be between 0 and 60 seconds, got {number}")
         tasks.poll_interval = number
+        return
+    if key == "time_to_live":
+        try:
+            hours = float(value)
+        except (TypeError, ValueError):
+            raise ConfigError(f"{name} must be a number of hours, got {value!r}") from None
+        if not 0 < hours < float("inf"):
+            raise ConfigError(f"{name} must be a positive number of hours, got {value!r}")
+        tasks.time_to_live = hours
         return
     number = _positive_int(value, name)
     if key == "export_segment_size" and number > MAX_SEGMENT_SIZE:
