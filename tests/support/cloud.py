@@ -184,10 +184,16 @@ class Cloud:
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")[-4000:] if self.log_path.exists() else ""
 
+    def logged(self) -> str:
+        """The server's messages over all its runs: ``imagehop.log`` in its data dir (its standard
+        error, where warnings also go, when there is no such file)."""
+        path = self.data_dir / "imagehop.log"
+        path = path if path.exists() else self.log_path
+        return path.read_text(errors="replace") if path.exists() else ""
+
     def wait_log(self, text: str, timeout: float = 60) -> None:
         """Wait until the server's log holds ``text`` (a line it writes when something happened)."""
-        wait_for(lambda: text in self.log_path.read_text(errors="replace"), f"the server log says {text!r}",
-                 timeout=timeout)  # fmt: skip
+        wait_for(lambda: text in self.logged(), f"the server log says {text!r}", timeout=timeout)
 
 
 def make_cloud(

@@ -75,7 +75,7 @@ def test_an_export_killed_mid_way_is_resumed_or_failed_after_three_runs(
         cloud.start()
         wait_for(cloud.partial_files, f"run {attempt} of the export writes")
         cloud.kill()
-    assert cloud.log_path.read_text().count(f"task {task['id']} (export) interrupted; resumed") == 2
+    assert cloud.logged().count(f"task {task['id']} (export) interrupted; resumed") == 2
     cloud.start()
     failed = wait_task(Glance(cloud), task["id"])
     assert (failed["status"], failed["message"], failed["result"]) == ("failure", INTERRUPTED, None)
