@@ -79,6 +79,7 @@ class SwiftRequest:
     obj: str
     query: dict[str, str]
     caller: Caller | None
+    tempurl: tempurl.Grant | None = None  # set when a TempURL signature let the request in
 
     @property
     def headers(self) -> Any:
@@ -100,6 +101,11 @@ def object_routes(region: Region) -> list[BaseRoute]:
 
     async def swift(request: Request) -> Response:
         response = await _answer(request)
+        grant = getattr(request.state, "tempurl", None)
+        if grant is not None and request.method in ("GET", "HEAD") and 200 <= response.status_code < 300:
+            query = dict(parse_qsl(request.url.query, keep_blank_values=True))
+            obj = request.url.path.split("/", 4)[-1]
+            tempurl.outgoing_headers(response.headers, grant, unquote(obj), query)
         if request.method == "HEAD" and response.body.startswith(b"<html><h1>"):
             response.body = b""  # as Swift: a HEAD gets no default error page (a message keeps its length)
             response.headers["Content-Length"] = "0"
@@ -149,23 +155,28 @@ async def _parse(request: Request, store: ObjectStore) -> SwiftRequest:
         raise SwiftError(400, "Account name too long")
     query = dict(parse_qsl(request.url.query, keep_blank_values=True))
     caller = None
-    if obj and tempurl.is_tempurl(query):
-        keys = await run_in_threadpool(_tempurl_keys, store, account, container)
-        tempurl.authorize(request.method, f"/{version}/{account}/{container}/{obj}", query, keys)
+    grant = None
+    if tempurl.is_tempurl(query) and request.method != "OPTIONS":
+        account_keys, container_keys = await run_in_threadpool(_tempurl_keys, store, account, container)
+        client = request.client.host if request.client else None
+        grant = tempurl.authorize(request.method, account, container, obj, query, account_keys, container_keys, client)
+        tempurl.check_headers(request.method, request.headers)
         caller = Caller("tempurl", "tempurl", account.removeprefix("AUTH_"), frozenset({"member"}), time.time())
+        request.state.tempurl = grant
     elif request.headers.get("x-auth-token"):
         caller = await require_caller(request)
-    return SwiftRequest(request, store, version, account, container, obj, query, caller)
+    return SwiftRequest(request, store, version, account, container, obj, query, caller, grant)
 
 
-def _tempurl_keys(store: ObjectStore, account: str, container: str) -> list[str]:
-    keys = [v for k, v in store.account_info(account).meta.items() if k in tempurl.KEYS]
+def _tempurl_keys(store: ObjectStore, account: str, container: str) -> tuple[list[str], list[str]]:
+    account_keys = [v for k, v in store.account_info(account).meta.items() if k in tempurl.KEYS]
+    container_keys: list[str] = []
     try:
         meta = store.get_container(account, container).meta
-        keys += [v for k, v in meta.items() if k in tempurl.CONTAINER_KEYS]
+        container_keys = [v for k, v in meta.items() if k in tempurl.CONTAINER_KEYS]
     except NoSuchContainer:
         pass
-    return keys
+    return account_keys, container_keys
 
 
 async def _dispatch(req: SwiftRequest) -> Response:
@@ -325,6 +336,7 @@ async def delete_container(req: SwiftRequest) -> Response:
 
 
 async def _container_for(req: SwiftRequest, *, write: bool, container: str | None = None) -> Any:
+    tempurl_scope(req, container or req.container)
     info = await _thread(req.store.get_container, req.account, container or req.container)
     acl.check_container_access(req.caller, req.account, info.meta, write=write)
     return info
@@ -378,23 +390,9 @@ async def put_object(req: SwiftRequest) -> Response:
         except bodies.MalformedJSON:  # the client went away mid-body
             raise SwiftError(499, "") from None
         return await _put_slo(req, body, content_type, meta, expires)
+    manifest = None
     if "x-object-manifest" in req.headers:
         manifest = dlo.parse_manifest_header(req.headers["x-object-manifest"])
-        body = await _read_body(req, 1024 * 1024)
-        info = await _thread(
-            req.store.put_manifest,
-            req.account,
-            req.container,
-            req.obj,
-            kind="dlo",
-            manifest=manifest,
-            size=0,
-            etag=_md5(body),
-            content_type=content_type,
-            meta=meta,
-            delete_at=expires,
-        )
-        return Response(status_code=201, headers=_created_headers(info))
     writer = await _thread(
         req.store.writer,
         req.account,
@@ -405,6 +403,8 @@ async def put_object(req: SwiftRequest) -> Response:
         expected_etag=req.headers.get("etag"),
         delete_at=expires,
     )
+    if manifest is not None:  # a DLO: its own body is kept (``?multipart-manifest=get`` returns it)
+        writer.kind, writer.manifest = "dlo", manifest
     try:
         received = await _stream_into(req, writer.write)
         if length is not None and received != length:
@@ -447,8 +447,7 @@ def _segment_access(req: SwiftRequest, *, write: bool = False) -> Callable[[str]
 
 def tempurl_scope(req: SwiftRequest, container: str) -> None:
     """A TempURL signed with a container's key reaches that container only (not segments elsewhere)."""
-    scope = getattr(req, "tempurl_container", None)
-    if scope is not None and container != scope:
+    if req.tempurl is not None and req.tempurl.container is not None and container != req.tempurl.container:
         raise SwiftError(401, "")
 
 
@@ -806,11 +805,10 @@ async def post_object(req: SwiftRequest) -> Response:
         expires = None
     current: ObjectInfo = await _thread(req.store.head, req.account, req.container, req.obj)
     kind, manifest = current.kind, current.manifest
-    if current.kind == "dlo":  # a DLO stays one only if the POST names its manifest again
-        if "x-object-manifest" in req.headers:
-            manifest = dlo.parse_manifest_header(req.headers["x-object-manifest"])
-        else:
-            kind, manifest = "", None
+    if req.headers.get("x-object-manifest") and current.kind != "slo":  # a POST may make an object a DLO
+        kind, manifest = "dlo", unquote(req.headers["x-object-manifest"])  # Swift checks the form on PUT only
+    elif current.kind == "dlo":  # a DLO stays one only if the POST names its manifest again
+        kind, manifest = "", None
     await _thread(
         req.store.update_object_meta,
         req.account,

@@ -427,7 +427,7 @@ class ObjectStore:
         """Replace the user metadata (Swift's POST semantics); ``delete_at=False`` keeps it."""
         with self.engine.begin() as conn:
             current = self._object_row(conn, account, container, name)
-            values: dict[str, Any] = {"meta": meta}
+            values: dict[str, Any] = {"meta": meta, "last_modified": _now()}  # a POST moves Last-Modified
             if content_type:
                 values["content_type"] = content_type
             if delete_at is not False:
@@ -503,7 +503,8 @@ class ObjectStore:
             if isinstance(seg, bytes):
                 parts.append(_Part(None, start, length, seg))
                 continue
-            seg_parts = self._parts(seg, True, depth + 1, check)
+            resolve_segment = info.kind == "slo" or seg.kind == "slo"  # a DLO's DLO segments are not followed
+            seg_parts = self._parts(seg, resolve_segment, depth + 1, check)
             parts.extend(_slice_parts(seg_parts, start, start + length))
         return _coalesce(parts)
 
@@ -519,12 +520,10 @@ class ObjectStore:
             seg_container, _, prefix = (info.manifest or "").partition("/")
             check(info.account, seg_container)
             try:
+                # As Swift's dlo: each listed object as it is stored (its own bytes, even a DLO's, even this
+                # manifest itself), so a DLO can never recurse.
                 for seg in self.iter_objects(info.account, seg_container, prefix):
-                    if (seg.container, seg.name) == (info.container, info.name):
-                        continue  # a DLO that lists itself: Swift leaves the manifest out of its own segments
-                    size = self._logical_size(seg, check, depth + 1)
-                    if size:
-                        out.append((seg, 0, size))
+                    out.append((seg, 0, seg.size))
             except NoSuchContainer:
                 pass
             return out
@@ -728,6 +727,7 @@ class ObjectWriter:
         self._extra = {h: _HashChain(h) for h in hashes}
         self._chains = [self._md5, *self._extra.values()] if known_etag is None else list(self._extra.values())
         self.digests: dict[str, str] = {}
+        self.kind, self.manifest = "", None  # a DLO keeps its own body: kind "dlo", manifest "container/prefix"
 
     def write(self, data: bytes) -> None:
         """Append ``data``; a buffer of zeros is skipped, leaving a hole in the file."""
@@ -786,8 +786,8 @@ class ObjectWriter:
             self.content_type,
             self.meta,
             file_id,
-            "",
-            None,
+            self.kind,
+            self.manifest,
             self.delete_at,
         )
 
