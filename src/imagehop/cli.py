@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import os
 import subprocess
 import sys
 import time
@@ -126,17 +127,19 @@ def _print_endpoints(deployment) -> None:  # type: ignore[no-untyped-def]
         "imagehop %s serving: identity %s, %s; data in %s", __version__, deployment.identity_url,
         ", ".join(f"{region.name} {region.public_url}" for region, _, _ in deployment.regions), data_dir,
     )  # fmt: skip
-    console.print(f"[bold]imagehop {__version__}[/] serving, data in {data_dir}")
+    console.print(f"[bold]imagehop {__version__}[/] serving, data in {_shown(data_dir)}")
     console.print(f"  identity  {deployment.identity_url}  (v3 and v2.0)")
     console.print(f"  console   {deployment.endpoints()['console']}  (web console: log in with `imagehop credentials`)")
     for region, _, _ in deployment.regions:
         console.print(f"  {region.name:<9} {region.public_url}  (image: {region.public_url}/image)")
-    console.print(f"\nexport OS_CLIENT_CONFIG_FILE={data_dir / 'clouds.yaml'} OS_CLOUD=imagehop")
+    console.print(
+        f"\nexport OS_CLIENT_CONFIG_FILE={_shown_env(data_dir)}/clouds.yaml OS_CLOUD=imagehop", soft_wrap=True
+    )
     console.print("Credentials: imagehop credentials" + _data_dir_flag(data_dir) + "    Stop: Ctrl-C", soft_wrap=True)
 
 
 def _data_dir_flag(data_dir: Path) -> str:
-    return "" if data_dir == Path("imagehop-data").resolve() else f" --data-dir {data_dir}"
+    return "" if data_dir == Path("imagehop-data").resolve() else f" --data-dir {_shown(data_dir)}"
 
 
 # --- credentials and users -----------------------------------------------------------------------
@@ -146,8 +149,18 @@ def _data_dir_flag(data_dir: Path) -> str:
 @data_dir_option
 @click.option("--config", type=click.Path(dir_okay=False), help="TOML settings file.")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON list instead of a table.")
-def credentials(data_dir: str | None, config: str | None, as_json: bool) -> None:
-    """Show the users' credentials (generated on first start)."""
+@click.option(
+    "--openrc",
+    is_flag=True,
+    help='Print an openrc (OS_* variables) for swift, rclone, Terraform and other tools: eval "$(imagehop '
+    'credentials --openrc)".',
+)
+@click.option("--user", "user_name", default="demo", show_default=True, help="The user of --openrc.")
+@click.option("--region", help="The region of --openrc [default: the first region].")
+def credentials(
+    data_dir: str | None, config: str | None, as_json: bool, openrc: bool, user_name: str, region: str | None
+) -> None:
+    """Show the users' credentials (generated on first start), or one user's as an openrc."""
     from imagehop.identity.bootstrap import read_credentials
 
     settings = _settings(config=config, data_dir=data_dir)
@@ -156,6 +169,9 @@ def credentials(data_dir: str | None, config: str | None, as_json: bool) -> None
         raise click.ClickException(
             f"no credentials in {settings.data_dir}: run `imagehop serve --data-dir {settings.data_dir}` once first"
         )
+    if openrc:
+        click.echo(_openrc(settings, entries, user_name, region), nl=False)
+        return
     if as_json:
         rows = [
             {"user": e.user, "tenant_id": e.tenant_id, "password": e.password, "api_key": e.api_key, "roles": e.roles}
@@ -167,6 +183,52 @@ def credentials(data_dir: str | None, config: str | None, as_json: bool) -> None
     for e in entries:
         table.add_row(e.user, e.tenant_id, e.password or "", e.api_key or "", ",".join(e.roles))
     console.print(table)
+
+
+def _openrc(settings: Settings, entries: list, user_name: str, region: str | None) -> str:  # type: ignore[type-arg]
+    """The ``OS_*`` variables of one user and region, as a shell script to source."""
+    import shlex
+
+    by_name = {e.user: e for e in entries}
+    if user_name not in by_name:
+        raise click.ClickException(f"no user named {user_name}; the users are: {', '.join(sorted(by_name))}")
+    entry = by_name[user_name]
+    if entry.password is None:
+        raise click.ClickException(
+            f"imagehop does not know {user_name}'s password (it was given by hash only); "
+            f"set one with `imagehop user delete {user_name}` and `imagehop user create ... --password P`"
+        )
+    endpoints_file = settings.data_dir / "endpoints.json"
+    if not endpoints_file.exists():
+        raise click.ClickException(
+            f"no endpoints in {_shown(settings.data_dir)}: start the cloud first "
+            f"(`imagehop serve --data-dir {_shown(settings.data_dir)}`), then run this again"
+        )
+    endpoints = json.loads(endpoints_file.read_text())
+    regions = list(endpoints["regions"])
+    region = region or regions[0]
+    if region not in regions:
+        raise click.ClickException(f"no region {region} in this cloud; its regions are: {', '.join(regions)}")
+    variables = {
+        "OS_AUTH_URL": f"{endpoints['identity']}/v3",
+        "OS_IDENTITY_API_VERSION": "3",
+        "OS_AUTH_TYPE": "password",
+        "OS_USERNAME": entry.user,
+        "OS_PASSWORD": entry.password,
+        "OS_USER_DOMAIN_NAME": "Default",
+        "OS_PROJECT_ID": entry.tenant_id,
+        "OS_PROJECT_DOMAIN_ID": "default",
+        "OS_REGION_NAME": region,
+        "OS_INTERFACE": "public",
+    }
+    lines = [
+        f"# imagehop: user {entry.user}, tenant {entry.tenant_id}, region {region} "
+        f"(endpoints from {_shown(endpoints_file)})",
+        "# Variables of other clouds would mix with these:",
+        "unset OS_CLOUD OS_CLIENT_CONFIG_FILE OS_TOKEN OS_PROJECT_NAME OS_TENANT_ID OS_TENANT_NAME OS_USER_ID",
+        *(f"export {name}={shlex.quote(value)}" for name, value in variables.items()),
+    ]
+    return "\n".join(lines) + "\n"
 
 
 @main.group()
@@ -364,11 +426,14 @@ def demo(data_dir: str, port: int, keep_serving: bool, story: bool) -> None:
         proc.wait(timeout=15)
         errors.close()
     flag = "" if data_dir == "imagehop-demo" else f" --data-dir {shown}"
+    again, keep = f"{me} demo{flag}", f"{me} demo{flag} --keep-serving"
+    if "MAKELEVEL" in os.environ:  # run by `make demo`: say it the same way
+        again, keep = "make demo", "make demo DEMO_ARGS=--keep-serving"
     console.print(
         f"\nDemo finished; the cloud is stopped. Its data stays in {shown} "
         f"(logs: {_shown(data / 'imagehop.log')}, {_shown(data / 'access.log')}).\n"
-        f"  Keep the cloud running: {me} demo{flag} --keep-serving   (or: {me} serve --data-dir {shown})\n"
-        f"  Run the demo again:     {me} demo{flag}   (it first removes what its last run made; nothing else)\n"
+        f"  Keep the cloud running: {keep}   (or: {me} serve --data-dir {shown})\n"
+        f"  Run the demo again:     {again}   (it first removes what its last run made; nothing else)\n"
         f"  Start over:             rm -rf {shown}",
         soft_wrap=True,
     )
