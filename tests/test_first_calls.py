@@ -116,6 +116,15 @@ def test_what_is_not_implemented_says_so(cloud: Cloud) -> None:
     assert answer.json()["notImplemented"]["message"].startswith(
         "GET /compute/v2.1/10000000/os-quota-sets/10000000 is not implemented in imagehop. Its compute API offers"
     )
+    action = f"{base}/servers/00000000-0000-0000-0000-000000000000/action"
+    answer = httpx.post(action, headers=headers, json={"reboot": {"type": "SOFT"}})
+    assert answer.status_code == 501
+    assert answer.json()["notImplemented"]["message"] == (
+        "The server action reboot is not implemented in imagehop: its servers run no guest, so only createImage is "
+        "offered."
+    )
+    answer = httpx.post(action, headers=headers, json={"fly": {}})
+    assert answer.status_code == 400 and answer.json()["badRequest"]["message"] == "There is no such action: fly"
     # Missing things stay 404, in each service's own words.
     for path, message in (("/v3/regions/DFW", "Could not find region: DFW."),
                           ("/v3/projects/nope", "Could not find project: nope.")):  # fmt: skip

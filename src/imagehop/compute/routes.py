@@ -201,6 +201,11 @@ def compute_routes(region: Region) -> list[BaseRoute]:
         if not isinstance(body, dict) or len(body) != 1:
             raise BadRequest("Malformed request body: an action body is an object with exactly one action.")
         ((action, args),) = body.items()
+        if action in NOVA_ACTIONS:
+            raise NotImplementedHere(
+                f"The server action {action} is not implemented in imagehop: its servers run no guest, so only "
+                "createImage is offered."
+            )
         if action != "createImage":
             raise BadRequest(f"There is no such action: {action}")
         name, metadata = parse_create_image(args)
@@ -341,6 +346,15 @@ def compute_routes(region: Region) -> list[BaseRoute]:
 
 # --- limits ---------------------------------------------------------------------------------------
 
+# Server actions Nova offers and imagehop does not (a 501 instead of Nova's 400 for an unknown action).
+NOVA_ACTIONS = frozenset({
+    "reboot", "resize", "confirmResize", "revertResize", "rebuild", "changePassword", "os-start", "os-stop",
+    "pause", "unpause", "suspend", "resume", "lock", "unlock", "shelve", "shelveOffload", "unshelve", "rescue",
+    "unrescue", "migrate", "os-migrateLive", "evacuate", "createBackup", "os-getConsoleOutput",
+    "os-getVNCConsole", "os-getSPICEConsole", "os-getSerialConsole", "addSecurityGroup", "removeSecurityGroup",
+    "addFloatingIp", "removeFloatingIp", "addFixedIp", "removeFixedIp", "os-resetState", "forceDelete", "restore",
+    "trigger_crash_dump", "os-resetNetwork", "injectNetworkInfo",
+})  # fmt: skip
 ZONE = "nova"  # Nova's default availability zone; every server reports it
 UNLIMITED = -1  # Nova's word for "no quota"
 
