@@ -72,7 +72,7 @@ def main() -> None:
         "",
         f"Written by `make bench` (`python -m bench{' --quick' if args.quick else ''}`) on"
         f" {datetime.now(UTC):%Y-%m-%d %H:%M} UTC; machine: {machine()}. Figures are medians; anchors run"
-        " side by side in the same run. Targets: PERFORMANCE.md.",
+        " side by side in the same run.",
         "",
     ]
     text = "\n".join(header) + "\n".join(section.render() for section in sections)
