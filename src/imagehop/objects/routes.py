@@ -205,8 +205,9 @@ async def _dispatch(req: SwiftRequest) -> Response:
             raise SwiftError(403, "")
         if "bulk-delete" in req.query and method in ("POST", "DELETE"):
             return await bulk_delete(req)
-    if method == "OPTIONS":
-        return Response(status_code=200, headers={"Allow": ", ".join(METHODS)})
+    if method == "OPTIONS":  # Swift's list for the level: COPY only on objects
+        allowed = "GET, POST, PUT, DELETE, OPTIONS, HEAD" + (", COPY" if req.obj else "")
+        return Response(status_code=200, headers={"Allow": allowed})
     handler = handlers.get(method)
     if handler is None:
         raise SwiftError(405, "")
