@@ -195,7 +195,28 @@ def choose_method(source: Endpoint, target: Endpoint, image: dict[str, Any], opt
         raise final(f"{exc}. Leave out --method to let imagehop pick a way both clouds support.") from None
 
 
+# Statuses that the same command cannot get past by running again: the cause must be fixed first.
+FINAL_STATUSES = (400, 401, 403, 404, 413, 415)
+
+
 def copy_image(
+    ref: str,
+    source: Endpoint,
+    target: Endpoint,
+    options: CopyOptions,
+    journal: Journal,
+    progress: Progress | None = None,
+) -> CopyReport:
+    """Copy one image; every failure is a :class:`CopyError` that says whether a re-run continues."""
+    try:
+        return _copy_image(ref, source, target, options, journal, progress)
+    except GlanceError as exc:
+        raise CopyError(str(exc), resumable=exc.status not in FINAL_STATUSES) from exc
+    except SwiftError as exc:
+        raise CopyError(str(exc), resumable=exc.status not in FINAL_STATUSES) from exc
+
+
+def _copy_image(
     ref: str,
     source: Endpoint,
     target: Endpoint,
@@ -510,7 +531,7 @@ def _stream_put(
     except (GlanceError, direct.StreamError, CopyError) as exc:
         glance.delete_image(new_id)  # nothing half-made left visible in the target
         state.pop("created", None)
-        if isinstance(exc, GlanceError) and exc.status in (400, 401, 403, 404, 413, 415):
+        if isinstance(exc, GlanceError) and exc.status in FINAL_STATUSES:
             raise CopyError(f"streaming into {target.label} failed: {exc}", resumable=False) from None
         raise CopyError(f"streaming into {target.label} stopped: {exc}") from None
     finished = glance.get_image(new_id) or {}

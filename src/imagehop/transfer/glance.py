@@ -94,16 +94,20 @@ class GlanceClient:
                 **kwargs,
             )
         except ks_exceptions.ConnectFailure as exc:
-            raise GlanceError(f"cannot reach the image service of {self.region} at {self.base}: {exc}") from exc
-        if response.status_code not in ok:
-            text = _error_text(response)
-            hint = advice(response.status_code, text)
             raise GlanceError(
-                f"{method} {path} in {self.region} answered {response.status_code}: {text}"
-                + (f" ({hint})" if hint else ""),
-                response.status_code,
-            )
+                f"cannot reach the image service of {self.cloud.name}/{self.region} at {self.base}: {exc}"
+            ) from exc
+        if response.status_code not in ok:
+            raise self.status_error(f"{method} {path}", response)
         return response
+
+    def status_error(self, what: str, response: Any) -> GlanceError:
+        """``what`` answered an error status: the status, Glance's own words, and what to do next."""
+        text = _error_text(response)
+        hint = advice(response.status_code, text)
+        where = f"{self.cloud.name}/{self.region}"
+        message = f"{what} in {where} answered {response.status_code}: {text}" + (f" ({hint})" if hint else "")
+        return GlanceError(message, response.status_code)
 
     # --- what the service offers ---------------------------------------------------------------
 
