@@ -639,7 +639,8 @@ def _copy_endpoints(from_cloud: str | None, to_cloud: str | None, from_region: s
         target_cloud = source_cloud if to_cloud in (None, from_cloud) else connect(to_cloud)
     except CloudConfigError as exc:
         raise click.ClickException(str(exc)) from None
-    from_region = from_region or source_cloud.region_name
+    # As `openstack` does: --os-region-name's default is $OS_REGION_NAME, then the cloud's region_name.
+    from_region = from_region or os.environ.get("OS_REGION_NAME") or source_cloud.region_name
     if not from_region:
         regions = ", ".join(source_cloud.regions("image"))
         raise click.ClickException(f"which region? pass --from REGION (regions of {source_cloud.name}: {regions})")
