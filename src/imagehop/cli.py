@@ -574,12 +574,13 @@ def copy(
     from imagehop.transfer.journal import Journal
     from imagehop.transfer.progress import CopyProgress
 
-    ctx = click.get_current_context()
-    debug = debug or bool(ctx.find_root().params.get("debug"))
-    if debug:
-        import logging
-
-        logging.basicConfig(level=logging.DEBUG, stream=sys.stderr, format="%(asctime)s %(name)s: %(message)s")
+    # `imagehop copy ... --debug` is the same as `imagehop --debug copy ...` (the group's option).
+    if debug and not debug_enabled():
+        click.get_current_context().find_root().params["debug"] = True
+        logging.basicConfig(
+            level=logging.DEBUG, stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+        )
+    debug = debug_enabled()
     fmt = "json" if as_json else fmt
     machine = fmt != "table"
     if sum(x is not None for x in (image, all_with, from_file)) != 1:
