@@ -96,6 +96,9 @@ def test_report_formats_columns_and_the_dry_run(sqlite_cloud: Cloud, image: dict
     report = json.loads(dry.stdout)
     assert report["dry_run"] is True and report["target_image"] is None and report["method"] == "glance-download"
     assert report["why"].startswith("glance-download: imagehop/IAD pulls the image from imagehop/ORD itself")
+    found = report["discovered"]["target"]
+    assert found["import_methods"] == ["glance-direct", "web-download", "glance-download", "copy-image"]
+    assert found["tasks_api"] and found["object_store"] and found["content_digest"] and "v2.0" in found["versions"]
 
     # --os-cloud names the source cloud; without --from, its region_name (ORD) is the source region.
     result = run_copy(env, image["id"], "--os-cloud", "imagehop", "--to", "IAD", "-f", "value", "-c", "target_image",

@@ -121,6 +121,7 @@ class CopyReport:
     server: str | None = None
     left_out: dict[str, str] = field(default_factory=dict)  # property -> why it was not carried
     notes: list[str] = field(default_factory=list)
+    discovered: dict[str, Any] | None = None  # what each side offers (with --dry-run)
 
     def as_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -275,6 +276,7 @@ def _copy_image(
     method = report.method = choice.method
     report.why = choice.explain()
     if options.dry_run:
+        report.discovered = {"source": source.capabilities.as_dict(), "target": target.capabilities.as_dict()}
         report.seconds = time.monotonic() - started
         return report
     if method in ("web-download", "tasks"):

@@ -155,8 +155,9 @@ def why_not(method: str, source: Capabilities, target: Capabilities, image: dict
             )
         return ""
     if method == "stream":
-        if "v2" not in " ".join(source.versions + target.versions) and not source.versions:
-            return ""  # no versions document: assume Glance v2 and let the calls say otherwise
+        for side in (source, target):
+            if side.versions and not any(v.startswith("v2") for v in side.versions):
+                return f"{side.label} offers no Glance v2 API (its versions: {', '.join(side.versions)})"
         return ""
     if method == "tasks":
         for side, kind in ((source, "export"), (target, "import")):
