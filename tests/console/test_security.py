@@ -247,3 +247,24 @@ def test_unknown_region_and_bad_filters_get_clear_errors(demo_page: Page, consol
     expect(demo_page.get_by_role("alert")).to_contain_text("Write the property filter as key=value")
     response = demo_page.goto(base + f"ORD/images/{uuid.uuid4()}")
     assert response is not None and response.status == 404
+
+
+def test_log_in_attempts_are_limited_per_browser_address(tmp_path) -> None:
+    """Identity sees every console log-in as the console's own address, so the console limits
+    attempts per browser address itself: a burst of 10, then 429 with Retry-After."""
+    with make_cloud(tmp_path / "limited") as cloud, httpx.Client(base_url=cloud.endpoints["console"]) as client:
+        page = client.get("login")
+        token = page.text.split('name="csrf_token" value="', 1)[1].split('"', 1)[0]
+        form = {"csrf_token": token, "username": "demo", "method": "password", "secret": "wrong"}
+        statuses = [client.post("login", data=form).status_code for _ in range(10)]
+        assert statuses == [401] * 10  # the burst: each one a real, refused log-in
+        refused = None
+        for _ in range(10):  # the bucket refills one attempt per 2 s; these come faster
+            response = client.post("login", data=form)
+            if response.status_code == 429:
+                refused = response
+                break
+            assert response.status_code == 401
+        assert refused is not None, "no 429 after 20 attempts"
+        assert refused.headers["Retry-After"] == "2"
+        assert "Too many log-in attempts from your address" in refused.text

@@ -44,6 +44,9 @@ def test_the_walkthrough_in_the_console(browser, console_cloud: Cloud, tmp_path:
     page = context.new_page()
     dialogs: list[str] = []
     page.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))
+    errors: list[str] = []  # script errors and Content-Security-Policy violations
+    page.on("console", lambda message: errors.append(message.text) if message.type == "error" else None)
+    page.on("pageerror", lambda error: errors.append(str(error)))
 
     # --- log in (the console sends an anonymous visitor to the log-in form) ---
     page.goto(cloud.endpoints["console"])
@@ -219,4 +222,5 @@ def test_the_walkthrough_in_the_console(browser, console_cloud: Cloud, tmp_path:
     page.goto(cloud.endpoints["console"] + "ORD/servers")
     expect(page.get_by_role("heading", name="Log in")).to_be_visible()
     assert dialogs == []
+    assert errors == []
     context.close()

@@ -104,6 +104,8 @@ class Identity:
         response = await self.http.post(f"{self.url}/v2.0/tokens", json={"auth": credentials})
         if response.status_code in (401, 403):
             raise ApiError(401, "The user name or the password / API key is not right.")
+        if response.status_code == 429:
+            raise ApiError(429, "Identity is refusing log-ins for a moment (too many attempts): try again shortly.")
         if response.status_code != 200:
             raise ApiError(response.status_code, error_text(response))
         access = response.json()["access"]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 from starlette.responses import Response
 
 from imagehop.console.api import ApiError
@@ -9,6 +11,32 @@ from imagehop.console.session import Session
 from imagehop.console.web import SECTIONS, Ctx, page, public, safe_next
 
 METHODS = {"password": "Password", "api_key": "API key"}
+# Identity sees every log-in through the console as coming from the console's own address, so the
+# console limits attempts per browser address itself: a burst of 10, then one every 2 seconds.
+BURST, EVERY = 10, 2.0
+
+
+class LoginLimiter:
+    """A token bucket of log-in attempts per client address."""
+
+    def __init__(self, burst: int = BURST, every: float = EVERY) -> None:
+        self.burst, self.every = burst, every
+        self._buckets: dict[str, tuple[float, float]] = {}
+
+    def allow(self, address: str) -> bool:
+        now = time.monotonic()
+        tokens, last = self._buckets.get(address, (float(self.burst), now))
+        tokens = min(float(self.burst), tokens + (now - last) / self.every)
+        if len(self._buckets) > 10000:
+            self._buckets.clear()
+        if tokens < 1:
+            self._buckets[address] = (tokens, now)
+            return False
+        self._buckets[address] = (tokens - 1, now)
+        return True
+
+
+LIMITER = LoginLimiter()
 
 
 @public
@@ -29,12 +57,17 @@ async def login(ctx: Ctx) -> Response:
     if method not in METHODS:
         values["error"] = "Choose how to log in: with a password or with an API key."
         return ctx.render("login.html", status=400, **values)
+    if not LIMITER.allow(ctx.request.client.host if ctx.request.client else "unknown"):
+        values["error"] = "Too many log-in attempts from your address: wait a few seconds and try again."
+        response = ctx.render("login.html", status=429, **values)
+        response.headers["Retry-After"] = str(int(EVERY))
+        return response
     try:
         result = await ctx.console.identity.login(username, secret, method)
         catalog = await ctx.console.identity.catalog(result.token)
     except ApiError as exc:
         values["error"] = exc.message
-        return ctx.render("login.html", status=401 if exc.status == 401 else 502, **values)
+        return ctx.render("login.html", status=exc.status if exc.status in (401, 429) else 502, **values)
     # A new session id at log-in: a session id (and CSRF token) seen before it is worth nothing after.
     region = result.default_region if result.default_region in catalog.regions else catalog.regions[0]
     ctx.session = Session(
