@@ -69,6 +69,10 @@ async def login(ctx: Ctx) -> Response:
         values["error"] = exc.message
         return ctx.render("login.html", status=exc.status if exc.status in (401, 429) else 502, **values)
     # A new session id at log-in: a session id (and CSRF token) seen before it is worth nothing after.
+    if not catalog.regions:
+        values["error"] = f"Tenant {result.tenant} has no region in its catalog: there is nothing to show."
+        await ctx.console.identity.logout(result.token)
+        return ctx.render("login.html", status=403, **values)
     region = result.default_region if result.default_region in catalog.regions else catalog.regions[0]
     ctx.session = Session(
         token=result.token, expires_at=result.expires_at, user=result.user, tenant=result.tenant, region=region

@@ -48,7 +48,8 @@ class Session:
         return bool(self.token) and self.expires_at <= time.time()
 
     def say(self, kind: str, message: str) -> None:
-        self.flash.append([kind, message])
+        # Kept short: it rides in the cookie until the next page shows it.
+        self.flash = [*self.flash[-2:], [kind, message if len(message) <= 300 else message[:299] + "…"]]
 
     def take_flash(self) -> list[list[str]]:
         messages, self.flash = self.flash, []
