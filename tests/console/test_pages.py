@@ -26,6 +26,20 @@ def small_image(cloud: Cloud, name: str, region: str = "ORD") -> dict:
     return glance.image(image["id"])
 
 
+def test_the_region_selector_keeps_the_section(browser, console_cloud: Cloud) -> None:
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    page = context.new_page()
+    login(page, console_cloud)
+    nav(page, "Images")
+    page.get_by_label("Region", exact=True).select_option("IAD")
+    page.get_by_role("button", name="Switch region").click()
+    expect(page.get_by_role("heading", name="Images in IAD")).to_be_visible()
+    assert page.url == console_cloud.endpoints["console"] + "IAD/images"
+    nav(page, "Files")
+    expect(page.get_by_role("heading", name="Files in IAD")).to_be_visible()
+    context.close()
+
+
 def test_share_an_image_with_another_tenant(browser, console_cloud: Cloud) -> None:
     cloud = console_cloud
     image = small_image(cloud, "shared-with-alt")

@@ -268,3 +268,14 @@ def test_log_in_attempts_are_limited_per_browser_address(tmp_path) -> None:
         assert refused is not None, "no 429 after 20 attempts"
         assert refused.headers["Retry-After"] == "2"
         assert "Too many log-in attempts from your address" in refused.text
+
+
+def test_the_cookie_is_secure_when_the_console_is_reached_over_https(console_cloud: Cloud) -> None:
+    """Behind a TLS proxy (uvicorn trusts X-Forwarded-Proto from 127.0.0.1): the cookie gets Secure."""
+    login_page = console_cloud.endpoints["console"] + "login"
+    plain = httpx.get(login_page)
+    proxied = httpx.get(login_page, headers={"X-Forwarded-Proto": "https"})
+    assert plain.status_code == proxied.status_code == 200
+    assert "secure" not in plain.headers["set-cookie"].lower()
+    flags = [part.strip().lower() for part in proxied.headers["set-cookie"].split(";")]
+    assert "secure" in flags and "httponly" in flags and "samesite=lax" in flags
