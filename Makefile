@@ -16,9 +16,10 @@ $(STAMP): pyproject.toml
 	@touch $(STAMP)
 
 # Debian tools the tests and the demo use (qemu-img, rclone, curl, GNU time, mke2fs/debugfs, memcached for the
-# real Swift peer, gcc for the real Keystone+Glance peer's uWSGI); installed when missing and root.
+# real Swift peer, gcc for the real Keystone+Glance peer's uWSGI, chromium for the console's browser tests);
+# installed when missing and root.
 SYSTEM_TOOLS := qemu-img:qemu-utils rclone:rclone curl:curl /usr/bin/time:time /usr/sbin/mke2fs:e2fsprogs \
-	/usr/bin/memcached:memcached gcc:gcc
+	/usr/bin/memcached:memcached gcc:gcc chromium:chromium
 system-deps:
 	@missing=""; for pair in $(SYSTEM_TOOLS); do \
 	  command -v $${pair%%:*} >/dev/null 2>&1 || missing="$$missing $${pair#*:}"; done; \

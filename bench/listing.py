@@ -123,7 +123,7 @@ def bench_listing(work: Path, counts: tuple[int, ...], clients: int = 8, request
         "| ---: | ---: | ---: | ---: | ---: | ---: |",
         *[f"| {c:,} | {p50:.1f} | {p99:.1f} | {rate:.0f} | {m} | {n} |" for c, p50, p99, rate, m, n in rows],
         "",
-        "Anchor (PERFORMANCE.md, real Glance 33 on this kind of machine, not run side by side here): 10,000"
+        "Anchor (a real Glance 33 measured on this kind of machine, not run side by side here): 10,000"
         " images, p50 65 ms, p99 116 ms, 19-25 requests/s with 8 clients.",
     ]
     return section

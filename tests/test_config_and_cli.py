@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import socket
-import subprocess
 import sys
 from pathlib import Path
 
@@ -14,14 +14,7 @@ import pytest
 import yaml
 
 from imagehop.config import ConfigError, load_settings
-from tests.support.cloud import Cloud, make_cloud
-
-
-def imagehop(*args: str, check: bool = True) -> subprocess.CompletedProcess:
-    result = subprocess.run([sys.executable, "-m", "imagehop", *args], capture_output=True, text=True, timeout=120)
-    if check:
-        assert result.returncode == 0, result.stderr
-    return result
+from tests.support import Cloud, imagehop, run
 
 
 def test_defaults() -> None:
@@ -101,7 +94,7 @@ def test_bad_config_is_explained(tmp_path: Path, text: str, words: str) -> None:
 def test_serve_refuses_a_bad_config_and_a_taken_port(tmp_path: Path) -> None:
     config = tmp_path / "bad.toml"
     config.write_text("token_lifetime = -1\n")
-    result = imagehop("serve", "--config", str(config), "--data-dir", str(tmp_path / "d"), check=False)
+    result = imagehop("serve", "--config", str(config), "--data-dir", str(tmp_path / "d"), expect=None)
     assert result.returncode != 0
     assert "token_lifetime must be positive" in result.stderr
 
@@ -109,34 +102,32 @@ def test_serve_refuses_a_bad_config_and_a_taken_port(tmp_path: Path) -> None:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = taken.getsockname()[1]
-        result = imagehop("serve", "--port", str(port), "--data-dir", str(tmp_path / "d"), check=False)
+        result = imagehop("serve", "--port", str(port), "--data-dir", str(tmp_path / "d"), expect=None)
     assert result.returncode != 0
     assert f"cannot listen on 127.0.0.1:{port}" in result.stderr
 
 
-def test_serve_writes_clouds_yaml_and_locks_its_data_dir(tmp_path: Path) -> None:
-    cloud = make_cloud(tmp_path)
+def test_serve_writes_clouds_yaml_and_locks_its_data_dir(cloud_factory) -> None:  # type: ignore[no-untyped-def]
+    cloud = cloud_factory()
     cloud.start()
-    try:
-        clouds = yaml.safe_load(cloud.clouds_yaml.read_text())["clouds"]
-        assert set(clouds) == {"imagehop", "imagehop-alt", "imagehop-admin"}
-        assert {c["region_name"] for c in clouds.values()} == {"ORD"}
-        assert clouds["imagehop-alt"]["auth"]["project_id"] == "10000002"
-        assert (cloud.clouds_yaml.stat().st_mode & 0o777) == 0o600
+    clouds = yaml.safe_load(cloud.clouds_yaml.read_text())["clouds"]
+    assert set(clouds) == {"imagehop", "imagehop-alt", "imagehop-admin"}
+    assert {c["region_name"] for c in clouds.values()} == {"ORD"}
+    assert clouds["imagehop-alt"]["auth"]["project_id"] == "10000002"
+    assert (cloud.clouds_yaml.stat().st_mode & 0o777) == 0o600
 
-        second = imagehop("serve", "--port", "0", "--data-dir", str(cloud.data_dir), check=False)
-        assert second.returncode != 0
-        assert "already using" in second.stderr
-    finally:
-        assert cloud.stop() == 0  # SIGTERM: a clean exit
+    second = imagehop("serve", "--port", "0", "--data-dir", str(cloud.data_dir), expect=None)
+    assert second.returncode != 0
+    assert "already using" in second.stderr
+    assert cloud.stop() == 0  # SIGTERM: a clean exit
 
 
 def test_user_commands(tmp_path: Path) -> None:
     data = str(tmp_path / "data")
     imagehop("user", "create", "--user", "viewer", "--tenant-id", "10000001", "--role", "reader", "--data-dir", data)
-    again = imagehop("user", "create", "--user", "viewer", "--tenant-id", "10000001", "--data-dir", data, check=False)
+    again = imagehop("user", "create", "--user", "viewer", "--tenant-id", "10000001", "--data-dir", data, expect=None)
     assert again.returncode != 0 and "already exists" in again.stderr
-    bad = imagehop("user", "create", "--user", "x y", "--tenant-id", "1", "--data-dir", data, check=False)
+    bad = imagehop("user", "create", "--user", "x y", "--tenant-id", "1", "--data-dir", data, expect=None)
     assert bad.returncode != 0 and "user name" in bad.stderr
 
     users = {u["user"]: u for u in json.loads(imagehop("user", "list", "--json", "--data-dir", data).stdout)}
@@ -147,34 +138,28 @@ def test_user_commands(tmp_path: Path) -> None:
     imagehop("user", "delete", "viewer", "--data-dir", data)
     users = json.loads(imagehop("user", "list", "--json", "--data-dir", data).stdout)
     assert "viewer" not in {u["user"] for u in users}
-    missing = imagehop("user", "delete", "viewer", "--data-dir", data, check=False)
+    missing = imagehop("user", "delete", "viewer", "--data-dir", data, expect=None)
     assert missing.returncode != 0 and "no user named viewer" in missing.stderr
 
 
-def test_a_reader_beside_demo_logs_in_to_demos_tenant(tmp_path: Path) -> None:
-    cloud = make_cloud(tmp_path)
+def test_a_reader_beside_demo_logs_in_to_demos_tenant(cloud_factory) -> None:  # type: ignore[no-untyped-def]
+    cloud = cloud_factory()
     cloud.data_dir.mkdir(parents=True)
     imagehop("user", "create", "--user", "viewer", "--tenant-id", "10000001", "--role", "reader",
              "--password", "viewer-pass", "--data-dir", str(cloud.data_dir))  # fmt: skip
     cloud.start()
-    try:
-        body = {"auth": {"passwordCredentials": {"username": "viewer", "password": "viewer-pass"}}}
-        access = httpx.post(cloud.identity_url + "/v2.0/tokens", json=body).json()["access"]
-        assert access["token"]["tenant"]["id"] == "10000001"
-        assert [r["name"] for r in access["user"]["roles"]] == ["reader"]
-    finally:
-        cloud.stop()
+    body = {"auth": {"passwordCredentials": {"username": "viewer", "password": "viewer-pass"}}}
+    access = httpx.post(cloud.identity_url + "/v2.0/tokens", json=body).json()["access"]
+    assert access["token"]["tenant"]["id"] == "10000001"
+    assert [r["name"] for r in access["user"]["roles"]] == ["reader"]
 
 
 def test_demo_runs_the_story_twice_in_the_same_folder(tmp_path: Path) -> None:
     """`make demo` a second time: the same story, exactly one copy found, and the user's own data kept."""
 
     def demo() -> str:
-        result = subprocess.run(
-            [sys.executable, "-m", "imagehop", "demo"], cwd=tmp_path, capture_output=True, text=True, timeout=300
-        )
-        assert result.returncode == 0, result.stdout[-3000:] + result.stderr
-        return result.stdout
+        env = {k: v for k, v in os.environ.items() if k != "MAKELEVEL"}  # as typed, not from `make demo`
+        return run([sys.executable, "-m", "imagehop", "demo"], cwd=tmp_path, env=env).stdout
 
     out = demo()
     assert "token for user demo in tenant 10000001" in out
@@ -227,8 +212,8 @@ COMBINED = re.compile(
 )
 
 
-def test_serve_writes_an_access_log_with_request_ids_and_a_message_log(tmp_path: Path) -> None:
-    cloud = make_cloud(tmp_path)
+def test_serve_writes_an_access_log_with_request_ids_and_a_message_log(cloud_factory) -> None:  # type: ignore[no-untyped-def]
+    cloud = cloud_factory()
     cloud.extra_args += ["--log-level", "debug"]
     with cloud:
         headers = {"X-Auth-Token": cloud.token(), "User-Agent": "curl/8.0 (test)", "Referer": "http://x/y"}

@@ -3,14 +3,11 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
-import time
 
 import httpx
 import pytest
 
-from tests.conftest import Cloud, make_cloud
+from tests.support import Cloud, curl, imagehop, wait_for
 
 
 def v3_body(user: str, password: str, project_id: str | None = None) -> dict:
@@ -66,17 +63,25 @@ def test_v2_password_and_rackspace_api_key(cloud: Cloud) -> None:
         assert compute["ORD"] == cloud.regions["ORD"] + "/compute/v2.1/10000001"
 
 
+def accepted_by_regions(cloud: Cloud, token: str) -> list[int]:
+    """What ORD's image list and IAD's object storage answer to ``token``: calls that need a valid one."""
+    tenant = cloud.tenant("demo")
+    return [
+        httpx.get(cloud.regions["ORD"] + "/image/v2/images", headers={"X-Auth-Token": token}).status_code,
+        httpx.get(f"{cloud.regions['IAD']}/v1/AUTH_{tenant}", headers={"X-Auth-Token": token}).status_code,
+    ]
+
+
 def test_curl_api_key_login_as_in_the_article(cloud: Cloud) -> None:
     demo = cloud.credentials()["demo"]
     body = json.dumps({"auth": {"RAX-KSKEY:apiKeyCredentials": {"username": "demo", "apiKey": demo["api_key"]}}})
-    out = subprocess.run(
-        ["curl", "-s", "-X", "POST", cloud.identity_url + "/v2.0/tokens", "-H", "Content-Type: application/json",
-         "-d", body],
-        check=True, capture_output=True, text=True,
-    ).stdout  # fmt: skip
-    token = json.loads(out)["access"]["token"]["id"]
-    check = httpx.get(cloud.regions["ORD"] + "/image/versions", headers={"X-Auth-Token": token})
-    assert check.status_code == 200
+    response = curl("-X", "POST", cloud.identity_url + "/v2.0/tokens", "-H", "Content-Type: application/json",
+                    "-d", body)  # fmt: skip
+    assert response.status == 200
+    token = response.json()["access"]["token"]["id"]
+    # The token opens the regions (IAD's account of demo is empty: 204); one character off, it does not.
+    assert accepted_by_regions(cloud, token) == [200, 204]
+    assert accepted_by_regions(cloud, token[:-1] + ("0" if token[-1] != "0" else "1")) == [401, 401]
 
 
 @pytest.mark.parametrize(
@@ -133,20 +138,51 @@ def test_v3_token_lifecycle(cloud: Cloud) -> None:
         assert check.headers["X-Subject-Token"] == token
         assert check.json()["token"]["user"]["name"] == "demo"
 
+    # HEAD validates without a body; the subject header is required.
+    url = cloud.identity_url + "/v3/auth/tokens"
+    head = httpx.head(url, headers={"X-Auth-Token": admin, "X-Subject-Token": token})
+    assert (head.status_code, head.headers["X-Subject-Token"], head.content) == (200, token, b"")
+    assert httpx.get(url, headers={"X-Auth-Token": admin}).status_code == 400
+
     # Regions accept it ...
-    region = cloud.regions["IAD"] + "/image/versions"
-    assert httpx.get(region, headers={"X-Auth-Token": token}).status_code == 200
+    assert accepted_by_regions(cloud, token) == [200, 204]
 
     # ... until it is revoked: then identity answers 404 for it as a subject, 401 as a caller.
-    revoke = httpx.delete(
-        cloud.identity_url + "/v3/auth/tokens", headers={"X-Auth-Token": admin, "X-Subject-Token": token}
-    )
+    revoke = httpx.delete(url, headers={"X-Auth-Token": admin, "X-Subject-Token": token})
     assert revoke.status_code == 204
-    after = httpx.get(cloud.identity_url + "/v3/auth/tokens", headers={"X-Auth-Token": admin, "X-Subject-Token": token})
-    assert after.status_code == 404
+    assert httpx.get(url, headers={"X-Auth-Token": admin, "X-Subject-Token": token}).status_code == 404
+    assert httpx.head(url, headers={"X-Auth-Token": admin, "X-Subject-Token": token}).status_code == 404
     as_caller = httpx.get(cloud.identity_url + "/v3/auth/catalog", headers={"X-Auth-Token": token})
     assert as_caller.status_code == 401
     assert "revoked" in as_caller.json()["error"]["message"]
+    assert accepted_by_regions(cloud, token) == [401, 401]
+
+
+def test_v3_auth_catalog_projects_and_domains(cloud: Cloud) -> None:
+    token = cloud.token("alt")
+    headers = {"X-Auth-Token": token}
+    catalog = httpx.get(cloud.identity_url + "/v3/auth/catalog", headers=headers)
+    assert catalog.status_code == 200
+    by_type = {entry["type"]: entry for entry in catalog.json()["catalog"]}
+    assert {"identity", "image", "object-store", "compute"} <= set(by_type)
+    storage = {e["region"]: e["url"] for e in by_type["object-store"]["endpoints"] if e["interface"] == "public"}
+    assert storage == {name: f"{url}/v1/AUTH_10000002" for name, url in cloud.regions.items()}
+
+    projects = httpx.get(cloud.identity_url + "/v3/auth/projects", headers=headers)
+    assert projects.status_code == 200
+    assert [(p["id"], p["domain_id"], p["enabled"]) for p in projects.json()["projects"]] == [
+        ("10000002", "default", True)
+    ]
+    domains = httpx.get(cloud.identity_url + "/v3/auth/domains", headers=headers)
+    assert domains.status_code == 200
+    # The domains the user holds a role on: none, as Keystone 30 answers (roles are on projects).
+    assert domains.json()["domains"] == []
+
+    for path in ("/v3/auth/catalog", "/v3/auth/projects", "/v3/auth/domains"):
+        for bad in ({}, {"X-Auth-Token": "not-a-token"}):
+            response = httpx.get(cloud.identity_url + path, headers=bad)
+            assert response.status_code == 401, (path, bad, response.text)
+            assert response.json()["error"]["code"] == 401
 
 
 def test_v3_token_method_and_scope_by_name(cloud: Cloud) -> None:
@@ -197,13 +233,46 @@ def test_v2_token_validation_needs_admin(cloud: Cloud) -> None:
     assert httpx.get(f"{cloud.identity_url}/v2.0/tokens/bogus", headers={"X-Auth-Token": admin}).status_code == 404
 
 
+def test_v2_tenants_endpoints_head_and_delete_of_a_token(cloud: Cloud) -> None:
+    demo_token, admin = cloud.token("demo"), cloud.token("admin")
+    identity = cloud.identity_url
+    tenants = httpx.get(f"{identity}/v2.0/tenants", headers={"X-Auth-Token": demo_token})
+    assert tenants.status_code == 200
+    assert [(t["id"], t["enabled"]) for t in tenants.json()["tenants"]] == [("10000001", True)]
+    assert httpx.get(f"{identity}/v2.0/tenants").status_code == 401
+    assert httpx.get(f"{identity}/v2.0/tenants", headers={"X-Auth-Token": "nope"}).status_code == 401
+
+    endpoints_url = f"{identity}/v2.0/tokens/{demo_token}/endpoints"
+    endpoints = httpx.get(endpoints_url, headers={"X-Auth-Token": admin})
+    assert endpoints.status_code == 200
+    storage = {e["region"]: e["publicURL"] for e in endpoints.json()["endpoints"] if e["type"] == "object-store"}
+    assert storage == {name: f"{url}/v1/AUTH_10000001" for name, url in cloud.regions.items()}
+    assert httpx.get(endpoints_url, headers={"X-Auth-Token": demo_token}).status_code == 403
+    assert httpx.get(f"{identity}/v2.0/tokens/bogus/endpoints", headers={"X-Auth-Token": admin}).status_code == 404
+
+    url = f"{identity}/v2.0/tokens/{demo_token}"
+    head = httpx.head(url, headers={"X-Auth-Token": admin})
+    assert (head.status_code, head.content) == (200, b"")
+    assert httpx.head(url + "?belongsTo=10000002", headers={"X-Auth-Token": admin}).status_code == 404
+    assert httpx.head(url, headers={"X-Auth-Token": demo_token}).status_code == 403
+
+    # Another user may not revoke it, an admin may; afterwards the token opens nothing.
+    assert httpx.delete(url, headers={"X-Auth-Token": cloud.token("alt")}).status_code == 403
+    assert accepted_by_regions(cloud, demo_token) == [200, 204]
+    assert httpx.delete(url, headers={"X-Auth-Token": admin}).status_code == 204
+    assert httpx.get(url, headers={"X-Auth-Token": admin}).status_code == 404
+    assert httpx.head(url, headers={"X-Auth-Token": admin}).status_code == 404
+    assert accepted_by_regions(cloud, demo_token) == [401, 401]
+
+
 def test_regions_require_a_valid_token(cloud: Cloud) -> None:
     protected = [cloud.regions["ORD"] + "/image/v2/images", cloud.regions["IAD"] + "/v1/AUTH_10000001"]
     for url in protected:
         for headers in ({}, {"X-Auth-Token": "not-a-token"}):
             response = httpx.get(url, headers={"Accept": "application/json", **headers})
             assert response.status_code == 401, (url, response.text)
-        assert httpx.get(url, headers={"X-Auth-Token": cloud.token("demo")}).status_code in (200, 204)
+    # With a valid token: the image list (200), and demo's IAD account, which holds no container (204).
+    assert accepted_by_regions(cloud, cloud.token("demo")) == [200, 204]
     # Version documents need no token.
     assert httpx.get(cloud.regions["ORD"] + "/image/").status_code == 300
     missing = httpx.get(cloud.regions["ORD"] + "/nowhere")
@@ -211,44 +280,37 @@ def test_regions_require_a_valid_token(cloud: Cloud) -> None:
     assert "image API" in missing.json()["error"]["message"]
 
 
-def test_expired_token_is_refused(tmp_path, backend: str) -> None:  # type: ignore[no-untyped-def]
-    short = make_cloud(tmp_path, backend, regions=("ORD",))
-    short.extra_env["IMAGEHOP_TOKEN_LIFETIME"] = "1"
+def test_expired_token_is_refused(cloud_factory, backend: str) -> None:  # type: ignore[no-untyped-def]
+    short = cloud_factory("short", backend, regions=("ORD",), env={"IMAGEHOP_TOKEN_LIFETIME": "1"})
     short.start()
-    try:
-        token = short.token("demo")
-        time.sleep(1.2)
-        response = httpx.get(short.identity_url + "/v3/auth/catalog", headers={"X-Auth-Token": token})
-        assert response.status_code == 401
-        assert "expired" in response.json()["error"]["message"]
-    finally:
-        short.stop()
+    token = short.token("demo")
+    catalog = short.identity_url + "/v3/auth/catalog"
+    # A lifetime of 1 s: within a moment (no sleep of ours) the token is refused, and as expired.
+    refused = wait_for(
+        lambda: (r := httpx.get(catalog, headers={"X-Auth-Token": token})).status_code == 401 and r,
+        "the 1-second token is refused",
+        timeout=30,
+    )
+    assert "expired" in refused.json()["error"]["message"]
 
 
-def test_restart_keeps_users_and_credentials(tmp_path, backend: str) -> None:  # type: ignore[no-untyped-def]
-    running = make_cloud(tmp_path, backend)
+def test_restart_keeps_users_and_credentials(cloud_factory, backend: str) -> None:  # type: ignore[no-untyped-def]
+    running = cloud_factory("restart", backend)
     running.start()
     before = running.credentials()
-    create = subprocess.run(
-        [sys.executable, "-m", "imagehop", "user", "create", "--user", "viewer", "--tenant-id", "10000001",
-         "--role", "reader", "--password", "s3cret-pass", "--data-dir", str(running.data_dir),
-         *(["--config", str(running.config_file)] if running.config_file else [])],
-        capture_output=True, text=True,
-    )  # fmt: skip
-    assert create.returncode == 0, create.stderr
+    imagehop("user", "create", "--user", "viewer", "--tenant-id", "10000001", "--role", "reader",
+             "--password", "s3cret-pass", "--data-dir", str(running.data_dir),
+             *(["--config", str(running.config_file)] if running.config_file else []))  # fmt: skip
     assert running.stop() == 0
 
     running.start()
-    try:
-        after = running.credentials()
-        assert {k: after[k] for k in before} == before
-        assert after["viewer"]["roles"] == ["reader"]
-        # The old password still works after the restart, for the built-in and the added user.
-        for user, password in (("demo", before["demo"]["password"]), ("viewer", "s3cret-pass")):
-            response = httpx.post(running.identity_url + "/v3/auth/tokens", json=v3_body(user, password))
-            assert response.status_code == 201
-            assert response.json()["token"]["project"]["id"] == "10000001"
-        viewer_roles = response.json()["token"]["roles"]
-        assert [r["name"] for r in viewer_roles] == ["reader"]
-    finally:
-        running.stop()
+    after = running.credentials()
+    assert {k: after[k] for k in before} == before
+    assert after["viewer"]["roles"] == ["reader"]
+    # The old password still works after the restart, for the built-in and the added user.
+    for user, password in (("demo", before["demo"]["password"]), ("viewer", "s3cret-pass")):
+        response = httpx.post(running.identity_url + "/v3/auth/tokens", json=v3_body(user, password))
+        assert response.status_code == 201
+        assert response.json()["token"]["project"]["id"] == "10000001"
+    viewer_roles = response.json()["token"]["roles"]
+    assert [r["name"] for r in viewer_roles] == ["reader"]

@@ -27,6 +27,19 @@ class MalformedJSON(ValueError):
     """The body is not a JSON document we accept; the message says why (safe to show)."""
 
 
+class UnstorableText(ValueError):
+    """A path segment or query parameter holds what no database column can store (NUL)."""
+
+
+def check_request_text(request: Request) -> None:
+    """Path parameters and query strings are stored and compared as text as well: refuse NUL there
+    (PostgreSQL cannot take it) as :func:`parse_json` does in bodies."""
+    params = request.query_params
+    for value in (*request.path_params.values(), *params.keys(), *params.values()):
+        if isinstance(value, str) and "\x00" in value:
+            raise UnstorableText("The request's path or query holds a NUL character (%00).")
+
+
 async def read_body(request: Request, limit: int) -> bytes:
     """The whole body, or :class:`BodyTooLarge` as soon as more than ``limit`` bytes are declared or arrive."""
     declared = (request.headers.get("content-length") or "").strip()
@@ -85,8 +98,8 @@ def _max_nesting(text: str) -> int:
 
 
 def _check_strings(document: Any) -> None:
-    """Every string (keys too) must be encodable: a lone surrogate (``"\\ud800"``) is valid JSON
-    but no database, header or log can take it."""
+    """Every string (keys too) must be storable: a lone surrogate (``"\\ud800"``) or a NUL is valid
+    JSON, but PostgreSQL text, headers and logs cannot take it."""
     pending = [document]
     while pending:
         item = pending.pop()
@@ -96,6 +109,8 @@ def _check_strings(document: Any) -> None:
         elif isinstance(item, list):
             pending.extend(item)
         elif isinstance(item, str):
+            if "\x00" in item:
+                raise MalformedJSON("The JSON document holds a NUL character (\\u0000).")
             try:
                 item.encode("utf-8")
             except UnicodeEncodeError:

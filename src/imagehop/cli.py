@@ -5,13 +5,15 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import os
 import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import click
+import yaml
 from rich.console import Console
 from rich.table import Table
 
@@ -194,16 +196,19 @@ def _print_endpoints(deployment) -> None:  # type: ignore[no-untyped-def]
         "imagehop %s serving: identity %s, %s; data in %s", __version__, deployment.identity_url,
         ", ".join(f"{region.name} {region.public_url}" for region, _, _ in deployment.regions), data_dir,
     )  # fmt: skip
-    console.print(f"[bold]imagehop {__version__}[/] serving, data in {data_dir}")
+    console.print(f"[bold]imagehop {__version__}[/] serving, data in {_shown(data_dir)}")
     console.print(f"  identity  {deployment.identity_url}  (v3 and v2.0)")
+    console.print(f"  console   {deployment.endpoints()['console']}  (web console: log in with `imagehop credentials`)")
     for region, _, _ in deployment.regions:
         console.print(f"  {region.name:<9} {region.public_url}  (image: {region.public_url}/image)")
-    console.print(f"\nexport OS_CLIENT_CONFIG_FILE={data_dir / 'clouds.yaml'} OS_CLOUD=imagehop")
+    console.print(
+        f"\nexport OS_CLIENT_CONFIG_FILE={_shown_env(data_dir)}/clouds.yaml OS_CLOUD=imagehop", soft_wrap=True
+    )
     console.print("Credentials: imagehop credentials" + _data_dir_flag(data_dir) + "    Stop: Ctrl-C", soft_wrap=True)
 
 
 def _data_dir_flag(data_dir: Path) -> str:
-    return "" if data_dir == Path("imagehop-data").resolve() else f" --data-dir {data_dir}"
+    return "" if data_dir == Path("imagehop-data").resolve() else f" --data-dir {_shown(data_dir)}"
 
 
 # --- credentials and users -----------------------------------------------------------------------
@@ -213,8 +218,18 @@ def _data_dir_flag(data_dir: Path) -> str:
 @data_dir_option
 @click.option("--config", type=click.Path(dir_okay=False), help="TOML settings file.")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON list instead of a table.")
-def credentials(data_dir: str | None, config: str | None, as_json: bool) -> None:
-    """Show the users' credentials (generated on first start)."""
+@click.option(
+    "--openrc",
+    is_flag=True,
+    help='Print an openrc (OS_* variables) for swift, rclone, Terraform and other tools: eval "$(imagehop '
+    'credentials --openrc)".',
+)
+@click.option("--user", "user_name", default="demo", show_default=True, help="The user of --openrc.")
+@click.option("--region", help="The region of --openrc [default: the first region].")
+def credentials(
+    data_dir: str | None, config: str | None, as_json: bool, openrc: bool, user_name: str, region: str | None
+) -> None:
+    """Show the users' credentials (generated on first start), or one user's as an openrc."""
     from imagehop.identity.bootstrap import read_credentials
 
     settings = _settings(config=config, data_dir=data_dir)
@@ -223,6 +238,9 @@ def credentials(data_dir: str | None, config: str | None, as_json: bool) -> None
         raise click.ClickException(
             f"no credentials in {settings.data_dir}: run `imagehop serve --data-dir {settings.data_dir}` once first"
         )
+    if openrc:
+        click.echo(_openrc(settings, entries, user_name, region), nl=False)
+        return
     if as_json:
         rows = [
             {"user": e.user, "tenant_id": e.tenant_id, "password": e.password, "api_key": e.api_key, "roles": e.roles}
@@ -234,6 +252,52 @@ def credentials(data_dir: str | None, config: str | None, as_json: bool) -> None
     for e in entries:
         table.add_row(e.user, e.tenant_id, e.password or "", e.api_key or "", ",".join(e.roles))
     console.print(table)
+
+
+def _openrc(settings: Settings, entries: list, user_name: str, region: str | None) -> str:  # type: ignore[type-arg]
+    """The ``OS_*`` variables of one user and region, as a shell script to source."""
+    import shlex
+
+    by_name = {e.user: e for e in entries}
+    if user_name not in by_name:
+        raise click.ClickException(f"no user named {user_name}; the users are: {', '.join(sorted(by_name))}")
+    entry = by_name[user_name]
+    if entry.password is None:
+        raise click.ClickException(
+            f"imagehop does not know {user_name}'s password (it was given by hash only); "
+            f"set one with `imagehop user delete {user_name}` and `imagehop user create ... --password P`"
+        )
+    endpoints_file = settings.data_dir / "endpoints.json"
+    if not endpoints_file.exists():
+        raise click.ClickException(
+            f"no endpoints in {_shown(settings.data_dir)}: start the cloud first "
+            f"(`imagehop serve --data-dir {_shown(settings.data_dir)}`), then run this again"
+        )
+    endpoints = json.loads(endpoints_file.read_text())
+    regions = list(endpoints["regions"])
+    region = region or regions[0]
+    if region not in regions:
+        raise click.ClickException(f"no region {region} in this cloud; its regions are: {', '.join(regions)}")
+    variables = {
+        "OS_AUTH_URL": f"{endpoints['identity']}/v3",
+        "OS_IDENTITY_API_VERSION": "3",
+        "OS_AUTH_TYPE": "password",
+        "OS_USERNAME": entry.user,
+        "OS_PASSWORD": entry.password,
+        "OS_USER_DOMAIN_NAME": "Default",
+        "OS_PROJECT_ID": entry.tenant_id,
+        "OS_PROJECT_DOMAIN_ID": "default",
+        "OS_REGION_NAME": region,
+        "OS_INTERFACE": "public",
+    }
+    lines = [
+        f"# imagehop: user {entry.user}, tenant {entry.tenant_id}, region {region} "
+        f"(endpoints from {_shown(endpoints_file)})",
+        "# Variables of other clouds would mix with these:",
+        "unset OS_CLOUD OS_CLIENT_CONFIG_FILE OS_TOKEN OS_PROJECT_NAME OS_TENANT_ID OS_TENANT_NAME OS_USER_ID",
+        *(f"export {name}={shlex.quote(value)}" for name, value in variables.items()),
+    ]
+    return "\n".join(lines) + "\n"
 
 
 @main.group()
@@ -388,6 +452,7 @@ def demo(data_dir: str, port: int, keep_serving: bool, story: bool) -> None:
             f"   up in {time.monotonic() - started:.1f} s: identity {endpoints['identity']}, "
             + ", ".join(f"{name} {url}" for name, url in endpoints["regions"].items())
         )
+        console.print(f"   web console {endpoints['console']} (log in as demo; passwords: imagehop credentials)")
         clouds_yaml = str(data / "clouds.yaml")
         console.print(
             f"\n[bold]2.[/] Logging in as demo (OS_CLIENT_CONFIG_FILE={_shown(data / 'clouds.yaml')} OS_CLOUD=imagehop)"
@@ -430,11 +495,14 @@ def demo(data_dir: str, port: int, keep_serving: bool, story: bool) -> None:
         proc.wait(timeout=15)
         errors.close()
     flag = "" if data_dir == "imagehop-demo" else f" --data-dir {shown}"
+    again, keep = f"{me} demo{flag}", f"{me} demo{flag} --keep-serving"
+    if "MAKELEVEL" in os.environ:  # run by `make demo`: say it the same way
+        again, keep = "make demo", "make demo DEMO_ARGS=--keep-serving"
     console.print(
         f"\nDemo finished; the cloud is stopped. Its data stays in {shown} "
         f"(logs: {_shown(data / 'imagehop.log')}, {_shown(data / 'access.log')}).\n"
-        f"  Keep the cloud running: {me} demo{flag} --keep-serving   (or: {me} serve --data-dir {shown})\n"
-        f"  Run the demo again:     {me} demo{flag}   (it first removes what its last run made; nothing else)\n"
+        f"  Keep the cloud running: {keep}   (or: {me} serve --data-dir {shown})\n"
+        f"  Run the demo again:     {again}   (it first removes what its last run made; nothing else)\n"
         f"  Start over:             rm -rf {shown}",
         soft_wrap=True,
     )
@@ -501,22 +569,35 @@ def _key_value(_ctx: click.Context, _param: click.Parameter, value: str | None) 
     return key, val
 
 
+COPY_METHODS = ["auto", "glance-download", "web-download", "stream", "tasks", "pull"]
+FORMATS = ["table", "json", "yaml", "value"]
+
+
 @main.command()
 @click.argument("image", required=False)
-@click.option("--from", "from_region", required=True, help="Source region, e.g. ORD.")
-@click.option("--to", "to_region", required=True, help="Target region, e.g. IAD.")
-@click.option("--from-cloud", help="Source cloud in clouds.yaml [default: $OS_CLOUD].")
+@click.option(
+    "--from", "from_region", help="Source region, e.g. ORD [default: the cloud's region_name / $OS_REGION_NAME]."
+)
+@click.option("--to", "to_region", help="Target region, e.g. IAD [default: the target cloud's region].")
+@click.option("--from-cloud", "--os-cloud", "from_cloud", help="Source cloud in clouds.yaml [default: $OS_CLOUD].")
 @click.option("--to-cloud", help="Target cloud in clouds.yaml [default: the source cloud].")
 @click.option(
     "--tag", callback=_key_value, help="Coordinating property KEY=VALUE [default: imagehop.source=REGION/ID]."
 )
 @click.option(
     "--method",
-    type=click.Choice(["auto", "stream", "pull"]),
+    type=click.Choice(COPY_METHODS),
     default="auto",
     show_default=True,
-    help="stream: the bytes pass through this client; pull: the target fetches them itself (glance-download "
-    "between regions of one cloud, web-download of a TempURL between clouds); auto: pull where the target offers it.",
+    help="glance-download: the target region pulls from the source (one cloud); web-download: the target fetches "
+    "an exported VHD from a TempURL; stream: the bytes flow through this client from one image data API to the "
+    "other (any Glance v2); tasks: Rackspace's export, move and import; pull: whichever pull the pair supports; "
+    "auto: the first of these both sides support (see --dry-run).",
+)
+@click.option(
+    "--convert",
+    type=click.Choice(["raw", "qcow2", "vhd"]),
+    help="Convert the disk format while streaming (qcow2/VHD to raw, raw/qcow2 to a dynamic VHD).",
 )
 @click.option("--all-with", callback=_key_value, help="Copy every source image with this property KEY=VALUE.")
 @click.option(
@@ -525,7 +606,7 @@ def _key_value(_ctx: click.Context, _param: click.Parameter, value: str | None) 
 @click.option("--concurrency", default=2, show_default=True, type=click.IntRange(1, 32), help="Copies at once (batch).")
 @click.option("--boot", "boot_name", help="After the copy, boot a server of this name from it in the target region.")
 @click.option("--flavor", help="Flavor (id or name) for --boot.")
-@click.option("--container", default="imagehop-exports", show_default=True, help="Container for the exported VHD.")
+@click.option("--container", default="imagehop-exports", show_default=True, help="Container for exports and segments.")
 @click.option("--parallel", default=4, show_default=True, type=click.IntRange(1, 64), help="Segments moved at once.")
 @click.option("--segment-size", default=128, show_default=True, type=click.IntRange(1, 5120), help="MiB per segment.")
 @click.option(
@@ -535,25 +616,41 @@ def _key_value(_ctx: click.Context, _param: click.Parameter, value: str | None) 
     type=float,
     help="Seconds between task polls when the cloud sends no Retry-After.",
 )
-@click.option("--keep-exported", is_flag=True, help="Leave the exported VHD in both regions.")
+@click.option("--keep-exported", is_flag=True, help="Leave the exported VHD (or the streamed segments) in place.")
 @click.option("--state", type=click.Path(dir_okay=False), help="Journal file [default: ~/.local/state/imagehop].")
-@click.option("--dry-run", is_flag=True, help="Show the plan and stop.")
-@click.option("--json", "as_json", is_flag=True, help="Print one JSON document instead of progress and a table.")
+@click.option("--dry-run", is_flag=True, help="Say which way would be used, and why, then stop.")
+@click.option("-f", "--format", "fmt", type=click.Choice(FORMATS), default="table", show_default=True,
+              help="Output format of the report.")  # fmt: skip
+@click.option(
+    "-c", "--column", "columns", multiple=True, help="Show only this field (repeatable), e.g. -c target_image."
+)
+@click.option("--json", "as_json", is_flag=True, help="Same as -f json (no progress; one JSON document).")
+@click.option("--debug", is_flag=True, help="Log every HTTP call and show the full traceback of an error.")
 def copy(
-    image: str | None, from_region: str, to_region: str, from_cloud: str | None, to_cloud: str | None,
-    tag: tuple[str, str] | None, method: str, all_with: tuple[str, str] | None, from_file: str | None,
-    concurrency: int, boot_name: str | None, flavor: str | None, container: str, parallel: int, segment_size: int,
-    poll_interval: float, keep_exported: bool, state: str | None, dry_run: bool, as_json: bool,
+    image: str | None, from_region: str | None, to_region: str | None, from_cloud: str | None, to_cloud: str | None,
+    tag: tuple[str, str] | None, method: str, convert: str | None, all_with: tuple[str, str] | None,
+    from_file: str | None, concurrency: int, boot_name: str | None, flavor: str | None, container: str, parallel: int,
+    segment_size: int, poll_interval: float, keep_exported: bool, state: str | None, dry_run: bool, fmt: str,
+    columns: tuple[str, ...], as_json: bool, debug: bool,
 ) -> None:  # fmt: skip
     """Copy IMAGE (an id, a name, or KEY=VALUE) from one region or cloud to another.
 
-    Several images: --all-with KEY=VALUE or --from-file FILE (instead of IMAGE), --concurrency N at once.
+    Works between any two OpenStack clouds with Glance v2 (imagehop or not). Several images:
+    --all-with KEY=VALUE or --from-file FILE (instead of IMAGE), --concurrency N at once.
     """
-    from imagehop.transfer.clouds import connect
-    from imagehop.transfer.copy import CopyError, CopyOptions, Endpoint, copy_image
+    from imagehop.transfer.copy import CopyError, CopyOptions, copy_image
     from imagehop.transfer.journal import Journal
     from imagehop.transfer.progress import CopyProgress
 
+    # `imagehop copy ... --debug` is the same as `imagehop --debug copy ...` (the group's option).
+    if debug and not debug_enabled():
+        click.get_current_context().find_root().params["debug"] = True
+        logging.basicConfig(
+            level=logging.DEBUG, stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+        )
+    debug = debug_enabled()
+    fmt = "json" if as_json else fmt
+    machine = fmt != "table"
     if sum(x is not None for x in (image, all_with, from_file)) != 1:
         raise click.UsageError("give exactly one of IMAGE, --all-with KEY=VALUE or --from-file FILE")
     if bool(boot_name) != bool(flavor):
@@ -561,38 +658,93 @@ def copy(
     batch = image is None
     if batch and tag is not None:
         raise click.UsageError("--tag names one image; a batch tags each copy imagehop.source=REGION/ID")
+
+    def fail(message: str, resumable: bool) -> NoReturn:
+        advice = "\nRun the same command again to continue where it stopped." if resumable else ""
+        if machine:
+            click.echo(json.dumps({"error": message, "resumable": resumable}))
+        raise click.ClickException(message + advice)
+
     try:
-        source_cloud = connect(from_cloud)
-        target_cloud = source_cloud if to_cloud in (None, from_cloud) else connect(to_cloud)
-        source, target = Endpoint(source_cloud, from_region), Endpoint(target_cloud, to_region)
-    except Exception as exc:  # keystoneauth and openstacksdk raise many kinds; all mean "cannot log in"
-        if as_json:
-            click.echo(json.dumps({"error": f"cannot reach the clouds: {exc}"}))
-        raise click.ClickException(
-            f"cannot reach the clouds: {exc}. Check clouds.yaml / OS_* and the regions."
-        ) from None
+        source, target = _copy_endpoints(from_cloud, to_cloud, from_region, to_region)
+    except click.ClickException as exc:
+        if debug:
+            raise
+        fail(exc.message, False)
     options = CopyOptions(
         tag, container, parallel, segment_size << 20, keep_exported, dry_run, poll_interval,
-        method=method, boot=boot_name, flavor=flavor,
+        method=method, boot=boot_name, flavor=flavor, convert=convert,
     )  # fmt: skip
     journal = Journal(state)
     if batch:
         refs = _batch_refs(source, all_with, from_file)
-        _copy_batch(refs, source, target, options, journal, concurrency, as_json, dry_run)
+        _copy_batch(refs, source, target, options, journal, concurrency, fmt, dry_run)
         return
     assert image is not None
-    with CopyProgress(enabled=not as_json, console=console) as progress:
+    with CopyProgress(enabled=not machine, console=console) as progress:
         try:
             report = copy_image(image, source, target, options, journal, progress.update)
         except CopyError as exc:
             progress.stop()
-            if as_json:
-                click.echo(json.dumps({"error": str(exc), "resume": "run the same command again"}))
-            raise click.ClickException(f"{exc}\nRun the same command again to continue where it stopped.") from None
-    if as_json:
-        click.echo(json.dumps(report.as_dict(), indent=2))
+            if debug:
+                raise
+            fail(str(exc), exc.resumable)
+        except Exception as exc:  # an HTTP client's or the cloud's error we did not name: one line, unless --debug
+            progress.stop()
+            if debug:
+                raise
+            fail(f"{exc.__class__.__name__}: {exc} (imagehop copy --debug shows every HTTP call and the traceback)",
+                 True)  # fmt: skip
+    _print_copy_report(report, fmt, columns)
+
+
+def _copy_endpoints(from_cloud: str | None, to_cloud: str | None, from_region: str | None, to_region: str | None):  # type: ignore[no-untyped-def]
+    """Log in to both clouds and check the regions, each error saying what to do next."""
+    from imagehop.transfer.clouds import CloudConfigError, connect
+    from imagehop.transfer.copy import Endpoint
+
+    try:
+        source_cloud = connect(from_cloud)
+        target_cloud = source_cloud if to_cloud in (None, from_cloud) else connect(to_cloud)
+    except CloudConfigError as exc:
+        raise click.ClickException(str(exc)) from None
+    # As `openstack` does: --os-region-name's default is $OS_REGION_NAME, then the cloud's region_name.
+    from_region = from_region or os.environ.get("OS_REGION_NAME") or source_cloud.region_name
+    if not from_region:
+        regions = ", ".join(source_cloud.regions("image"))
+        raise click.ClickException(f"which region? pass --from REGION (regions of {source_cloud.name}: {regions})")
+    if to_region is None:
+        if target_cloud is source_cloud:
+            others = [r for r in source_cloud.regions("image") if r != from_region]
+            raise click.ClickException(
+                f"pass --to REGION (the other regions of {source_cloud.name}: {', '.join(others) or 'none'}), "
+                "or --to-cloud CLOUD"
+            )
+        to_region = target_cloud.region_name or ""
+    _check_region(source_cloud, from_region, "--from")
+    _check_region(target_cloud, to_region, "--to")
+    if target_cloud is source_cloud and from_region == to_region:
+        others = [r for r in source_cloud.regions("image") if r != from_region]
+        raise click.ClickException(
+            f"--from and --to are both {from_region} of {source_cloud.name}: a copy onto itself does nothing. "
+            f"Pick another --to ({', '.join(others) or 'this cloud has no other region'}) or --to-cloud CLOUD."
+        )
+    try:
+        return Endpoint(source_cloud, from_region), Endpoint(target_cloud, to_region)
+    except LookupError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+def _check_region(cloud, region: str, option: str) -> None:  # type: ignore[no-untyped-def]
+    regions = cloud.regions("image")
+    if region in regions:
         return
-    _print_copy_report(report, dry_run)
+    close = [r for r in regions if r.lower() == region.lower()]
+    hint = f" (did you mean {close[0]}? region names are case-sensitive)" if close else ""
+    raise click.ClickException(
+        f"{option} {region}: cloud {cloud.name} has no image service in region {region}{hint}; "
+        f"its regions: {', '.join(regions) or 'none'}"
+    )
 
 
 def _batch_refs(source, all_with: tuple[str, str] | None, from_file: str | None) -> list[str]:  # type: ignore[no-untyped-def]
@@ -615,7 +767,7 @@ def _batch_refs(source, all_with: tuple[str, str] | None, from_file: str | None)
 
 
 def _copy_batch(  # type: ignore[no-untyped-def]
-    refs: list[str], source, target, options, journal, concurrency: int, as_json: bool, dry_run: bool
+    refs: list[str], source, target, options, journal, concurrency: int, fmt: str, dry_run: bool
 ) -> None:
     """Copy several images, ``concurrency`` at once; one report each, non-zero exit if any failed."""
     from concurrent.futures import ThreadPoolExecutor
@@ -625,12 +777,13 @@ def _copy_batch(  # type: ignore[no-untyped-def]
     from imagehop.transfer.progress import BatchProgress
     from imagehop.transfer.swift import SwiftError
 
+    as_json = fmt != "table"
     progress = BatchProgress(enabled=not as_json, console=console)
 
     def one(ref: str):  # type: ignore[no-untyped-def]
         try:
             return ref, copy_image(ref, source, target, options, journal, progress.for_image(ref)), None
-        except (CopyError, GlanceError, SwiftError) as exc:
+        except (CopyError, GlanceError, SwiftError, LookupError) as exc:
             return ref, None, str(exc)
 
     with ThreadPoolExecutor(max_workers=concurrency) as pool:
@@ -639,11 +792,11 @@ def _copy_batch(  # type: ignore[no-untyped-def]
     if as_json:
         reports = [report.as_dict() if report else {"image": ref, "error": error} for ref, report, error in results]
         document = {"images": reports, "copied": len(results) - len(failed), "failed": [ref for ref, _ in failed]}
-        click.echo(json.dumps(document, indent=2))
+        click.echo(yaml.safe_dump(document, sort_keys=False) if fmt == "yaml" else json.dumps(document, indent=2))
     else:
         for _ref, report, _error in results:
             if report is not None:
-                _print_copy_report(report, dry_run)
+                _print_copy_report(report, "table", ())
     if failed:
         lines = "\n".join(f"  {ref}: {error}" for ref, error in failed)
         raise click.ClickException(
@@ -654,28 +807,56 @@ def _copy_batch(  # type: ignore[no-untyped-def]
         console.print(f"{len(results)} images copied to {target.label}.")
 
 
-def _print_copy_report(report, dry_run: bool) -> None:  # type: ignore[no-untyped-def]
-    if dry_run and not report.already_done:
-        src, dst = f"{report.source_image} from {report.source_region}", report.target_region
-        how = {
-            "pull-glance": f"have {dst} pull {src} with glance-download (no export, no bytes through here)",
-            "pull-web": f"export {src}, have {dst} pull it with web-download of a TempURL",
-        }.get(report.method, f"export {src}, move it, import it in {dst}")
-        console.print(f"Plan: {how}, tag it {report.coordinating_property}, verify. (--dry-run: stopped)")
+def _report_rows(report) -> list[tuple[str, str, Any]]:  # type: ignore[no-untyped-def]
+    """(column, label, value) of a copy report, as the table shows them; empty rows left out."""
+    rows: list[tuple[str, str, Any]] = [
+        ("source_image", "source image", f"{report.source_image} ({report.source_region})"),
+        ("target_image", "target image", f"{report.target_image} ({report.target_region})" if report.target_image
+         else f"- ({report.target_region})"),
+        ("coordinating_property", "property", report.coordinating_property),
+        ("method", "method", report.method or "-"),
+        ("content_digest", "content digest", report.digest),
+        ("disk_format", "disk format", report.disk_format),
+        ("visibility", "visibility", report.visibility),
+        ("bytes_moved", "bytes moved", f"{report.bytes_moved:,}" if not report.dry_run else None),
+        ("verified_by", "verified by", report.verified_by),
+    ]  # fmt: skip
+    for kind, task in report.tasks.items():
+        rows.append((f"{kind}_task", f"{kind} task", task))
+    rows += [
+        ("server", "server", report.server),
+        ("left_out", "left out", ", ".join(f"{k} ({v})" for k, v in report.left_out.items()) or None),
+        ("seconds", "time", f"{report.seconds:.1f} s"),
+    ]
+    return [(c, label, v) for c, label, v in rows if v not in (None, "")]
+
+
+def _print_copy_report(report, fmt: str, columns: tuple[str, ...]) -> None:  # type: ignore[no-untyped-def]
+    document = report.as_dict()
+    if columns:
+        unknown = [c for c in columns if c not in document]
+        if unknown:
+            raise click.UsageError(f"no column {', '.join(unknown)}; columns: {', '.join(document)}")
+        document = {c: document[c] for c in columns}
+    if fmt == "json":
+        click.echo(json.dumps(document, indent=2))
+        return
+    if fmt == "yaml":
+        click.echo(yaml.safe_dump(document, sort_keys=False), nl=False)
+        return
+    if fmt == "value":
+        for value in document.values():
+            click.echo(json.dumps(value) if isinstance(value, dict | list) else ("" if value is None else value))
+        return
+    if report.dry_run and not report.already_done:
+        console.print(f"Plan: copy {report.source_image} from {report.source_region} to {report.target_region} by "
+                      f"{report.why}", soft_wrap=True)  # fmt: skip
+        console.print(f"Then tag it {report.coordinating_property} and verify. (--dry-run: nothing was changed)")
         return
     table = Table("", "", show_header=False, box=None)
-    for label, value in (
-        ("source image", f"{report.source_image} ({report.source_region})"),
-        ("target image", f"{report.target_image} ({report.target_region})"),
-        ("property", report.coordinating_property),
-        ("content digest", report.digest or "-"),
-        ("bytes moved", f"{report.bytes_moved:,}"),
-        ("verified by", report.verified_by),
-        ("method", report.method or "-"),
-        ("server", report.server or "-"),
-        ("time", f"{report.seconds:.1f} s"),
-    ):
-        table.add_row(label, value)
+    for column, label, value in _report_rows(report):
+        if not columns or column in columns:
+            table.add_row(label, str(value))
     console.print(table)
     if report.already_done:
         console.print(

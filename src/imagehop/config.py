@@ -105,7 +105,7 @@ class TaskSettings:
     concurrency: int = 4  # tasks one region runs at once
     max_active_per_tenant: int = 10  # pending + processing tasks of one tenant; more: 413
     retry_after: int = 1  # seconds, the Retry-After of a task GET while the task runs
-    time_to_live: int = 48  # hours a finished task stays visible (expires_at)
+    time_to_live: float = 48  # hours a finished task stays visible (expires_at); fractions allowed
     poll_interval: float = 0.5  # seconds between the worker's looks for pending tasks
     housekeeping_interval: float = 10.0  # seconds between clean-up rounds (by the holder of the region's lock)
     export_segment_size: int = 1 << 30  # bytes per segment of an exported VHD (at most 5 GiB)
@@ -149,6 +149,7 @@ class Settings:
     tasks: TaskSettings = field(default_factory=TaskSettings)
     images: ImageSettings = field(default_factory=ImageSettings)
     auth: AuthLimits = field(default_factory=AuthLimits)
+    console_secret_key: str | None = None  # [console] secret_key; None: <data_dir>/console.key
 
     def region_port(self, index: int) -> int:
         """The port region number ``index`` listens on (0 means: pick a free one)."""
@@ -240,18 +241,8 @@ def _apply_file(settings: Settings, path: Path) -> None:
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"config file {path} is not valid TOML: {exc}") from None
 
-    known = {
-        "host",
-        "port",
-        "data_dir",
-        "token_lifetime",
-        "database_url",
-        "identity",
-        "regions",
-        "users",
-        "tasks",
-        "images",
-    }
+    known = {"host", "port", "data_dir", "token_lifetime", "database_url", "identity", "regions", "users", "tasks",
+             "images", "console"}  # fmt: skip
     _reject_unknown(data, known, str(path))
     if "host" in data:
         settings.host = _str(data["host"], "host")
@@ -302,6 +293,11 @@ def _apply_file(settings: Settings, path: Path) -> None:
             images["web_download_allow_private"], "images.web_download_allow_private"
         )
 
+    console = data.get("console", {})
+    _reject_unknown(console, {"secret_key"}, f"{path} [console]")
+    if "secret_key" in console:
+        settings.console_secret_key = _secret(console["secret_key"], "console.secret_key")
+
     for entry in data.get("users", []):
         _reject_unknown(entry, {"name", "tenant_id", "roles", "password", "api_key"}, f"{path} [[users]]")
         if "name" not in entry or "tenant_id" not in entry:
@@ -343,6 +339,8 @@ def _apply_env(settings: Settings, env: Mapping[str, str]) -> None:
     if "IMAGEHOP_WEB_DOWNLOAD_ALLOW_PRIVATE" in env:
         value = env["IMAGEHOP_WEB_DOWNLOAD_ALLOW_PRIVATE"]
         settings.images.web_download_allow_private = _bool(value, "IMAGEHOP_WEB_DOWNLOAD_ALLOW_PRIVATE")
+    if "IMAGEHOP_CONSOLE_SECRET_KEY" in env:
+        settings.console_secret_key = _secret(env["IMAGEHOP_CONSOLE_SECRET_KEY"], "IMAGEHOP_CONSOLE_SECRET_KEY")
     if "IMAGEHOP_REGIONS" in env:
         settings.regions = _select_regions(settings.regions, env["IMAGEHOP_REGIONS"])
     for region in settings.regions:
@@ -420,6 +418,15 @@ def _set_task_setting(tasks: TaskSettings, key: str, value: Any, name: str) -> N
             raise ConfigError(f"{name} must be between 0 and 3600 seconds, got {number}")
         setattr(tasks, key, number)
         return
+    if key == "time_to_live":
+        try:
+            hours = float(value)
+        except (TypeError, ValueError):
+            raise ConfigError(f"{name} must be a number of hours, got {value!r}") from None
+        if not 0 < hours < float("inf"):
+            raise ConfigError(f"{name} must be a positive number of hours, got {value!r}")
+        tasks.time_to_live = hours
+        return
     number = _positive_int(value, name)
     if key == "export_segment_size" and number > MAX_SEGMENT_SIZE:
         raise ConfigError(f"{name} must be at most {MAX_SEGMENT_SIZE} (5 GiB, the object size limit), got {number}")
@@ -477,6 +484,12 @@ def _reject_unknown(data: Any, known: set[str], where: str) -> None:
 def _str(value: Any, name: str) -> str:
     if not isinstance(value, str) or not value:
         raise ConfigError(f"{name} must be a non-empty string")
+    return value
+
+
+def _secret(value: Any, name: str) -> str:
+    if not isinstance(value, str) or len(value) < 32:
+        raise ConfigError(f"{name} must be a string of at least 32 characters (e.g. from `openssl rand -base64 32`)")
     return value
 
 

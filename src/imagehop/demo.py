@@ -188,10 +188,10 @@ class Story:
         say(f"   image {image['id']} is {image['status']} (image_type={image.get('image_type')})")
 
         before = {i["id"] for i in self.tagged("IAD")}
-        say(f"[bold]7.[/] imagehop copy {image['id']} --from ORD --to IAD --tag {TAG_KEY}={TAG_VALUE} --method stream")
+        say(f"[bold]7.[/] imagehop copy {image['id']} --from ORD --to IAD --tag {TAG_KEY}={TAG_VALUE} --method tasks")
         subprocess.run(
             [sys.executable, "-m", "imagehop", "copy", image["id"], "--from", "ORD", "--to", "IAD",
-             "--tag", f"{TAG_KEY}={TAG_VALUE}", "--method", "stream", "--state", str(work / "journal.db")],
+             "--tag", f"{TAG_KEY}={TAG_VALUE}", "--method", "tasks", "--state", str(work / "journal.db")],
             check=True, env=self._env(),
         )  # fmt: skip
 

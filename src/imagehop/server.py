@@ -36,6 +36,7 @@ from starlette.routing import Mount, Route
 from imagehop import db
 from imagehop.compute.routes import compute_routes
 from imagehop.config import RegionSettings, Settings
+from imagehop.console import build_console_app
 from imagehop.explain import Explained
 from imagehop.identity.bootstrap import bootstrap, read_credentials
 from imagehop.identity.catalog import Catalog, RegionEndpoint
@@ -73,6 +74,7 @@ class Deployment:
         regions = {r.name: r.public_url for r, _, _ in self.regions}
         return {
             "identity": self.identity_url,
+            "console": console_url(self.identity_url),
             "regions": regions or {r.name: r.url for r in self.identity.catalog.regions},
         }
 
@@ -95,9 +97,9 @@ def prepare(settings: Settings) -> Deployment:
     identity = open_identity(settings, catalog)
     bootstrap(identity, settings.data_dir, settings.users)
 
-    deployment = Deployment(
-        settings, identity, identity_url, identity_app(identity, identity_url, settings), identity_socket
-    )
+    app = identity_app(identity, identity_url, settings)
+    mount_console(app, identity_url, settings)
+    deployment = Deployment(settings, identity, identity_url, app, identity_socket)
     for region_settings, url, sock in zip(settings.regions, region_urls, region_sockets, strict=True):
         region = build_region(settings, region_settings, url, identity)
         deployment.regions.append((region, build_region_app(region), sock))
@@ -143,7 +145,9 @@ def prepare_identity(settings: Settings) -> Deployment:
     catalog = Catalog(url, catalog.regions)
     identity = open_identity(settings, catalog)
     bootstrap(identity, settings.data_dir, settings.users)
-    return Deployment(settings, identity, url, identity_app(identity, url, settings), sock, run_tasks=False)
+    app = identity_app(identity, url, settings)
+    mount_console(app, url, settings)
+    return Deployment(settings, identity, url, app, sock, run_tasks=False)
 
 
 def region_sockets(settings: Settings, names: list[str], port: int | None) -> list[socket.socket]:
@@ -196,6 +200,21 @@ def health_routes(role: str, checks: list[Callable[[], None]]) -> list[Route]:
 def _ping(engine: Any) -> None:
     with engine.connect() as conn:
         conn.exec_driver_sql("SELECT 1")
+
+
+def mount_console(app: Starlette, identity_url: str, settings: Settings) -> None:
+    """The web console at ``<identity URL>/console/``, on whatever app serves identity.
+
+    It reaches identity at ``identity_url`` and the regions through the user's catalog, so any
+    process that serves identity (``serve``, or ``serve --role identity``) can mount it; they all
+    need the same cookie secret (``[console] secret_key``, else ``<data-dir>/console.key``).
+    """
+    console = build_console_app(identity_url, settings.data_dir, settings.console_secret_key)
+    app.router.routes.append(Mount("/console", app=console))
+
+
+def console_url(identity_url: str) -> str:
+    return identity_url.rstrip("/") + "/console/"
 
 
 def build_region_app(region: Region) -> Starlette:

@@ -5,46 +5,25 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from tests.compute.helpers import get_image, make_image, sparse_disk, wait_for
-from tests.conftest import Cloud
+from tests.support import Cloud, Compute, Glance, MiB, create_image, disk_bytes, wait_for, wait_image
 
-
-class Api:
-    """A tenant's view of one region's compute API."""
-
-    def __init__(self, cloud: Cloud, user: str = "demo", region: str = "ORD") -> None:
-        self.region = cloud.regions[region]
-        self.token = cloud.token(user)
-        self.tenant = cloud.credentials()[user]["tenant_id"]
-        self.base = f"{self.region}/compute/v2.1/{self.tenant}"
-
-    def __call__(self, method: str, path: str, version: str = "2.47", **kwargs) -> httpx.Response:
-        headers = {"X-Auth-Token": self.token, "OpenStack-API-Version": f"compute {version}"}
-        headers.update(kwargs.pop("headers", {}))
-        return httpx.request(method, self.base + path, headers=headers, timeout=30, **kwargs)
-
-    def boot(self, image_id: str, name: str = "Slave Database 3", flavor: str = "1", **extra) -> dict:
-        body = {"server": {"name": name, "imageRef": image_id, "flavorRef": flavor, "networks": "auto", **extra}}
-        response = self("POST", "/servers", json=body)
-        assert response.status_code == 202, response.text
-        return response.json()["server"]
-
-    def wait_status(self, server_id: str, *statuses: str) -> dict:
-        def check() -> dict | None:
-            server = self("GET", f"/servers/{server_id}").json()["server"]
-            return server if server["status"] in statuses else None
-
-        return wait_for(check)
+Api = Compute  # a tenant's view of one region's compute API
 
 
 @pytest.fixture(scope="module")
-def demo(cloud: Cloud) -> Api:
-    return Api(cloud)
+def demo(cloud: Cloud) -> Compute:
+    return Compute(cloud)
 
 
 @pytest.fixture(scope="module")
-def base_image(demo: Api) -> dict:
-    return make_image(demo.region, demo.token, "cirros", sparse_disk())
+def glance(cloud: Cloud) -> Glance:
+    """The same user's image API in the same region (ORD)."""
+    return Glance(cloud)
+
+
+@pytest.fixture(scope="module")
+def base_image(cloud: Cloud) -> dict:
+    return create_image(cloud, "ORD", "cirros", disk_bytes(16 * MiB, seed=1))
 
 
 def test_versions_and_microversions(demo: Api) -> None:
@@ -85,7 +64,7 @@ def test_flavors(demo: Api) -> None:
     assert httpx.get(f"{demo.region}/compute/v2.1/flavors/1", headers={"X-Auth-Token": demo.token}).status_code == 200
 
 
-def test_boot_metadata_image_and_delete(demo: Api, base_image: dict) -> None:
+def test_boot_metadata_image_and_delete(demo: Api, glance: Glance, base_image: dict) -> None:
     response = demo("POST", "/servers", json={"server": {
         "name": "Slave Database 3", "imageRef": base_image["id"], "flavorRef": "1", "metadata": {"role": "db"},
         "networks": "auto",
@@ -128,7 +107,7 @@ def test_boot_metadata_image_and_delete(demo: Api, base_image: dict) -> None:
     assert response.status_code == 202, response.text
     image_id = response.json()["image_id"]
     assert response.headers["Location"].endswith(f"/images/{image_id}")
-    snapshot = wait_for(lambda: (i := get_image(demo.region, demo.token, image_id))["status"] == "active" and i)
+    snapshot = wait_image(glance, image_id)
     assert snapshot["image_type"] == "snapshot"
     assert snapshot["instance_uuid"] == server_id and snapshot["base_image_ref"] == base_image["id"]
     assert snapshot["com.mycompany.image-of"] == "db-slave-3"
@@ -138,7 +117,7 @@ def test_boot_metadata_image_and_delete(demo: Api, base_image: dict) -> None:
     old_style = demo("POST", f"/servers/{server_id}/action", version="2.1", json={"createImage": {"name": "again"}})
     assert old_style.status_code == 202 and old_style.content == b""
     second = old_style.headers["Location"].rsplit("/", 1)[1]
-    wait_for(lambda: get_image(demo.region, demo.token, second)["status"] == "active")
+    wait_image(glance, second)
 
     # The compute images proxy shows the server an image was made from.
     proxied = demo("GET", f"/images/{image_id}").json()["image"]
@@ -149,23 +128,23 @@ def test_boot_metadata_image_and_delete(demo: Api, base_image: dict) -> None:
     copy = demo.boot(image_id, name="copy")
     demo.wait_status(copy["id"], "ACTIVE")
     again = demo("POST", f"/servers/{copy['id']}/action", json={"createImage": {"name": "copy-image"}}).json()
-    image = wait_for(lambda: (i := get_image(demo.region, demo.token, again["image_id"]))["status"] == "active" and i)
+    image = wait_image(glance, again["image_id"])
     assert image["imagehop.content_digest"] == base_image["imagehop.content_digest"]
 
     # Delete: 204, DELETED, then gone.
     for sid in (server_id, copy["id"]):
         assert demo("DELETE", f"/servers/{sid}").status_code == 204
-        wait_for(lambda sid=sid: demo("GET", f"/servers/{sid}").status_code == 404)
+        wait_for(lambda sid=sid: demo("GET", f"/servers/{sid}").status_code == 404, f"server {sid} is gone")
     assert server_id not in [s["id"] for s in demo("GET", "/servers").json()["servers"]]
 
 
-def test_boot_failures_end_in_error_with_a_fault(demo: Api, base_image: dict) -> None:
-    queued = make_image(demo.region, demo.token, "no-data")
+def test_boot_failures_end_in_error_with_a_fault(cloud: Cloud, demo: Api, base_image: dict) -> None:
+    queued = create_image(cloud, "ORD", "no-data")
     server = demo.boot(queued["id"], name="from-queued")
     failed = demo.wait_status(server["id"], "ERROR", "ACTIVE")
     assert failed["status"] == "ERROR" and "not active" in failed["fault"]["message"]
 
-    big = make_image(demo.region, demo.token, "needs-disk", b"\1" * 4096, min_disk=50)
+    big = create_image(cloud, "ORD", "needs-disk", b"\1" * 4096, min_disk=50)
     server = demo.boot(big["id"], name="too-small", flavor="1")
     failed = demo.wait_status(server["id"], "ERROR", "ACTIVE")
     assert failed["status"] == "ERROR" and "too small" in failed["fault"]["message"]
@@ -246,3 +225,73 @@ def test_bad_actions(demo: Api, base_image: dict) -> None:
     assert missing.status_code == 404 and "itemNotFound" in missing.json()
     assert demo("GET", f"/servers/{sid}").json()["server"]["OS-EXT-STS:task_state"] is None
     assert demo("DELETE", f"/servers/{sid}").status_code == 204
+
+
+def test_update_server(demo: Api, base_image: dict) -> None:
+    server = demo.boot(base_image["id"], name="before")
+    sid = server["id"]
+    demo.wait_status(sid, "ACTIVE")
+    renamed = demo("PUT", f"/servers/{sid}", json={"server": {"name": "after", "description": "db"}})
+    assert renamed.status_code == 200, renamed.text
+    assert (renamed.json()["server"]["name"], renamed.json()["server"]["description"]) == ("after", "db")
+    assert demo.server(sid)["name"] == "after"
+    # description needs 2.19; unknown keys and empty names are refused, and change nothing
+    for body, version in (
+        ({"server": {"description": "x"}}, "2.18"),
+        ({"server": {"name": ""}}, "2.47"),
+        ({"server": {"flavorRef": "2"}}, "2.47"),
+        ({"name": "x"}, "2.47"),
+    ):
+        response = demo("PUT", f"/servers/{sid}", json=body, version=version)
+        assert response.status_code == 400 and response.json()["badRequest"]["code"] == 400, (body, response.text)
+    assert (demo.server(sid)["name"], demo.server(sid)["description"]) == ("after", "db")
+    missing = demo("PUT", "/servers/8b2d1a6e-0000-4000-8000-000000000000", json={"server": {"name": "x"}})
+    assert missing.status_code == 404 and missing.json()["itemNotFound"]["code"] == 404
+    assert demo("DELETE", f"/servers/{sid}").status_code == 204
+
+
+def test_flavor_extra_specs_versions_and_unknown_routes(demo: Api) -> None:
+    specs = demo("GET", "/flavors/1/os-extra_specs")
+    assert specs.status_code == 200 and specs.json() == {"extra_specs": {}}
+    missing = demo("GET", "/flavors/nope/os-extra_specs")
+    assert missing.status_code == 404 and missing.json()["itemNotFound"]["code"] == 404
+
+    # The version document answers at the root, at /v2.1 and at the catalog URL, without a token.
+    for url in (f"{demo.region}/compute/v2.1", f"{demo.region}/compute/v2.1/", demo.base):
+        response = httpx.get(url)
+        assert response.status_code == 200, url
+        version = response.json()["version"]
+        assert (version["id"], version["status"], version["min_version"]) == ("v2.1", "CURRENT", "2.1")
+        assert version["version"] == "2.47"
+        assert httpx.head(url).status_code == 200
+
+    # An unknown path is Nova's 404; a known path with another method is a 405 that says what is allowed.
+    unknown = demo("GET", "/no-such-thing")
+    assert unknown.status_code == 404 and unknown.json()["itemNotFound"]["code"] == 404
+    for method, path, allowed in (
+        ("DELETE", "/flavors", "GET"),
+        ("POST", "/servers/8b2d1a6e-0000-4000-8000-000000000000", "DELETE, GET, PUT"),
+        ("GET", "/servers/8b2d1a6e-0000-4000-8000-000000000000/action", "POST"),
+    ):
+        response = demo(method, path)
+        assert response.status_code == 405, (method, path, response.text)
+        assert response.headers["Allow"] == allowed
+        [(_kind, fault)] = response.json().items()
+        assert fault["code"] == 405 and method in fault["message"]
+
+
+def test_images_proxy_list_and_detail(demo: Api, base_image: dict) -> None:
+    brief = demo("GET", "/images", params={"name": "cirros"})
+    assert brief.status_code == 200
+    assert [(i["id"], i["name"]) for i in brief.json()["images"]] == [(base_image["id"], "cirros")]
+    assert set(brief.json()["images"][0]) == {"id", "name", "links"}
+    detail = demo("GET", "/images/detail", params={"name": "cirros"})
+    assert detail.status_code == 200
+    [image] = detail.json()["images"]
+    assert (image["id"], image["status"], image["progress"], image["minDisk"]) == (base_image["id"], "ACTIVE", 100, 0)
+    assert image["OS-EXT-IMG-SIZE:size"] == base_image["size"] == 16 * MiB
+    assert image["metadata"]["imagehop.content_digest"] == base_image["imagehop.content_digest"]
+    assert demo("GET", "/images/detail", params={"status": "SAVING", "name": "cirros"}).json()["images"] == []
+    missing = demo("GET", "/images/8b2d1a6e-0000-4000-8000-000000000000")
+    assert missing.status_code == 404 and missing.json()["itemNotFound"]["code"] == 404
+    assert httpx.get(f"{demo.base}/images/detail").status_code == 401

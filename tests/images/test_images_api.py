@@ -264,3 +264,50 @@ def test_errors_405_and_html(demo: Glance) -> None:
     assert plain.headers["x-openstack-request-id"].startswith("req-")
     assert demo.get("/v2/info/import").json()["import-methods"]["value"][0] == "glance-direct"
     assert demo.get("/v2/info/stores").json()["stores"][0]["id"] == "local"
+
+
+def test_one_member_shown(demo: Glance, alt: Glance, admin: Glance) -> None:
+    shared = demo.create(name="shared-two", visibility="shared")
+    sid = shared["id"]
+    assert demo.post(f"/v2/images/{sid}/members", json={"member": alt.tenant}).status_code == 200
+    for viewer in (demo, alt):  # the owner, and the member itself
+        shown = viewer.get(f"/v2/images/{sid}/members/{alt.tenant}")
+        assert shown.status_code == 200, shown.text
+        member = shown.json()
+        assert (member["image_id"], member["member_id"], member["status"]) == (sid, alt.tenant, "pending")
+        assert member["schema"] == "/v2/schemas/member" and member["created_at"].endswith("Z")
+    assert demo.get(f"/v2/images/{sid}/members/{admin.tenant}").status_code == 404  # not a member
+    assert demo.get(f"/v2/images/{uuid.uuid4()}/members/{alt.tenant}").status_code == 404
+    private = demo.create(name="private-two")
+    assert alt.get(f"/v2/images/{private['id']}/members/{alt.tenant}").status_code == 404
+
+
+def test_head_answers_as_get_without_a_body(demo: Glance) -> None:
+    image = demo.create(name="headed", disk_format="raw", container_format="bare")
+    data = b"x" * 5000
+    assert demo.upload(image["id"], data).status_code == 204
+    for path in (f"/v2/images/{image['id']}", "/v2/images", "/v2/schemas/image"):
+        head, get = demo.head(path), demo.get(path)
+        assert (head.status_code, head.content) == (200, b""), path
+        assert head.headers["content-type"] == get.headers["content-type"]
+    file_head = demo.head(f"/v2/images/{image['id']}/file")
+    assert (file_head.status_code, file_head.content) == (200, b"")
+    assert file_head.headers["content-length"] == str(len(data))
+    assert file_head.headers["content-md5"] == hashlib.md5(data).hexdigest()
+    assert demo.head(f"/v2/images/{uuid.uuid4()}").status_code == 404
+    assert demo.head(f"/v2/images/{uuid.uuid4()}/file").status_code == 404
+    assert httpx.head(demo.url + f"/v2/images/{image['id']}").status_code == 401
+
+
+def test_web_download_from_private_addresses_is_refused_by_default(demo: Glance) -> None:
+    """The operator has not allowed private addresses (this module's cloud): each is refused with 400
+    at the import call, and nothing starts."""
+    image = demo.create(name="guarded", disk_format="raw", container_format="bare")
+    for uri in ("http://127.0.0.1/x", "http://169.254.169.254/latest/meta-data", "http://[::1]/x",
+                "http://10.1.2.3/", "http://localhost:1/x"):  # fmt: skip
+        response = demo.post(f"/v2/images/{image['id']}/import",
+                             json={"method": {"name": "web-download", "uri": uri}})  # fmt: skip
+        assert response.status_code == 400, (uri, response.text)
+        assert "not allowed" in response.json()["message"], uri
+    assert demo.get(f"/v2/images/{image['id']}/tasks").json()["tasks"] == []
+    assert demo.image(image["id"])["status"] == "queued"

@@ -1,4 +1,9 @@
-"""Fixtures for object storage tests: Swift endpoints and environments for the swift CLI and rclone."""
+"""Object storage tests use ``tests/support`` (``storage_url``, ``swift_env``, ``rclone_env``).
+
+The object API runs on every blob store: ``cloud`` and ``sqlite_cloud`` here are parametrised over
+``<database>-<blob store>``: local files on both databases, a real S3 store (SeaweedFS) and a real
+Swift 2.38 cluster.
+"""
 
 from __future__ import annotations
 
@@ -8,10 +13,9 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.conftest import Cloud, make_cloud
+from tests.support.clients import rclone_env, storage_url, swift_env  # noqa: F401 (older tests import them here)
+from tests.support.cloud import Cloud, make_cloud
 
-# The object API runs on every blob store: local files on both databases, a real S3 store (SeaweedFS)
-# and a real Swift 2.38 cluster.
 STORES = ("sqlite-file", "postgresql-file", "sqlite-s3", "sqlite-swift")
 
 
@@ -47,50 +51,3 @@ def sqlite_cloud(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPa
     """A running two-region cloud on SQLite, once per blob store (for client-compatibility tests)."""
     with blob_cloud(request, tmp_path_factory.mktemp(f"cloud-{request.param}"), request.param) as running:
         yield running
-
-
-def storage_url(cloud: Cloud, user: str = "demo", region: str = "ORD") -> str:
-    return f"{cloud.regions[region]}/v1/AUTH_{cloud.credentials()[user]['tenant_id']}"
-
-
-def swift_env(cloud: Cloud, user: str = "demo", region: str = "ORD") -> dict[str, str]:
-    """Environment for python-swiftclient's `swift` CLI: Keystone v3 password auth, as an operator sets it."""
-    entry = cloud.credentials()[user]
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("OS_", "ST_"))}
-    env.update(
-        OS_AUTH_URL=cloud.identity_url + "/v3",
-        OS_IDENTITY_API_VERSION="3",
-        OS_USERNAME=user,
-        OS_PASSWORD=entry["password"],
-        OS_PROJECT_ID=entry["tenant_id"],
-        OS_USER_DOMAIN_NAME="Default",
-        OS_PROJECT_DOMAIN_NAME="Default",
-        OS_REGION_NAME=region,
-    )
-    return env
-
-
-def rclone_env(cloud: Cloud, name: str = "ORD", user: str = "demo", region: str = "ORD") -> dict[str, str]:
-    """An rclone remote called ``name`` configured only through RCLONE_CONFIG_* variables."""
-    entry = cloud.credentials()[user]
-    prefix = f"RCLONE_CONFIG_{name.upper()}_"
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("OS_", "ST_", "RCLONE_"))}
-    env.update(
-        {
-            prefix + "TYPE": "swift",
-            prefix + "AUTH": cloud.identity_url + "/v3",
-            prefix + "USER": user,
-            prefix + "KEY": entry["password"],
-            prefix + "DOMAIN": "Default",
-            prefix + "TENANT_ID": entry["tenant_id"],
-            prefix + "TENANT_DOMAIN": "Default",
-            prefix + "REGION": region,
-            "RCLONE_CONFIG": os.devnull,
-        }
-    )
-    return env
-
-
-@pytest.fixture(scope="module")
-def demo_token(sqlite_cloud: Cloud) -> str:
-    return sqlite_cloud.token("demo")

@@ -246,7 +246,6 @@ use = egg:swift#bulk
 
 [filter:tempurl]
 use = egg:swift#tempurl
-allowed_digests = sha1 sha256 sha512
 
 [filter:copy]
 use = egg:swift#copy

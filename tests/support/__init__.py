@@ -7,6 +7,8 @@
 - ``disks``: ``disk_bytes`` / ``write_disk`` (the one disk generator), ``reference_digest``.
 - ``run``: ``run`` (the one CLI runner) with ``imagehop``, ``openstack`` and ``tool``; ``curl``.
 - ``wait``: ``wait_for`` (the one polling helper).
+- ``web``: ``web_server`` (a web-download source the test controls, able to stall mid-body).
+- ``vhd``: editing VHD bytes by the spec (fields, checksums) to make broken disks.
 - ``sizes``: ``KiB``, ``MiB``, ``GiB``, ``SECTOR``, ``BLOCK``.
 """
 

@@ -6,6 +6,8 @@ these are for the exact status codes, headers and bodies a test asserts.
 
 from __future__ import annotations
 
+import os
+
 import httpx
 
 from tests.support.cloud import Cloud
@@ -134,3 +136,28 @@ class Compute:
             f"server {server_id} is {' or '.join(statuses)}",
             timeout=timeout,
         )
+
+
+def swift_env(cloud: Cloud, user: str = "demo", region: str = "ORD") -> dict[str, str]:
+    """Environment for python-swiftclient's `swift` CLI: Keystone v3 password auth, as an operator sets it."""
+    entry = cloud.credentials()[user]
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OS_", "ST_"))}
+    env.update(
+        OS_AUTH_URL=cloud.identity_url + "/v3", OS_IDENTITY_API_VERSION="3", OS_USERNAME=user,
+        OS_PASSWORD=entry["password"], OS_PROJECT_ID=entry["tenant_id"], OS_USER_DOMAIN_NAME="Default",
+        OS_PROJECT_DOMAIN_NAME="Default", OS_REGION_NAME=region,
+    )  # fmt: skip
+    return env
+
+
+def rclone_env(cloud: Cloud, name: str = "ORD", user: str = "demo", region: str = "ORD") -> dict[str, str]:
+    """An rclone remote called ``name`` configured only through RCLONE_CONFIG_* variables."""
+    entry = cloud.credentials()[user]
+    prefix = f"RCLONE_CONFIG_{name.upper()}_"
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OS_", "ST_", "RCLONE_"))}
+    env.update({
+        prefix + "TYPE": "swift", prefix + "AUTH": cloud.identity_url + "/v3", prefix + "USER": user,
+        prefix + "KEY": entry["password"], prefix + "DOMAIN": "Default", prefix + "TENANT_ID": entry["tenant_id"],
+        prefix + "TENANT_DOMAIN": "Default", prefix + "REGION": region, "RCLONE_CONFIG": os.devnull,
+    })  # fmt: skip
+    return env

@@ -175,13 +175,25 @@ class Cloud:
             self.proc.kill()
             self.proc.wait()
 
+    def partial_files(self, region: str = "ORD") -> list[Path]:
+        """Files the object engine of ``region`` is writing right now (not yet committed): in-flight
+        writes, observable from outside the process. A crash test uses them as its mid-point."""
+        tmp = self.data_dir / "regions" / region / "objects" / "tmp"
+        return sorted(tmp.iterdir()) if tmp.exists() else []
+
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")[-4000:] if self.log_path.exists() else ""
 
+    def logged(self) -> str:
+        """The server's messages over all its runs: ``imagehop.log`` in its data dir (its standard
+        error, where warnings also go, when there is no such file)."""
+        path = self.data_dir / "imagehop.log"
+        path = path if path.exists() else self.log_path
+        return path.read_text(errors="replace") if path.exists() else ""
+
     def wait_log(self, text: str, timeout: float = 60) -> None:
         """Wait until the server's log holds ``text`` (a line it writes when something happened)."""
-        wait_for(lambda: text in self.log_path.read_text(errors="replace"), f"the server log says {text!r}",
-                 timeout=timeout)  # fmt: skip
+        wait_for(lambda: text in self.logged(), f"the server log says {text!r}", timeout=timeout)
 
 
 def make_cloud(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from tests.support.clients import Glance
@@ -10,14 +11,21 @@ from tests.support.wait import wait_for
 
 
 def create_image(
-    cloud: Cloud, region: str = "ORD", name: str = "image", data: bytes | None = None, user: str = "demo",
+    cloud: Cloud, region: str = "ORD", name: str = "image", data: bytes | Path | None = None, user: str = "demo",
     **attrs: Any,
 ) -> dict:  # fmt: skip
     """An image made with ``POST /v2/images`` (raw/bare unless ``attrs`` say otherwise) and, with
-    ``data``, uploaded with ``PUT /file``; returns the image as ``GET`` shows it afterwards."""
+    ``data`` (bytes, or a file streamed from disk), uploaded with ``PUT /file``; returns the image as
+    ``GET`` shows it afterwards."""
     glance = Glance(cloud, user, region)
     image = glance.create(**{"name": name, "disk_format": "raw", "container_format": "bare", **attrs})
-    if data is not None:
+    if isinstance(data, Path):
+        with open(data, "rb") as f:
+            chunks = iter(lambda: f.read(1 << 20), b"")
+            headers = {"Content-Type": "application/octet-stream", "Content-Length": str(data.stat().st_size)}
+            response = glance.put(f"/v2/images/{image['id']}/file", content=chunks, headers=headers)
+        assert response.status_code == 204, response.text
+    elif data is not None:
         response = glance.upload(image["id"], data)
         assert response.status_code == 204, response.text
     return glance.image(image["id"])

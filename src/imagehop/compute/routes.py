@@ -20,9 +20,25 @@ from starlette.routing import BaseRoute, Route
 
 from imagehop import bodies
 from imagehop.compute import flavors, versions
-from imagehop.compute.errors import BadRequest, ComputeError, MethodNotAllowed, NotFound, OverLimit
+from imagehop.compute.errors import (
+    BadRequest,
+    ComputeError,
+    Forbidden,
+    MethodNotAllowed,
+    NotFound,
+    NotImplementedHere,
+    OverLimit,
+)
 from imagehop.compute.images_port import ImageError
-from imagehop.compute.service import ComputeService, ServerQuery, ServerRequest, iso, vm_state
+from imagehop.compute.service import (
+    MAX_METADATA_ITEMS,
+    ComputeService,
+    ServerQuery,
+    ServerRequest,
+    iso,
+    now,
+    vm_state,
+)
 from imagehop.identity.caller import Caller, require_caller
 from imagehop.identity.service import IdentityError
 from imagehop.region import Region
@@ -82,6 +98,10 @@ def compute_routes(region: Region) -> list[BaseRoute]:
                 if handler is None:
                     allowed = ", ".join(sorted(handlers))
                     raise MethodNotAllowed(f"The method {request.method} is not allowed here; allowed: {allowed}.")
+                try:
+                    bodies.check_request_text(request)
+                except bodies.UnstorableText as exc:
+                    raise BadRequest(str(exc)) from None
                 caller = await require_caller(request)
                 project = request.path_params.get("project_id")
                 if project is not None and project != caller.tenant_id:
@@ -180,6 +200,11 @@ def compute_routes(region: Region) -> list[BaseRoute]:
         if not isinstance(body, dict) or len(body) != 1:
             raise BadRequest("Malformed request body: an action body is an object with exactly one action.")
         ((action, args),) = body.items()
+        if action in NOVA_ACTIONS:
+            raise NotImplementedHere(
+                f"The server action {action} is not implemented in imagehop: its servers run no guest, so only "
+                "createImage is offered."
+            )
         if action != "createImage":
             raise BadRequest(f"There is no such action: {action}")
         name, metadata = parse_create_image(args)
@@ -248,8 +273,37 @@ def compute_routes(region: Region) -> list[BaseRoute]:
         image = await run_in_threadpool(service.get_image, ctx.caller, ctx.param("image_id"))
         return JSONResponse({"image": render_image(ctx, image)})
 
+    # --- limits, availability zones, keypairs ---------------------------------------------------
+
+    async def show_limits(ctx: Ctx) -> Response:
+        used = await run_in_threadpool(service.usage, ctx.caller, ctx.request.query_params.get("tenant_id"))
+        return JSONResponse({"limits": {"rate": [], "absolute": absolute_limits(ctx, used)}})
+
+    async def list_zones(ctx: Ctx) -> Response:
+        return JSONResponse({"availabilityZoneInfo": [{"zoneName": ZONE, "zoneState": {"available": True},
+                                                       "hosts": None}]})  # fmt: skip
+
+    async def list_zones_detail(ctx: Ctx) -> Response:
+        if not ctx.caller.is_admin:  # Nova's default policy; `openstack availability zone list` then asks without
+            raise Forbidden("Policy doesn't allow os_compute_api:os-availability-zone:detail to be performed.")
+        service_state = {"available": True, "active": True, "updated_at": iso(now())}
+        host = {f"imagehop-{region.name}": {"nova-compute": service_state}}
+        zone = {"zoneName": ZONE, "zoneState": {"available": True}, "hosts": host}
+        return JSONResponse({"availabilityZoneInfo": [zone]})
+
+    async def keypairs(ctx: Ctx) -> Response:
+        raise NotImplementedHere(
+            "Keypairs are not implemented in imagehop: its servers run no guest, so there is nothing to log in "
+            "to. Boot without --key-name."
+        )
+
     async def not_found(ctx: Ctx) -> Response:
-        raise NotFound(f"The resource could not be found: {ctx.request.url.path}")
+        path = ctx.request.url.path
+        raise NotImplementedHere(
+            f"{ctx.request.method} {path} is not implemented in imagehop. Its compute API offers servers (boot, "
+            "list, show, rename, delete, metadata, createImage), flavors, images, limits and availability zones "
+            "(see docs/api-coverage.md)."
+        )
 
     table: list[tuple[str, dict[str, Handler]]] = [
         ("/flavors", {"GET": list_flavors}),
@@ -268,6 +322,11 @@ def compute_routes(region: Region) -> list[BaseRoute]:
         ("/images", {"GET": list_images}),
         ("/images/detail", {"GET": list_images_detail}),
         ("/images/{image_id}", {"GET": show_image}),
+        ("/limits", {"GET": show_limits}),
+        ("/os-availability-zone", {"GET": list_zones}),
+        ("/os-availability-zone/detail", {"GET": list_zones_detail}),
+        ("/os-keypairs", {"GET": keypairs, "POST": keypairs}),
+        ("/os-keypairs/{name}", {"GET": keypairs, "DELETE": keypairs}),
     ]
     routes: list[BaseRoute] = [
         Route("/", root_versions, methods=["GET", "HEAD"]),
@@ -282,6 +341,40 @@ def compute_routes(region: Region) -> list[BaseRoute]:
     catch_all = api(GET=not_found, POST=not_found, PUT=not_found, DELETE=not_found, PATCH=not_found)
     routes.append(Route("/v2.1/{path:path}", catch_all, methods=all_methods))
     return routes
+
+
+# --- limits ---------------------------------------------------------------------------------------
+
+# Server actions Nova offers and imagehop does not (a 501 instead of Nova's 400 for an unknown action).
+NOVA_ACTIONS = frozenset({
+    "reboot", "resize", "confirmResize", "revertResize", "rebuild", "changePassword", "os-start", "os-stop",
+    "pause", "unpause", "suspend", "resume", "lock", "unlock", "shelve", "shelveOffload", "unshelve", "rescue",
+    "unrescue", "migrate", "os-migrateLive", "evacuate", "createBackup", "os-getConsoleOutput",
+    "os-getVNCConsole", "os-getSPICEConsole", "os-getSerialConsole", "addSecurityGroup", "removeSecurityGroup",
+    "addFloatingIp", "removeFloatingIp", "addFixedIp", "removeFixedIp", "os-resetState", "forceDelete", "restore",
+    "trigger_crash_dump", "os-resetNetwork", "injectNetworkInfo",
+})  # fmt: skip
+ZONE = "nova"  # Nova's default availability zone; every server reports it
+UNLIMITED = -1  # Nova's word for "no quota"
+
+
+def absolute_limits(ctx: Ctx, used: dict[str, int]) -> dict[str, int]:
+    """Nova's absolute limits for the microversion: imagehop sets no quotas on servers (-1), offers no
+    keypairs, server groups or personality files (0), and counts what the tenant's servers use."""
+    limits = {
+        "maxTotalInstances": UNLIMITED, "maxTotalCores": UNLIMITED, "maxTotalRAMSize": UNLIMITED,
+        "maxServerMeta": MAX_METADATA_ITEMS, "maxImageMeta": UNLIMITED,
+        "maxPersonality": 0, "maxPersonalitySize": 0, "maxTotalKeypairs": 0,
+        "maxServerGroups": 0, "maxServerGroupMembers": 0,
+        "totalInstancesUsed": used["instances"], "totalCoresUsed": used["cores"], "totalRAMUsed": used["ram"],
+        "totalServerGroupsUsed": 0,
+    }  # fmt: skip
+    if not ctx.at_least(36):  # network quotas left the compute API in 2.36
+        limits.update(maxSecurityGroups=UNLIMITED, maxSecurityGroupRules=UNLIMITED, maxTotalFloatingIps=0,
+                      totalSecurityGroupsUsed=0, totalFloatingIpsUsed=0)  # fmt: skip
+    if ctx.at_least(39):  # and image metadata in 2.39
+        del limits["maxImageMeta"]
+    return limits
 
 
 # --- errors and bodies ---------------------------------------------------------------------------

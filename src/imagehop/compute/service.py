@@ -137,6 +137,21 @@ class ComputeService:
             return rows[: query.limit], len(rows) >= query.limit > 0
         return rows, False
 
+    def usage(self, caller: Caller, tenant_id: str | None = None) -> dict[str, int]:
+        """What a tenant's servers use (``GET /limits``): instances, vCPUs and RAM (MiB) of its flavors.
+
+        An admin may ask for another tenant (``?tenant_id=``); anyone else gets their own.
+        """
+        tenant = tenant_id if (tenant_id and caller.is_admin) else caller.tenant_id
+        with self.engine.connect() as conn:
+            rows = [r for r in store.list_for(conn, tenant) if r["status"] != "DELETED"]
+        sizes = [flavors.get(r["flavor_id"]) for r in rows]
+        return {
+            "instances": len(rows),
+            "cores": sum(f.vcpus for f in sizes if f is not None),
+            "ram": sum(f.ram for f in sizes if f is not None),
+        }
+
     def update_server(self, caller: Caller, server_id: str, changes: dict[str, Any]) -> Record:
         check_can_write(caller)
         with self.engine.begin() as conn:

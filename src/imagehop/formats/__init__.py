@@ -7,6 +7,7 @@ from .detect import FORMATS, detect_format, open_disk, open_file
 from .digest import ContentDigest, RawStreamDigest, content_digest
 from .disk import BLOCK_SIZE, VirtualDisk
 from .errors import DiskFormatError
+from .inspect import check_safe
 from .qcow2 import Qcow2Disk
 from .raw import RawDisk, iter_raw, write_raw_sparse
 from .source import BytesSource, FileSource, Source, file_data_extents
@@ -35,6 +36,7 @@ __all__ = [
     "VhdDisk",
     "VhdWriter",
     "VirtualDisk",
+    "check_safe",
     "content_digest",
     "detect_format",
     "dynamic_vhd_size",

@@ -33,7 +33,7 @@ class DiskFormatError(Exception):
     that says what exactly is wrong.
     """
 
-    def __init__(self, code: str, message: str) -> None:
+    def __init__(self, code: str, message: str, *, unsafe: bool = False) -> None:
         if code not in CODES:
             raise ValueError(f"unknown disk format error code {code!r}")
         if message and message[-1] not in ".?!":
@@ -41,6 +41,9 @@ class DiskFormatError(Exception):
         super().__init__(message)
         self.code = code
         self.message = message
+        # True when the image would make a reader touch something outside it (a backing or data
+        # file) or lies about its own layout: refused on upload too, not only on import.
+        self.unsafe = unsafe
 
     @property
     def rackspace_message(self) -> str:
@@ -50,5 +53,5 @@ class DiskFormatError(Exception):
         return f"DiskFormatError(code={self.code!r}, message={self.message!r})"
 
 
-def corrupt(message: str) -> DiskFormatError:
-    return DiskFormatError(CORRUPT, message)
+def corrupt(message: str, *, unsafe: bool = False) -> DiskFormatError:
+    return DiskFormatError(CORRUPT, message, unsafe=unsafe)

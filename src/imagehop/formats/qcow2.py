@@ -5,6 +5,13 @@ guest-visible content. We refuse anything that would make the content depend on 
 than this one file, or that we cannot decode with the standard library: backing files (721),
 encryption, external data files, zstd compression, extended L2 entries and unknown incompatible
 features (523), and images marked corrupt (111).
+
+On open the whole active mapping is checked, as the VHD reader checks its block table (111): no
+table or data cluster outside the file, no L2 table or data cluster inside the header, the L1 table,
+the refcount structures or another L2 table, and no host cluster used twice (a cross-linked image
+where every L2 entry points at one cluster would otherwise import as a fully written disk many
+times its size). Compressed clusters may share host clusters with each other but nothing else, and
+the data may expand to at most ``MAX_EXPANSION`` times the file (a deflate bomb).
 """
 
 from __future__ import annotations
@@ -32,6 +39,7 @@ OFFSET_MASK = 0x00FFFFFFFFFFFE00  # bits 9-55: L1 -> L2 table, L2 -> data cluste
 COMPRESSED = 1 << 62
 ZERO_FLAG = 1 << 0
 MAX_L1_BYTES = 32 * 1024 * 1024  # qemu's limit
+MAX_EXPANSION = 100  # guest bytes allocated per byte of file: compressed real disks are far below
 L2_CACHE_BYTES = 16 * 1024 * 1024
 
 _V2 = struct.Struct(">4sIQIIQIIQQIIQ")  # 72 bytes
@@ -67,8 +75,8 @@ class Qcow2Disk(DiskBase):
             crypt_method,
             l1_size,
             l1_offset,
-            _refcount_offset,
-            _refcount_clusters,
+            refcount_offset,
+            refcount_clusters,
             _nb_snapshots,
             _snapshots_offset,
         ) = _V2.unpack_from(head)
@@ -86,7 +94,7 @@ class Qcow2Disk(DiskBase):
                 compression_type = head[104]
         if backing_offset:
             raise DiskFormatError(
-                HAS_PARENT, "The qcow2 image has a backing file; only stand-alone images can be imported"
+                HAS_PARENT, "The qcow2 image has a backing file; only stand-alone images can be imported", unsafe=True
             )
         if crypt_method:
             raise DiskFormatError(UNSUPPORTED_TYPE, "Encrypted qcow2 images are not supported")
@@ -94,7 +102,7 @@ class Qcow2Disk(DiskBase):
             raise corrupt("The qcow2 image is marked corrupt")
         if incompatible & INCOMPAT_DATA_FILE:
             raise DiskFormatError(
-                UNSUPPORTED_TYPE, "The qcow2 image uses an external data file, which is not supported"
+                UNSUPPORTED_TYPE, "The qcow2 image uses an external data file, which is not supported", unsafe=True
             )
         if incompatible & INCOMPAT_EXTL2:
             raise DiskFormatError(UNSUPPORTED_TYPE, "The qcow2 image uses extended L2 entries, which are not supported")
@@ -133,6 +141,57 @@ class Qcow2Disk(DiskBase):
         self._l2_cache_max = max(4, L2_CACHE_BYTES // cs)
         self._csize_shift = 62 - (cluster_bits - 8)
         self._last_compressed: tuple[int, bytes] = (-1, b"")
+        self._check_layout(l1_offset, l1_size, refcount_offset, refcount_clusters)
+
+    # -- validation
+
+    def _check_layout(self, l1_offset: int, l1_size: int, refcount_offset: int, refcount_clusters: int) -> None:
+        """Every cluster the active mapping uses has one owner; see the module docstring."""
+        cs, file_size = self.cluster_size, self.source.size
+        owners = _ClusterMap(file_size, cs)
+        owners.claim(0, cs, _META, "the header")
+        owners.claim(l1_offset, l1_size * 8, _META, "the L1 table")
+        if refcount_clusters:
+            if refcount_offset % cs or refcount_clusters * cs > file_size:
+                raise corrupt("The qcow2 refcount table lies outside the file or is unaligned")
+            owners.claim(refcount_offset, refcount_clusters * cs, _META, "the refcount table")
+            for index, entry in enumerate(_be64_array(self.source.pread(refcount_offset, refcount_clusters * cs))):
+                block = entry & OFFSET_MASK
+                if block:
+                    owners.claim(block, cs, _META, f"refcount block {index}")
+        tables = [(i, entry & OFFSET_MASK) for i, entry in enumerate(self._l1) if entry & OFFSET_MASK]
+        for index, offset in tables:
+            owners.claim(offset, cs, _META, f"L2 table {index}")
+        allocated = 0
+        for index, offset in tables:
+            table = _be64_array(self.source.pread(offset, cs))
+            for slot, entry in enumerate(table):
+                if not entry:
+                    continue
+                kind, where = self._decode(entry)
+                if kind == _DATA:
+                    owners.claim(where, cs, _DATA_OWNER, f"data cluster {index * self.l2_entries + slot}")
+                elif kind == _COMPRESSED:
+                    host, length = self._compressed_extent(where)
+                    owners.claim(host, length, _SHARED, f"compressed cluster {index * self.l2_entries + slot}")
+                else:
+                    continue
+                allocated += cs
+        if allocated > max(file_size, cs) * MAX_EXPANSION:
+            raise corrupt(
+                f"The qcow2 image maps {allocated} bytes of data from a {file_size}-byte file, more than "
+                f"{MAX_EXPANSION} times its size",
+                unsafe=True,
+            )
+
+    def _compressed_extent(self, descriptor: int) -> tuple[int, int]:
+        shift = self._csize_shift
+        host = descriptor & ((1 << shift) - 1)
+        sectors = ((descriptor >> shift) & ((1 << (self.cluster_bits - 8)) - 1)) + 1
+        length = sectors * 512 - (host % 512)
+        if host >= self.source.size:
+            raise corrupt("The qcow2 compressed cluster lies outside the file")
+        return host, min(length, self.source.size - host)
 
     # -- mapping
 
@@ -175,12 +234,7 @@ class Qcow2Disk(DiskBase):
     def _decompress(self, cluster: int, descriptor: int) -> bytes:
         if self._last_compressed[0] == cluster:
             return self._last_compressed[1]
-        shift = self._csize_shift
-        host = descriptor & ((1 << shift) - 1)
-        sectors = ((descriptor >> shift) & ((1 << (self.cluster_bits - 8)) - 1)) + 1
-        length = sectors * 512 - (host % 512)
-        if host >= self.source.size:
-            raise corrupt(f"The qcow2 compressed cluster {cluster} lies outside the file")
+        host, length = self._compressed_extent(descriptor)
         packed = self.source.pread(host, length)
         try:
             data = zlib.decompressobj(-15).decompress(packed, self.cluster_size)
@@ -250,6 +304,32 @@ class Qcow2Disk(DiskBase):
         if len(data) != length:
             raise corrupt("The qcow2 data cluster is truncated")
         return data
+
+
+_FREE, _META, _DATA_OWNER, _SHARED = range(4)
+_OWNER_NAMES = {_META: "metadata", _DATA_OWNER: "a data cluster", _SHARED: "compressed data"}
+
+
+class _ClusterMap:
+    """Who uses each host cluster of the file: one byte per cluster (a 160 GiB file of 64 KiB
+    clusters costs 2.5 MiB)."""
+
+    def __init__(self, file_size: int, cluster_size: int) -> None:
+        self.cluster_size = cluster_size
+        self.owners = bytearray(-(-file_size // cluster_size))
+
+    def claim(self, offset: int, length: int, owner: int, what: str) -> None:
+        if length <= 0:
+            return
+        first, last = offset // self.cluster_size, (offset + length - 1) // self.cluster_size
+        if last >= len(self.owners):
+            raise corrupt(f"The qcow2 {what} lies outside the file", unsafe=True)
+        for cluster in range(first, last + 1):
+            current = self.owners[cluster]
+            if current and not (current == owner == _SHARED):
+                where = cluster * self.cluster_size
+                raise corrupt(f"The qcow2 {what} overlaps {_OWNER_NAMES[current]} at offset {where}", unsafe=True)
+            self.owners[cluster] = owner
 
 
 def _be64_array(raw: bytes) -> array:

@@ -100,6 +100,31 @@ class Catalog:
         }
         return list(entries.values())
 
+    # --- the same endpoints as the v3 admin API lists them (``openstack endpoint list``) -------
+
+    def services(self) -> list[dict[str, Any]]:
+        """Every service: ``{"id", "name", "type"}``."""
+        return [{"id": _service_id(s.type), "name": s.name, "type": s.type} for s in (*SERVICES, IDENTITY)]
+
+    def endpoints(self) -> list[dict[str, Any]]:
+        """Every endpoint with its service id; per-tenant URLs carry Keystone's ``$(project_id)s`` template."""
+        entries = []
+        for service in SERVICES:
+            for region in self.regions:
+                url = region.url + service.path.format(tenant=PROJECT_TEMPLATE)
+                for interface in ("public", "internal"):
+                    entry = _v3_endpoint(region.name, service.type, interface, url)
+                    entries.append(dict(entry, service_id=_service_id(service.type)))
+        for region in self.regions:
+            for interface in ("public", "internal", "admin"):
+                entry = _v3_endpoint(region.name, "identity", interface, f"{self.identity_url}/v3")
+                entries.append(dict(entry, service_id=_service_id("identity")))
+        return entries
+
+
+PROJECT_TEMPLATE = "$(project_id)s"
+IDENTITY = Service("identity", "keystone", "")
+
 
 def _v3_endpoint(region: str, service_type: str, interface: str, url: str) -> dict[str, Any]:
     return {

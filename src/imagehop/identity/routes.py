@@ -14,6 +14,7 @@ from starlette.routing import Route
 
 from imagehop.bodies import MalformedJSON, read_json
 from imagehop.config import AuthLimits
+from imagehop.identity.directory import directory_routes
 from imagehop.identity.service import (
     BadRequest,
     Forbidden,
@@ -49,8 +50,7 @@ def build_identity_app(identity: IdentityService, public_url: str, limits: AuthL
         Route("/v2.0/tenants", v2_tenants, methods=["GET"]),
         Route("/v3/auth/tokens", v3_tokens, methods=["GET", "HEAD", "POST", "DELETE"]),
         Route("/v3/auth/catalog", v3_catalog, methods=["GET"]),
-        Route("/v3/auth/projects", v3_projects, methods=["GET"]),
-        Route("/v3/auth/domains", v3_domains, methods=["GET"]),
+        *directory_routes(),  # regions, services, endpoints, projects, domains, users, roles (read-only)
     ]
     app = Starlette(
         routes=routes, exception_handlers={IdentityError: _identity_error, 404: _not_found, 405: _not_allowed}
@@ -317,32 +317,6 @@ async def v3_catalog(request: Request) -> Response:
     return JSONResponse({"catalog": catalog, "links": {"self": f"{request.app.state.public_url}/v3/auth/catalog"}})
 
 
-async def v3_projects(request: Request) -> Response:
-    token = await _caller(request)
-    projects = (
-        []
-        if token.project is None
-        else [
-            {
-                "id": token.project.id,
-                "name": token.project.name,
-                "domain_id": "default",
-                "enabled": token.project.enabled,
-                "is_domain": False,
-                "parent_id": "default",
-                "links": {"self": f"{request.app.state.public_url}/v3/projects/{token.project.id}"},
-            }
-        ]
-    )
-    return JSONResponse({"projects": projects, "links": {"self": f"{request.app.state.public_url}/v3/auth/projects"}})
-
-
-async def v3_domains(request: Request) -> Response:
-    await _caller(request)
-    domain = dict(DEFAULT_DOMAIN, enabled=True, description="The default domain")
-    return JSONResponse({"domains": [domain], "links": {"self": f"{request.app.state.public_url}/v3/auth/domains"}})
-
-
 # --- helpers -------------------------------------------------------------------------------------
 
 
@@ -361,6 +335,9 @@ async def _caller(request: Request) -> Token:
     token = await run_in_threadpool(identity.validate, token_id)
     request.state.user_name = token.user.name  # for the access log
     return token
+
+
+caller_token = _caller  # for the directory routes
 
 
 async def _require_admin(request: Request) -> Token:
@@ -443,7 +420,15 @@ async def _identity_error(_request: Request, exc: Exception) -> Response:
 
 
 async def _not_found(request: Request, _exc: Exception) -> Response:
-    return _error(404, "Not Found", f"The resource {request.url.path} could not be found.")
+    path = request.url.path
+    if path.startswith(("/v3/", "/v2.0/")):
+        message = (
+            f"{request.method} {path} is not implemented in imagehop. Its identity API serves tokens, the catalog, "
+            "and read-only regions, services, endpoints, projects, domains, users and roles; manage users with "
+            "`imagehop user` (see docs/api-coverage.md)."
+        )
+        return _error(501, "Not Implemented", message)
+    return _error(404, "Not Found", f"The resource {path} could not be found.")
 
 
 async def _not_allowed(request: Request, exc: Exception) -> Response:

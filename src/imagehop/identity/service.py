@@ -45,6 +45,12 @@ class NotFound(IdentityError):
     status, title = 404, "Not Found"
 
 
+class NotImplementedHere(IdentityError):
+    """A call of Keystone's API that imagehop does not offer (the message says what to use instead)."""
+
+    status, title = 501, "Not Implemented"
+
+
 class Conflict(IdentityError):
     status, title = 409, "Conflict"
 
@@ -272,6 +278,28 @@ class IdentityService:
     def list_users(self) -> list[tuple[User, list[str]]]:
         with self.engine.connect() as conn:
             return store.list_users(conn)
+
+    # --- the read-only directory (what `openstack project list`, `user list`, ... show) -------
+
+    def list_projects(self) -> list[Project]:
+        with self.engine.connect() as conn:
+            return store.list_projects(conn)
+
+    def projects_of(self, user_id: str) -> list[Project]:
+        with self.engine.connect() as conn:
+            return store.projects_of_user(conn, user_id)
+
+    def get_project(self, project_id: str) -> Project | None:
+        with self.engine.connect() as conn:
+            return store.get_project(conn, id=project_id)
+
+    def get_user(self, user_id: str) -> User | None:
+        with self.engine.connect() as conn:
+            return store.get_user(conn, id=user_id)
+
+    def list_roles(self) -> list[dict[str, str]]:
+        with self.engine.connect() as conn:
+            return store.list_roles(conn)
 
     def ensure_roles(self) -> None:
         with self.engine.begin() as conn:

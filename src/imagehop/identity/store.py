@@ -185,3 +185,26 @@ def revoke_token(conn: Connection, id_hash: str, now: float) -> bool:
 
 def delete_expired_tokens(conn: Connection, before: float) -> int:
     return conn.execute(tokens.delete().where(tokens.c.expires_at < before)).rowcount
+
+
+# --- the read-only directory (projects, users and roles as the v3 API lists them) ---------------
+
+
+def list_projects(conn: Connection) -> list[Project]:
+    rows = conn.execute(sa.select(projects).order_by(projects.c.id)).all()
+    return [Project(row.id, row.name, row.domain_id, row.enabled) for row in rows]
+
+
+def projects_of_user(conn: Connection, user_id: str) -> list[Project]:
+    """The projects a user holds a role on (what Keystone's ``/v3/users/{id}/projects`` lists)."""
+    query = (
+        sa.select(projects)
+        .where(projects.c.id.in_(sa.select(role_assignments.c.project_id).where(role_assignments.c.user_id == user_id)))
+        .order_by(projects.c.id)
+    )
+    return [Project(row.id, row.name, row.domain_id, row.enabled) for row in conn.execute(query).all()]
+
+
+def list_roles(conn: Connection) -> list[dict[str, str]]:
+    rows = conn.execute(sa.select(roles.c.id, roles.c.name).order_by(roles.c.name)).all()
+    return [{"id": id_, "name": name} for id_, name in rows]

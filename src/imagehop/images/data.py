@@ -13,12 +13,14 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 from imagehop import formats
+from imagehop.images.errors import BadRequest
 from imagehop.objects.store import NoSuchObject, ObjectStore, ObjectWriter, StoreError
 from imagehop.region import Region
 
 ACCOUNT = ".imagehop-images"
 CONTAINER = "images"
 MEASURED_FORMATS = {"raw": "raw", "vhd": "vhd", "qcow2": "qcow2"}
+SAFETY_CHECKED = ("qcow2", "vmdk")
 
 
 @dataclass(frozen=True)
@@ -119,6 +121,17 @@ class ImageData:
         sha512 = known_hashes[1] if known_hashes is not None else writer.digests["sha512"]
         return StoredData(key, info.size, info.etag, sha512, size, digest.hexdigest())
 
+    def check_safe(self, container: str, key: str, disk_format: str | None) -> None:
+        """BadRequest if the stored bytes are a qcow2/VMDK that Glance's format inspector refuses
+        (read through the object engine, whatever the blob store)."""
+        if disk_format not in SAFETY_CHECKED:
+            return
+        with self.objects.open(ACCOUNT, container, key) as source:
+            try:
+                formats.check_safe(source, disk_format)
+            except formats.DiskFormatError as exc:
+                raise BadRequest(f"Image data is not acceptable: {exc}") from None
+
     def delete(self, key: str) -> None:
         with contextlib.suppress(NoSuchObject):
             self.objects.delete_object(ACCOUNT, CONTAINER, key)
@@ -143,6 +156,12 @@ class DataWriter:
 
     def commit(self) -> StoredData:
         info = self._writer.commit()
+        if info.file_id:
+            try:
+                self.data.check_safe(CONTAINER, self.key, self.disk_format)
+            except BadRequest:
+                self.data.delete(self.key)
+                raise
         virtual_size, digest = None, None
         if self._raw_digest is not None:
             digest, virtual_size = self._raw_digest.finish()

@@ -33,6 +33,9 @@ VISIBILITY_FILTERS = ("public", "private", "shared", "community", "all")
 MEMBER_STATUS_FILTERS = ("pending", "accepted", "rejected", "all")
 PAGING_KEYS = frozenset({"limit", "marker", "sort_key", "sort_dir", "sort"})
 
+INT32_MAX = 2**31 - 1
+INT64_MAX = 2**63 - 1
+
 TRUE_STRINGS = frozenset({"1", "t", "true", "on", "y", "yes"})
 FALSE_STRINGS = frozenset({"0", "f", "false", "off", "n", "no"})
 
@@ -58,12 +61,16 @@ def parse_bool(name: str, value: str) -> bool:
 
 
 def parse_time(value: str) -> datetime:
+    """An ISO 8601 time as naive UTC; 400 if it is not one, or is outside years 1-9999 once in UTC."""
     try:
         moment = datetime.fromisoformat(value.strip())
+        if moment.tzinfo is not None:
+            moment = moment.astimezone(UTC).replace(tzinfo=None)
+        moment + timedelta(seconds=1)  # the comparisons below round up to the next second
     except ValueError:
         raise BadRequest(f"Invalid date format '{value}': use ISO 8601, e.g. 2016-04-18T21:38:54Z.") from None
-    if moment.tzinfo is not None:
-        moment = moment.astimezone(UTC).replace(tzinfo=None)
+    except OverflowError:
+        raise BadRequest(f"Invalid date '{value}': it must be between years 1 and 9999 (UTC).") from None
     return moment
 
 
@@ -166,20 +173,26 @@ def parse(params: list[tuple[str, str]]) -> ListQuery:
 
 
 def _limit(value: str) -> int:
-    try:
-        limit = int(value)
-    except ValueError:
-        raise BadRequest(f"limit param must be an integer, got {value!r}") from None
+    text = value.strip()
+    if not text.lstrip("-").isascii() or not text.lstrip("-").isdigit() or len(text) > 20:
+        raise BadRequest(f"limit param must be an integer, got {value!r}")
+    limit = int(text)
     if limit < 0:
         raise BadRequest("limit param must be positive")
     return min(limit, MAX_LIMIT)
 
 
 def _integer(name: str, value: str) -> int:
-    try:
-        return int(value)
-    except ValueError:
-        raise BadRequest(f"Invalid value '{value}' for parameter '{name}'; expected an integer.") from None
+    """A whole number that fits the column it filters (64-bit sizes, 32-bit min_ram/min_disk)."""
+    text = value.strip()
+    digits = text[1:] if text[:1] in "+-" else text
+    if not (digits.isascii() and digits.isdigit()) or len(digits) > 20:
+        raise BadRequest(f"Invalid value '{value}' for parameter '{name}'; expected an integer.")
+    number = int(text)
+    limit = INT32_MAX if name in ("min_ram", "min_disk") else INT64_MAX
+    if not -limit - 1 <= number <= limit:
+        raise BadRequest(f"Invalid value '{value}' for parameter '{name}': out of range (at most {limit}).")
+    return number
 
 
 def _sorting(keys: list[str], dirs: list[str], sort: str | None) -> list[tuple[str, str]]:

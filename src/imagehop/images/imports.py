@@ -1,8 +1,8 @@
 """Interoperable image import: stage, then ``POST /import`` with a method; an ``api_image_import`` task.
 
 Methods: ``glance-direct`` (the bytes staged with ``PUT /stage``), ``web-download`` (fetched over
-HTTP(S), never from loopback, link-local or private addresses unless the operator sets
-``IMAGEHOP_WEB_DOWNLOAD_ALLOW_PRIVATE=1``), ``glance-download`` (from another region of this
+HTTP(S) by ``web.py``: public addresses only unless the operator sets
+``web_download_allow_private``), ``glance-download`` (from another region of this
 deployment, with the caller's token, verified by size, ``os_hash_value`` and content digest), and
 ``copy-image`` (one store per region: nothing to copy). The import is an ``api_image_import`` row of
 the region's ``tasks`` table, run by the region's task worker (``tasks/worker.py``); the image
@@ -16,15 +16,11 @@ it for the download only, and revokes it at once: a one-use delegation, as Keyst
 from __future__ import annotations
 
 import contextlib
-import ipaddress
-import os
-import socket
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from datetime import timedelta
 from typing import Any
-from urllib.parse import urlsplit
 
 import httpx
 from starlette.concurrency import run_in_threadpool
@@ -33,7 +29,7 @@ from imagehop import formats
 from imagehop.identity.caller import Caller
 from imagehop.identity.catalog import Catalog
 from imagehop.identity.service import IdentityError, IdentityService
-from imagehop.images import store
+from imagehop.images import store, web
 from imagehop.images.data import ACCOUNT
 from imagehop.images.errors import BadRequest, Conflict, Forbidden, ImageError, TooLarge
 from imagehop.images.service import CONTENT_DIGEST, ImageService, check_can_write, now
@@ -51,11 +47,6 @@ CHUNK = 1 << 20
 
 
 DELEGATION_LIFETIME = 3600.0  # seconds, at most, of the token a worker gets for a glance-download
-
-
-def allow_private() -> bool:
-    """The environment's say (``IMAGEHOP_WEB_DOWNLOAD_ALLOW_PRIVATE``) when no setting is given."""
-    return os.environ.get("IMAGEHOP_WEB_DOWNLOAD_ALLOW_PRIVATE", "") in ("1", "true", "yes")
 
 
 class Importer:
@@ -92,8 +83,18 @@ class Importer:
 
     def end_stage(self, image_id: str, writer: Any, ok: bool) -> None:
         if ok:
-            writer.commit()
-            return
+            info = writer.commit()
+            with self.service.engine.connect() as conn:
+                image = store.get(conn, image_id)
+            try:
+                if info.file_id and image is not None:
+                    self.service.data.check_safe(STAGING, image_id, image["disk_format"])
+                return
+            except BadRequest:
+                self.service.data.objects.delete_object(ACCOUNT, STAGING, image_id)
+                with self.service.engine.begin() as conn:
+                    store.set_status(conn, image_id, ["uploading"], "queued", now())
+                raise
         writer.abort()
         with self.service.engine.begin() as conn:
             store.set_status(conn, image_id, ["uploading"], "queued", now())
@@ -164,7 +165,7 @@ class Importer:
                 self._store(task_id, image_id, self._staged(image_id), expected=None)
                 self.service.data.objects.delete_object(ACCOUNT, STAGING, image_id)
             elif name == "web-download":
-                self._store(task_id, image_id, web_chunks(method["uri"], self.allow_private), expected=None)
+                self._store(task_id, image_id, web.fetch(method["uri"], self.allow_private), expected=None)
             elif name == "glance-download":
                 token = self._delegated_token(task)
                 try:
@@ -378,43 +379,22 @@ class ImportFailed(Exception):
 
 
 class Progress:
-    """Sets the task message to ``Copied N MiB`` at most once per 64 MiB."""
+    """Sets the task message to ``Copied N MiB``: every 64 MiB, or every half second once a MiB
+    more is done (what the console's live copy progress reads), whichever comes first."""
 
-    def __init__(self, service: ImageService, task_id: str) -> None:
-        self.service, self.task_id, self.reported = service, task_id, 0
+    def __init__(self, service: ImageService, task_id: str, every: float = 0.5) -> None:
+        self.service, self.task_id, self.reported, self.every = service, task_id, 0, every
+        self._last = time.monotonic()
 
     def __call__(self, done: int) -> None:
-        if done - self.reported >= 64 << 20:
-            self.reported = done
+        step = done - self.reported
+        moment = time.monotonic()
+        if step >= 64 << 20 or (step >= 1 << 20 and moment - self._last >= self.every):
+            self.reported, self._last = done, moment
             with self.service.engine.begin() as conn:
                 store.update_task(conn, self.task_id, message=f"Copied {done >> 20} MiB", updated_at=now())
 
 
 def check_uri(uri: Any, allow: bool | None = None) -> None:
-    """A web-download URI must be http(s) and, unless allowed, resolve to public addresses only.
-
-    ``allow`` is the operator's ``[images] web_download_allow_private``; None reads the environment.
-    """
-    if not isinstance(uri, str):
-        raise BadRequest("web-download needs a 'uri'.")
-    parts = urlsplit(uri)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise BadRequest(f"URI {uri!r} is not allowed: use http or https.")
-    if allow or (allow is None and allow_private()):
-        return
-    try:
-        infos = socket.getaddrinfo(parts.hostname, parts.port or 80, proto=socket.IPPROTO_TCP)
-    except OSError:
-        raise BadRequest(f"URI {uri!r}: host {parts.hostname} does not resolve.") from None
-    for info in infos:
-        address = ipaddress.ip_address(info[4][0])
-        if address.is_loopback or address.is_link_local or address.is_private or address.is_unspecified:
-            raise BadRequest(f"URI {uri!r} is not allowed: {address} is not a public address.")
-
-
-def web_chunks(uri: str, allow: bool | None = None) -> Iterator[bytes]:
-    check_uri(uri, allow)  # again, at fetch time: DNS may have changed
-    with httpx.stream("GET", uri, timeout=60, follow_redirects=False) as response:
-        if response.status_code != 200:
-            raise ImageError(f"Downloading {uri} failed: HTTP {response.status_code}.")
-        yield from response.iter_bytes(CHUNK)
+    """A web-download URI must be http(s) and, unless allowed, resolve to public addresses only."""
+    web.check(uri, allow)

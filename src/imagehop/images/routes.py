@@ -28,7 +28,7 @@ from imagehop.images.data import ImageData
 from imagehop.images.errors import BadRequest, ImageError, NotFound, RangeNotSatisfiable, TooLarge, UnsupportedMediaType
 from imagehop.images.imports import METHODS as IMPORT_METHODS
 from imagehop.images.imports import Importer
-from imagehop.images.service import HIDDEN_PROPERTIES, ImageService
+from imagehop.images.service import HIDDEN_PROPERTIES, MAX_IMAGE_SIZE, ImageService
 from imagehop.region import Region
 from imagehop.streams import BodyTooLarge
 
@@ -235,8 +235,11 @@ def resource(path: str, **handlers: Handler) -> Route:
                                           f"The method {request.method} is not allowed for this resource.")  # fmt: skip
                 response.headers["Allow"] = allow
             else:
+                bodies.check_request_text(request)
                 caller = await require_caller(request)
                 response = await handler(request, caller)
+        except bodies.UnstorableText as exc:
+            response = error_response(request, 400, "Bad Request", str(exc))
         except ImageError as exc:
             response = error_response(request, exc.status, exc.title, exc.message)
             response.headers.update(exc.headers)
@@ -281,12 +284,15 @@ def declared_size(request: Request) -> int | None:
     value = request.headers.get("x-openstack-image-size")
     if value is None:
         return None
-    if not value.strip().isdigit():
-        raise BadRequest(f"x-openstack-image-size must be a whole number of bytes, got {value!r}.")
-    return int(value)
+    text = value.strip()
+    if not (text.isascii() and text.isdigit()):
+        raise BadRequest(f"x-openstack-image-size must be a whole number of bytes, got {value[:40]!r}.")
+    if len(text) > 20 or int(text) > MAX_IMAGE_SIZE:
+        raise TooLarge(f"x-openstack-image-size is larger than the limit of {MAX_IMAGE_SIZE} bytes.")
+    return int(text)
 
 
-_RANGE = re.compile(r"^bytes[ =](\d*)-(\d*)(?:/(\d+|\*))?$")
+_RANGE = re.compile(r"^bytes[ =]([0-9]{0,20})-([0-9]{0,20})(?:/([0-9]{1,20}|\*))?$")
 
 
 def parse_range(header: str | None, size: int) -> tuple[int, int]:
@@ -295,7 +301,7 @@ def parse_range(header: str | None, size: int) -> tuple[int, int]:
         return 0, size
     match = _RANGE.match(header.strip())
     if not match or (not match.group(1) and not match.group(2)):
-        raise RangeNotSatisfiable(f"Invalid range {header!r}: use bytes=first-last.")
+        raise RangeNotSatisfiable(f"Invalid range {header[:80]!r}: use bytes=first-last.")
     first, last = match.group(1), match.group(2)
     if not first:  # suffix: the last N bytes
         n = int(last)

@@ -81,6 +81,10 @@ IMAGE_PROPERTIES: dict[str, Any] = {
                             "properties": {"url": {"type": "string", "maxLength": 255},
                                            "metadata": {"type": "object"},
                                            "validation_data": {"type": "object"}}}},
+    # imagehop's own measure of the virtual disk (DESIGN.md, "The content digest"); listed so that a
+    # client can tell from the schema that this image service computes it.
+    "imagehop.content_digest": {"type": ["null", "string"], "readOnly": True, "is_base": False,
+                                "description": "sha256 content digest of the virtual disk (imagehop), the same for raw, VHD and qcow2"},
     # Operator-defined ("custom") properties, as Glance's default schema-image.json has them.
     "kernel_id": {"type": ["null", "string"], "pattern": UUID_PATTERN, "is_base": False,
                   "description": "ID of image stored in Glance that should be used as the kernel when booting an AMI-style image."},

@@ -382,6 +382,8 @@ def _integer(key: str, value: Any) -> int:
         raise BadRequest(f"Invalid value for '{key}': expected an integer.")
     if value < 0:
         raise BadRequest(f"Invalid value for '{key}': it must be at least 0.")
+    if value > filters.INT32_MAX:
+        raise BadRequest(f"Invalid value for '{key}': it must be at most {filters.INT32_MAX}.")
     return value
 
 

@@ -90,3 +90,22 @@ def render(result: BulkResult, fmt: str) -> tuple[str, bytes]:
         *(f"{n}, {s}" for n, s in result.errors),
     ]
     return "text/plain; charset=utf-8", ("\n".join(lines) + "\n").encode()
+
+
+def heartbeat_body(fmt: str, report: dict[str, str], errors: list[tuple[str, str]], root: str = "upload") -> bytes:
+    """Swift's ``get_heartbeat_response_body``: the report and the errors as JSON, XML (no declaration) or text."""
+    if fmt == "json":
+        return json.dumps({**report, "Errors": [list(e) for e in errors]}).encode("ascii")
+    if fmt == "xml":
+        out = [f"<{root}>\n"]
+        for key in sorted(report):
+            tag = key.replace(" ", "_").lower()
+            out.append(f"<{tag}>{escape(str(report[key]))}</{tag}>\n")
+        out.append("<errors>\n")
+        out += [f"<object><name>{escape(n)}</name><status>{escape(s)}</status></object>\n" for n, s in errors]
+        out.append(f"</errors>\n</{root}>\n")
+        return "".join(out).encode()
+    lines = [f"{key}: {report[key]}\n" for key in sorted(report)]
+    lines.append("Errors:\n")
+    lines += [f"{n}, {s}\n" for n, s in errors]
+    return "".join(lines).encode()

@@ -25,6 +25,9 @@ def totals(store: ObjectStore, manifest: ObjectInfo) -> tuple[int, str]:
     md5 = hashlib.md5()
     size = 0
     for segment, _, length in store.segments(manifest):
-        md5.update(segment.etag.encode())
+        assert isinstance(segment, ObjectInfo)
+        # The listing's hash, as Swift's dlo takes it (an SLO segment lists the MD5 of its manifest).
+        etag = hashlib.md5((segment.manifest or "[]").encode()).hexdigest() if segment.kind == "slo" else segment.etag
+        md5.update(etag.encode())
         size += length
     return size, md5.hexdigest()

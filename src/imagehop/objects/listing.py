@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Mapping
 from xml.etree.ElementTree import Element, SubElement, tostring
@@ -114,7 +115,7 @@ def render_containers(entries: list, fmt: str, account: str) -> bytes:
 def object_entry(e: ObjectInfo) -> dict:
     entry = {
         "bytes": e.size,
-        "hash": e.etag,
+        "hash": hashlib.md5((e.manifest or "[]").encode()).hexdigest() if e.kind == "slo" else e.etag,
         "name": e.name,
         "content_type": e.content_type,
         "last_modified": iso_time(e.last_modified),

@@ -28,6 +28,7 @@ from imagehop.objects import acl, bulk, dlo, slo, tempurl
 from imagehop.objects.constraints import (
     MAX_ACCOUNT_NAME_LENGTH,
     MAX_FILE_SIZE,
+    RESPONSE_REASONS,
     SLO_MAX_MANIFEST_SIZE,
     STATUS_TEXT,
     TRUE_VALUES,
@@ -78,6 +79,7 @@ class SwiftRequest:
     obj: str
     query: dict[str, str]
     caller: Caller | None
+    tempurl: tempurl.Grant | None = None  # set when a TempURL signature let the request in
 
     @property
     def headers(self) -> Any:
@@ -98,6 +100,18 @@ def object_routes(region: Region) -> list[BaseRoute]:
         return _finish(JSONResponse(info_document(), media_type="application/json; charset=UTF-8"))
 
     async def swift(request: Request) -> Response:
+        response = await _answer(request)
+        grant = getattr(request.state, "tempurl", None)
+        if grant is not None and request.method in ("GET", "HEAD") and 200 <= response.status_code < 300:
+            query = dict(parse_qsl(request.url.query, keep_blank_values=True))
+            obj = request.url.path.split("/", 4)[-1]
+            tempurl.outgoing_headers(response.headers, grant, unquote(obj), query)
+        if request.method == "HEAD" and response.body.startswith(b"<html><h1>"):
+            response.body = b""  # as Swift: a HEAD gets no default error page (a message keeps its length)
+            response.headers["Content-Length"] = "0"
+        return response
+
+    async def _answer(request: Request) -> Response:
         try:
             req = await _parse(request, store)
             return _finish(await _dispatch(req))
@@ -141,23 +155,28 @@ async def _parse(request: Request, store: ObjectStore) -> SwiftRequest:
         raise SwiftError(400, "Account name too long")
     query = dict(parse_qsl(request.url.query, keep_blank_values=True))
     caller = None
-    if obj and tempurl.is_tempurl(query):
-        keys = await run_in_threadpool(_tempurl_keys, store, account, container)
-        tempurl.authorize(request.method, f"/{version}/{account}/{container}/{obj}", query, keys)
+    grant = None
+    if tempurl.is_tempurl(query) and request.method != "OPTIONS":
+        account_keys, container_keys = await run_in_threadpool(_tempurl_keys, store, account, container)
+        client = request.client.host if request.client else None
+        grant = tempurl.authorize(request.method, account, container, obj, query, account_keys, container_keys, client)
+        tempurl.check_headers(request.method, request.headers)
         caller = Caller("tempurl", "tempurl", account.removeprefix("AUTH_"), frozenset({"member"}), time.time())
+        request.state.tempurl = grant
     elif request.headers.get("x-auth-token"):
         caller = await require_caller(request)
-    return SwiftRequest(request, store, version, account, container, obj, query, caller)
+    return SwiftRequest(request, store, version, account, container, obj, query, caller, grant)
 
 
-def _tempurl_keys(store: ObjectStore, account: str, container: str) -> list[str]:
-    keys = [v for k, v in store.account_info(account).meta.items() if k in tempurl.KEYS]
+def _tempurl_keys(store: ObjectStore, account: str, container: str) -> tuple[list[str], list[str]]:
+    account_keys = [v for k, v in store.account_info(account).meta.items() if k in tempurl.KEYS]
+    container_keys: list[str] = []
     try:
         meta = store.get_container(account, container).meta
-        keys += [v for k, v in meta.items() if k in tempurl.CONTAINER_KEYS]
+        container_keys = [v for k, v in meta.items() if k in tempurl.CONTAINER_KEYS]
     except NoSuchContainer:
         pass
-    return keys
+    return account_keys, container_keys
 
 
 async def _dispatch(req: SwiftRequest) -> Response:
@@ -186,8 +205,9 @@ async def _dispatch(req: SwiftRequest) -> Response:
             raise SwiftError(403, "")
         if "bulk-delete" in req.query and method in ("POST", "DELETE"):
             return await bulk_delete(req)
-    if method == "OPTIONS":
-        return Response(status_code=200, headers={"Allow": ", ".join(METHODS)})
+    if method == "OPTIONS":  # Swift's list for the level: COPY only on objects
+        allowed = "GET, POST, PUT, DELETE, OPTIONS, HEAD" + (", COPY" if req.obj else "")
+        return Response(status_code=200, headers={"Allow": allowed})
     handler = handlers.get(method)
     if handler is None:
         raise SwiftError(405, "")
@@ -317,6 +337,7 @@ async def delete_container(req: SwiftRequest) -> Response:
 
 
 async def _container_for(req: SwiftRequest, *, write: bool, container: str | None = None) -> Any:
+    tempurl_scope(req, container or req.container)
     info = await _thread(req.store.get_container, req.account, container or req.container)
     acl.check_container_access(req.caller, req.account, info.meta, write=write)
     return info
@@ -369,39 +390,10 @@ async def put_object(req: SwiftRequest) -> Response:
             raise SwiftError(413, f"Manifest File > {SLO_MAX_MANIFEST_SIZE} bytes") from None
         except bodies.MalformedJSON:  # the client went away mid-body
             raise SwiftError(499, "") from None
-        try:
-            info = await _thread(
-                slo.put,
-                req.store,
-                req.account,
-                req.container,
-                req.obj,
-                body,
-                expected_etag=req.headers.get("etag"),
-                content_type=content_type,
-                meta=meta,
-                delete_at=expires,
-            )
-        except slo.ManifestProblems as problems:
-            return _problems_response(req, problems.errors)
-        return Response(status_code=201, headers=_created_headers(info, quoted=True))
+        return await _put_slo(req, body, content_type, meta, expires)
+    manifest = None
     if "x-object-manifest" in req.headers:
         manifest = dlo.parse_manifest_header(req.headers["x-object-manifest"])
-        body = await _read_body(req, 1024 * 1024)
-        info = await _thread(
-            req.store.put_manifest,
-            req.account,
-            req.container,
-            req.obj,
-            kind="dlo",
-            manifest=manifest,
-            size=0,
-            etag=_md5(body),
-            content_type=content_type,
-            meta=meta,
-            delete_at=expires,
-        )
-        return Response(status_code=201, headers=_created_headers(info))
     writer = await _thread(
         req.store.writer,
         req.account,
@@ -412,6 +404,8 @@ async def put_object(req: SwiftRequest) -> Response:
         expected_etag=req.headers.get("etag"),
         delete_at=expires,
     )
+    if manifest is not None:  # a DLO: its own body is kept (``?multipart-manifest=get`` returns it)
+        writer.kind, writer.manifest = "dlo", manifest
     try:
         received = await _stream_into(req, writer.write)
         if length is not None and received != length:
@@ -421,6 +415,104 @@ async def put_object(req: SwiftRequest) -> Response:
         await _thread(writer.abort)
         raise
     return Response(status_code=201, headers=_created_headers(info))
+
+
+ACCEPTABLE = {"plain": "text/plain", "json": "application/json", "xml": "application/xml"}
+
+
+def _out_format(req: SwiftRequest) -> str:
+    """The Accept-chosen format of a bulk-style answer (SLO PUT/DELETE); a bad Accept means plain."""
+    try:
+        return choose_format({}, req.headers.get("accept"))
+    except SwiftError:
+        return "plain"
+
+
+def _segment_access(req: SwiftRequest, *, write: bool = False) -> Callable[[str], int | None]:
+    """Whether the caller may read (or delete) objects of a container: None, or the status it would get."""
+
+    def can(container: str) -> int | None:
+        try:
+            info = req.store.get_container(req.account, container)
+        except NoSuchContainer:
+            return None
+        try:
+            acl.check_container_access(req.caller, req.account, info.meta, write=write)
+            tempurl_scope(req, container)
+        except SwiftError as exc:
+            return exc.status
+        return None
+
+    return can
+
+
+def tempurl_scope(req: SwiftRequest, container: str) -> None:
+    """A TempURL signed with a container's key reaches that container only (not segments elsewhere)."""
+    if req.tempurl is not None and req.tempurl.container is not None and container != req.tempurl.container:
+        raise SwiftError(401, "")
+
+
+def _segment_check(req: SwiftRequest) -> Callable[[str, str], None]:
+    """For ``store.open(check=...)``: read a large object's segments with the caller's own rights."""
+    can = _segment_access(req)
+
+    def check(account: str, container: str) -> None:
+        refused = can(container)
+        if refused:
+            raise SegmentRefused(refused)
+
+    return check
+
+
+class SegmentRefused(Exception):
+    def __init__(self, status: int) -> None:
+        self.status = status
+
+
+async def _put_slo(req: SwiftRequest, body: bytes, content_type: str, meta: dict, expires: float | None) -> Response:
+    entries = slo.parse(body, req.container, req.obj)
+    fmt = _out_format(req)
+    heartbeat = req.query.get("heartbeat", "").lower() in TRUE_VALUES
+
+    def run() -> tuple[int, dict[str, str], list[tuple[str, str]]]:
+        try:
+            info = slo.put(
+                req.store,
+                req.account,
+                req.container,
+                req.obj,
+                entries,
+                _segment_access(req),
+                expected_etag=req.headers.get("etag"),
+                content_type=content_type,
+                meta=meta,
+                delete_at=expires,
+            )
+        except slo.ManifestProblems as problems:
+            return 400, {}, problems.errors
+        except SwiftError as exc:
+            if exc.status != 422 or not heartbeat:
+                raise
+            return 422, {}, []
+        return 201, _created_headers(info, quoted=True), []
+
+    if not heartbeat:
+        status, headers, problems = await _thread(run)
+        if problems:
+            return _problems_response(fmt, {}, problems)
+        return Response(status_code=status, headers=headers)
+
+    async def beating() -> Any:
+        yield b" "
+        status, headers, problems = await _thread(run)
+        report: dict[str, str] = {"Response Status": f"{status} {STATUS_TEXT[status]}"}
+        if status == 201:
+            report.update({"Etag": headers["Etag"], "Last Modified": headers["Last-Modified"], "Response Body": ""})
+        else:
+            report["Response Body"] = "\n".join(RESPONSE_REASONS[status])
+        yield b"\r\n\r\n" + bulk.heartbeat_body(fmt, report, problems)
+
+    return StreamingResponse(beating(), 202, media_type=ACCEPTABLE[fmt])
 
 
 def _md5(data: bytes) -> str:
@@ -486,13 +578,8 @@ def _created_headers(info: ObjectInfo, quoted: bool = False) -> dict[str, str]:
     }
 
 
-def _problems_response(req: SwiftRequest, errors: list[tuple[str, str]]) -> Response:
-    fmt = choose_format({}, req.headers.get("accept"))
-    if fmt == "json":
-        body = {"Errors": [list(e) for e in errors], "Response Status": "400 Bad Request", "Response Body": ""}
-        return JSONResponse(body, 400)
-    text = "Errors:\n" + "".join(f"{name}, {reason}\n" for name, reason in errors)
-    return Response(text, 400, media_type="text/plain; charset=utf-8")
+def _problems_response(fmt: str, report: dict[str, str], errors: list[tuple[str, str]]) -> Response:
+    return Response(bulk.heartbeat_body(fmt, report, errors), 400, media_type=ACCEPTABLE[fmt])
 
 
 def _object_headers(info: ObjectInfo, size: int, etag: str) -> dict[str, str]:
@@ -517,22 +604,85 @@ def _object_headers(info: ObjectInfo, size: int, etag: str) -> dict[str, str]:
 async def get_object(req: SwiftRequest) -> Response:
     await _container_for(req, write=False)
     info: ObjectInfo = await _thread(req.store.head, req.account, req.container, req.obj)
-    if req.query.get("multipart-manifest") == "get" and info.kind == "slo":
-        body = slo.manifest_view(info, raw=req.query.get("format") == "raw")
+    manifest_get = req.query.get("multipart-manifest") == "get"
+    if manifest_get and info.kind == "slo":
+        raw = req.query.get("format") == "raw"
+        body = slo.manifest_view(info, raw=raw)
         headers = _object_headers(info, len(body), _md5(body))
-        headers["Content-Type"] = "application/json; charset=utf-8"
+        if not raw:
+            headers["Content-Type"] = "application/json; charset=utf-8"
         _check_conditions(req, headers["Etag"], info.last_modified)
         return Response(body if req.method == "GET" else b"", 200, headers=headers)
-    if req.query.get("multipart-manifest") == "get" and info.kind == "dlo":
-        headers = _object_headers(info, 0, info.etag)
+    if manifest_get and info.kind == "dlo":
+        return await _plain_object(req, info, resolve=False)
+    part = _part_number(req) if info.kind == "slo" else None
+    if part is not None:
+        return await _slo_part(req, info, part)
+    return await _plain_object(req, info, resolve=True)
+
+
+def _part_number(req: SwiftRequest) -> int | None:
+    """``?part-number=N`` of an SLO GET/HEAD, as Swift's get_valid_part_num."""
+    value = req.query.get("part-number")
+    if value is None:
+        return None
+    try:
+        number = int(value)
+        if number <= 0:
+            raise ValueError(value)
+    except ValueError:
+        raise SwiftError(400, "Part number must be an integer greater than 0", html=True) from None
+    if req.headers.get("range"):
+        raise SwiftError(400, "Range requests are not supported with part number queries", html=True)
+    return number
+
+
+async def _slo_part(req: SwiftRequest, info: ObjectInfo, part: int) -> Response:
+    parts = await _thread(slo.part_ranges, req.store, info)
+    headers = _object_headers(info, info.size, f'"{info.etag}"')
+    headers["X-Parts-Count"] = str(len(parts))
+    headers["X-Manifest-Etag"] = slo.manifest_etag(info)
+    _check_conditions(req, info.etag, info.last_modified)
+    if part > len(parts):
+        body = b"" if req.method == "HEAD" else b"The requested part number is not satisfiable"
+        headers["Content-Length"] = str(len(body))
+        headers["Content-Range"] = f"bytes */{info.size}"
+        return Response(body, 416, headers=headers, media_type=info.content_type)
+    start, length = parts[part - 1]
+    headers["Content-Length"] = str(length)
+    headers["Content-Range"] = f"bytes {start}-{start + length - 1}/{info.size}"
+    if req.method == "HEAD":
+        return Response(b"", 206, headers=headers)
+    reader = await _open(req, info, resolve=True)
+    return StreamingResponse(_stream(reader, [(start, length)]), 206, headers=headers)
+
+
+async def _open(req: SwiftRequest, info: ObjectInfo, *, resolve: bool) -> ObjectReader:
+    """The object's reader; a large object's segments are read with the caller's own rights (Swift's rule)."""
+    try:
+        return await _thread(
+            req.store.open, req.account, req.container, req.obj, resolve=resolve, check=_segment_check(req)
+        )
+    except SegmentRefused as refused:
+        raise SwiftError(409 if info.kind == "slo" else refused.status, "") from None
+
+
+async def _plain_object(req: SwiftRequest, info: ObjectInfo, *, resolve: bool) -> Response:
+    if info.kind == "slo" and req.method == "HEAD":  # Swift answers an SLO HEAD from the manifest alone
+        headers = _object_headers(info, info.size, f'"{info.etag}"')
+        headers["X-Manifest-Etag"] = slo.manifest_etag(info)
+        _check_conditions(req, info.etag, info.last_modified)
         return Response(b"", 200, headers=headers)
-    reader: ObjectReader = await _thread(req.store.open, req.account, req.container, req.obj)
+    reader = await _open(req, info, resolve=resolve)
     try:
         size, etag = reader.size, info.etag
-        if info.kind == "dlo":
+        if info.kind == "dlo" and resolve:
             _, etag = await _thread(dlo.totals, req.store, info)
-        quoted = f'"{etag}"' if info.kind else etag
+        large = bool(info.kind) and resolve
+        quoted = f'"{etag}"' if large else etag
         headers = _object_headers(info, size, quoted)
+        if info.kind == "slo":
+            headers["X-Manifest-Etag"] = slo.manifest_etag(info)
         _check_conditions(req, etag, info.last_modified)
         ranges = _parse_ranges(req.headers.get("range"), size)
     except BaseException:
@@ -656,11 +806,10 @@ async def post_object(req: SwiftRequest) -> Response:
         expires = None
     current: ObjectInfo = await _thread(req.store.head, req.account, req.container, req.obj)
     kind, manifest = current.kind, current.manifest
-    if current.kind == "dlo":  # a DLO stays one only if the POST names its manifest again
-        if "x-object-manifest" in req.headers:
-            manifest = dlo.parse_manifest_header(req.headers["x-object-manifest"])
-        else:
-            kind, manifest = "", None
+    if req.headers.get("x-object-manifest") and current.kind != "slo":  # a POST may make an object a DLO
+        kind, manifest = "dlo", unquote(req.headers["x-object-manifest"])  # Swift checks the form on PUT only
+    elif current.kind == "dlo":  # a DLO stays one only if the POST names its manifest again
+        kind, manifest = "", None
     await _thread(
         req.store.update_object_meta,
         req.account,
@@ -679,7 +828,8 @@ async def post_object(req: SwiftRequest) -> Response:
 async def delete_object(req: SwiftRequest) -> Response:
     await _container_for(req, write=True)
     if req.query.get("multipart-manifest") == "delete":
-        result = await _thread(slo.delete, req.store, req.account, req.container, req.obj)
+        can_delete = _segment_access(req, write=True)
+        result = await _thread(slo.delete, req.store, req.account, req.container, req.obj, can_delete)
         if result.deleted == 0:
             raise SwiftError(404, "")
         media, data = bulk.render(result, choose_format({}, req.headers.get("accept")))
@@ -746,17 +896,12 @@ def _title(name: str) -> str:
 def _error(status: int, message: str, headers: dict[str, str] | None = None, *, html: bool = False) -> Response:
     if status in (204, 304):
         return Response(status_code=status, headers=headers)
-    title = STATUS_TEXT.get(status, "Error")
+    title, explanation = RESPONSE_REASONS.get(status, ("Error", ""))
     if message:
         body = message.encode()
         media = "text/html; charset=UTF-8" if html else "text/plain; charset=utf-8"
     else:
-        defaults = {
-            401: "This server could not verify that you are authorized to access the document you requested.",
-            403: "Access was denied to this resource.",
-            404: "The resource could not be found.",
-        }
-        body = f"<html><h1>{title}</h1><p>{defaults.get(status, '')}</p></html>".encode()
+        body = f"<html><h1>{title}</h1><p>{explanation}</p></html>".encode()
         media = "text/html; charset=UTF-8"
     extra = dict(headers or {})
     if status == 401:

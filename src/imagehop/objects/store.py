@@ -37,6 +37,7 @@ the blob store: blobs are named by random ids.
 
 from __future__ import annotations
 
+import base64
 import bisect
 import contextlib
 import hashlib
@@ -45,7 +46,7 @@ import logging
 import os
 import time
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -542,7 +543,7 @@ class ObjectStore:
         """Replace the user metadata (Swift's POST semantics); ``delete_at=False`` keeps it."""
         with self.engine.begin() as conn:
             current = self._object_row(conn, account, container, name)
-            values: dict[str, Any] = {"meta": meta}
+            values: dict[str, Any] = {"meta": meta, "last_modified": _now()}  # a POST moves Last-Modified
             if content_type:
                 values["content_type"] = content_type
             if delete_at is not False:
@@ -598,10 +599,22 @@ class ObjectStore:
         )
         return old
 
-    def open(self, account: str, container: str, name: str, *, resolve: bool = True) -> ObjectReader:
-        """A reader of the object's data; with ``resolve`` an SLO/DLO reads as its concatenated segments."""
+    def open(
+        self,
+        account: str,
+        container: str,
+        name: str,
+        *,
+        resolve: bool = True,
+        check: SegmentCheck | None = None,
+    ) -> ObjectReader:
+        """A reader of the object's data; with ``resolve`` an SLO/DLO reads as its concatenated segments.
+
+        ``check(container)`` is called once for each container a segment is read from (at any depth)
+        and may raise to refuse: the Swift routes read segments with the caller's own rights.
+        """
         info = self.head(account, container, name)
-        return ObjectReader(self, info, self._parts(info, resolve, 0))
+        return ObjectReader(self, info, self._parts(info, resolve, 0, _CheckedContainers(check)))
 
     def _blob(self, file_id: str | None, size: int) -> _Blob | None:
         """The extent map of a stored blob (None: no bytes)."""
@@ -612,32 +625,47 @@ class ObjectStore:
             row = conn.execute(sa.select(b.c.extents, b.c.state).where(b.c.id == file_id)).first()
         return _Blob.from_row(file_id, size, row.extents if row is not None else None)
 
-    def _parts(self, info: ObjectInfo, resolve: bool, depth: int) -> list[_Part]:
+    def _parts(self, info: ObjectInfo, resolve: bool, depth: int, check: _CheckedContainers) -> list[_Part]:
         if depth > MAX_SEGMENT_DEPTH:
             raise BrokenLargeObject("large objects nest too deep")
         if not resolve or not info.kind:
             return [_Part(self._blob(info.file_id, info.size), 0, info.size)] if info.size else []
         parts: list[_Part] = []
-        for seg, start, length in self.segments(info):
-            seg_parts = self._parts(seg, True, depth + 1)
+        for seg, start, length in self.segments(info, check, depth):
+            if isinstance(seg, bytes):
+                parts.append(_Part(None, start, length, seg))
+                continue
+            resolve_segment = info.kind == "slo" or seg.kind == "slo"  # a DLO's DLO segments are not followed
+            seg_parts = self._parts(seg, resolve_segment, depth + 1, check)
             parts.extend(_slice_parts(seg_parts, start, start + length))
         return _coalesce(parts)
 
-    def segments(self, info: ObjectInfo) -> list[tuple[ObjectInfo, int, int]]:
-        """The (segment, start, length) list of a large object, from its manifest."""
-        out: list[tuple[ObjectInfo, int, int]] = []
+    def segments(
+        self, info: ObjectInfo, check: _CheckedContainers | None = None, depth: int = 0
+    ) -> list[tuple[ObjectInfo | bytes, int, int]]:
+        """The (segment, start, length) list of a large object, from its manifest (bytes: inline SLO data)."""
+        if depth > MAX_SEGMENT_DEPTH:
+            raise BrokenLargeObject("large objects nest too deep")
+        check = check or _CheckedContainers(None)
+        out: list[tuple[ObjectInfo | bytes, int, int]] = []
         if info.kind == "dlo":
             seg_container, _, prefix = (info.manifest or "").partition("/")
+            check(info.account, seg_container)
             try:
+                # As Swift's dlo: each listed object as it is stored (its own bytes, even a DLO's, even this
+                # manifest itself), so a DLO can never recurse.
                 for seg in self.iter_objects(info.account, seg_container, prefix):
-                    size = self._logical_size(seg)
-                    if size:
-                        out.append((seg, 0, size))
+                    out.append((seg, 0, seg.size))
             except NoSuchContainer:
                 pass
             return out
         for entry in json.loads(info.manifest or "[]"):
+            if "data" in entry:
+                data = base64.b64decode(entry["data"])
+                out.append((data, 0, len(data)))
+                continue
             seg_container, _, seg_name = entry["name"].lstrip("/").partition("/")
+            check(info.account, seg_container)
             try:
                 seg = self.head(info.account, seg_container, seg_name)
             except (NoSuchObject, NoSuchContainer):
@@ -651,9 +679,9 @@ class ObjectStore:
             out.append((seg, start, length))
         return out
 
-    def _logical_size(self, info: ObjectInfo) -> int:
+    def _logical_size(self, info: ObjectInfo, check: _CheckedContainers | None = None, depth: int = 0) -> int:
         if info.kind == "dlo":
-            return sum(length for _, _, length in self.segments(info))
+            return sum(length for _, _, length in self.segments(info, check, depth))
         return info.size
 
     def copy(
@@ -862,6 +890,7 @@ class ObjectWriter:
         self._extra = {h: _HashChain(h) for h in hashes}
         self._chains = [self._md5, *self._extra.values()] if known_etag is None else list(self._extra.values())
         self.digests: dict[str, str] = {}
+        self.kind, self.manifest = "", None  # a DLO keeps its own body: kind "dlo", manifest "container/prefix"
         self._done = False
 
     def _store(self, piece: bytes, at: int) -> None:
@@ -944,8 +973,8 @@ class ObjectWriter:
             self.content_type,
             self.meta,
             self.file_id,
-            "",
-            None,
+            self.kind,
+            self.manifest,
             self.delete_at,
             None if dense else self.extents,
             self.stored,
@@ -1007,6 +1036,23 @@ class _Part:
     blob: _Blob | None
     offset: int
     length: int
+    data: bytes | None = None  # an SLO's inline data segment
+
+
+SegmentCheck = Callable[[str, str], None]
+
+
+class _CheckedContainers:
+    """Calls a :data:`SegmentCheck` once per (account, container) a large object reads from."""
+
+    def __init__(self, check: SegmentCheck | None) -> None:
+        self.check = check
+        self.seen: set[tuple[str, str]] = set()
+
+    def __call__(self, account: str, container: str) -> None:
+        if self.check is not None and (account, container) not in self.seen:
+            self.check(account, container)
+            self.seen.add((account, container))
 
 
 def _slice_parts(parts: list[_Part], lo: int, hi: int) -> list[_Part]:
@@ -1016,7 +1062,7 @@ def _slice_parts(parts: list[_Part], lo: int, hi: int) -> list[_Part]:
     for part in parts:
         start, end = max(lo, pos), min(hi, pos + part.length)
         if start < end:
-            out.append(_Part(part.blob, part.offset + start - pos, end - start))
+            out.append(_Part(part.blob, part.offset + start - pos, end - start, part.data))
         pos += part.length
     return out
 
@@ -1066,13 +1112,18 @@ class ObjectReader:
         out: list[tuple[int, int]] = []
         pos = 0
         for part in self.parts:
-            if part.blob is not None:
-                for start, length, _ in part.blob.runs_within(part.offset, part.offset + part.length):
-                    at = pos + start - part.offset
-                    if out and out[-1][0] + out[-1][1] == at:
-                        out[-1] = (out[-1][0], out[-1][1] + length)
-                    else:
-                        out.append((at, length))
+            if part.data is not None:  # an SLO's inline data segment
+                runs: Iterator[tuple[int, int, int]] = iter([(part.offset, part.length, 0)])
+            elif part.blob is not None:
+                runs = part.blob.runs_within(part.offset, part.offset + part.length)
+            else:
+                runs = iter(())
+            for start, length, _ in runs:
+                at = pos + start - part.offset
+                if out and out[-1][0] + out[-1][1] == at:
+                    out[-1] = (out[-1][0], out[-1][1] + length)
+                else:
+                    out.append((at, length))
             pos += part.length
         return out
 
@@ -1084,6 +1135,12 @@ class ObjectReader:
         end = min(start + length, self.size)
         for part in _slice_parts(self.parts, start, end):
             pos, stop = part.offset, part.offset + part.length
+            if part.data is not None:  # an SLO's inline data segment
+                while pos < stop:
+                    n = min(chunk, stop - pos)
+                    yield part.data[pos : pos + n]
+                    pos += n
+                continue
             runs = part.blob.runs_within(pos, stop) if part.blob is not None else iter(())
             for run_start, run_length, at in [*runs, (stop, 0, 0)]:
                 while pos < run_start:  # a hole before the run (or before the end)

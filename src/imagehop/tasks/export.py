@@ -144,7 +144,8 @@ def write_object(
             segments.append({"path": f"/{container}/{info.name}", "etag": info.etag, "size_bytes": info.size})
         if done != total:
             raise RuntimeError(f"the VHD writer produced {done} bytes, expected {total}")
-        slo.put(objects, account, container, name, json.dumps(segments).encode(), expected_etag=None,
+        entries = slo.parse(json.dumps(segments).encode(), container, name)
+        slo.put(objects, account, container, name, entries, slo.in_process, expected_etag=None,
                 content_type=CONTENT_TYPE, meta=meta, delete_at=None)  # fmt: skip
     except BaseException:
         if current is not None:

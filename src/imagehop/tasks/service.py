@@ -71,7 +71,8 @@ class TaskService:
     def get(self, caller: Caller, task_id: str) -> Record:
         with self.engine.connect() as conn:
             task = store.get(conn, task_id) if _UUID.match(task_id) else None
-        if task is None or task["type"] not in TYPES or (task["owner"] != caller.tenant_id and not caller.is_admin):
+        hidden = task is not None and (task["type"] not in TYPES or _expired(task))
+        if task is None or hidden or (task["owner"] != caller.tenant_id and not caller.is_admin):
             raise NotFound(f"Task with the given id {task_id} not found")
         return task
 
@@ -110,5 +111,10 @@ class TaskService:
             if limit == 0:
                 return [], False
             rows = store.page(conn, caller.tenant_id, status=status, type_=task_type, sort_key=sort_key,
-                              sort_dir=sort_dir, marker=marker, limit=limit)  # fmt: skip
+                              sort_dir=sort_dir, marker=marker, limit=limit, alive_at=now())  # fmt: skip
         return rows, len(rows) == limit
+
+
+def _expired(task: Record) -> bool:
+    """A finished task is gone at its ``expires_at``, even before the worker deletes its row."""
+    return task["expires_at"] is not None and task["expires_at"] <= now()

@@ -55,9 +55,13 @@ def page(
     sort_dir: str,
     marker: Record | None,
     limit: int,
+    alive_at: datetime | None = None,
 ) -> list[Record]:
-    """One page by keyset on (sort key, id); ``owner`` None lists every tenant's (admin)."""
+    """One page by keyset on (sort key, id); ``owner`` None lists every tenant's (admin); with
+    ``alive_at``, tasks expired by then are left out. Only the Tasks API's own types are listed."""
     query = sa.select(tasks).where(tasks.c.type.in_(PUBLIC_TYPES))
+    if alive_at is not None:
+        query = query.where(sa.or_(tasks.c.expires_at.is_(None), tasks.c.expires_at > alive_at))
     if owner is not None:
         query = query.where(tasks.c.owner == owner)
     if status:

@@ -1,16 +1,27 @@
 """Clouds as every OpenStack tool reads them: ``clouds.yaml`` and ``OS_*`` variables.
 
-openstacksdk's config loader resolves a cloud by name; keystoneauth1 authenticates and resolves
-endpoints. Nothing here imports server code: the same calls work against any real cloud.
+openstacksdk's config loader resolves a cloud by name (Keystone v3 with project names or ids and
+domains, v2.0 with Rackspace's API key, application credentials, ``insecure``/``cacert``);
+keystoneauth1 authenticates and resolves endpoints. Nothing here imports server code: the same
+calls work against any real cloud.
 """
 
 from __future__ import annotations
 
+import os
+import ssl
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
+from keystoneauth1 import exceptions as ks_exceptions
 from keystoneauth1.session import Session
 from openstack import config as os_config
+from openstack import exceptions as os_exceptions
+
+
+class CloudConfigError(Exception):
+    """A cloud cannot be used as named; the message says what to do."""
 
 
 @dataclass(frozen=True)
@@ -19,32 +30,102 @@ class CloudSession:
     session: Session
     region_name: str | None
     interface: str
+    auth_url: str = ""
 
     def catalog(self) -> list[dict[str, Any]]:
         """The service catalog the cloud returned at login, as a list of v3-style entries."""
         access = self.session.auth.get_access(self.session)
-        return list(access.service_catalog.catalog)
+        return list(access.service_catalog.catalog or [])
+
+    def regions(self, service_type: str) -> list[str]:
+        """Regions whose catalog entry of ``service_type`` has an endpoint of our interface."""
+        found: list[str] = []
+        for entry in self.catalog():
+            if entry.get("type") != service_type:
+                continue
+            for endpoint in entry.get("endpoints", []):
+                region = endpoint.get("region_id") or endpoint.get("region")
+                interface = endpoint.get("interface")
+                if interface is None and f"{self.interface}URL" not in endpoint:  # v2.0 catalog entries
+                    continue
+                if interface not in (None, self.interface) or not region or region in found:
+                    continue
+                found.append(region)
+        return found
+
+    def has(self, service_type: str, region: str | None = None) -> bool:
+        return (region or self.region_name) in self.regions(service_type)
 
     def endpoint(self, service_type: str, region: str | None = None) -> str:
-        url = self.session.get_endpoint(
-            service_type=service_type, region_name=region or self.region_name, interface=self.interface
-        )
+        region = region or self.region_name
+        try:
+            url = self.session.get_endpoint(service_type=service_type, region_name=region, interface=self.interface)
+        except ks_exceptions.EndpointNotFound:
+            url = None
         if not url:
-            raise LookupError(
-                f"cloud {self.name} has no {service_type} endpoint in region {region or self.region_name}"
-            )
+            known = self.regions(service_type)
+            where = f"regions with {service_type}: {', '.join(known)}" if known else f"no region has {service_type}"
+            raise LookupError(f"cloud {self.name} has no {service_type} endpoint in region {region} ({where})")
         return url.rstrip("/")
+
+    @property
+    def project_id(self) -> str:
+        return str(self.session.get_project_id())
+
+    @cached_property
+    def tls(self) -> ssl.SSLContext | bool:
+        """What httpx needs to verify this cloud's certificates as the keystoneauth session does."""
+        verify = self.session.verify
+        if isinstance(verify, str):
+            return ssl.create_default_context(cafile=verify)
+        return bool(verify)
+
+
+def cloud_names(config_file: str | None = None) -> list[str]:
+    """The clouds clouds.yaml (and secure.yaml) name, sorted."""
+    loader = os_config.OpenStackConfig(config_files=[config_file] if config_file else None)
+    return sorted(loader.get_cloud_names())
+
+
+def _which_clouds(config_file: str | None) -> str:
+    names = [n for n in cloud_names(config_file) if n != "envvars"]
+    return f"clouds in clouds.yaml: {', '.join(names)}" if names else "clouds.yaml names no cloud"
 
 
 def connect(cloud: str | None = None, config_file: str | None = None) -> CloudSession:
     """Authenticate to ``cloud`` (from clouds.yaml or ``OS_*``) and return a ready session."""
     loader = os_config.OpenStackConfig(config_files=[config_file] if config_file else None)
-    region = loader.get_one(cloud=cloud)
+    if not cloud and not os.environ.get("OS_CLOUD") and not os.environ.get("OS_AUTH_URL"):
+        raise CloudConfigError(
+            f"no cloud given: pass --from-cloud NAME (or --os-cloud) or set OS_CLOUD ({_which_clouds(config_file)})"
+        )
+    name = cloud or os.environ.get("OS_CLOUD") or "envvars"
+    try:
+        region = loader.get_one(cloud=cloud)
+    except os_exceptions.ConfigException as exc:
+        if "not found" in str(exc).lower() or "cloud" in str(exc).lower():
+            raise CloudConfigError(f"no cloud named {name!r} ({_which_clouds(config_file)})") from None
+        raise CloudConfigError(f"cloud {name}: {exc}") from None
     session = region.get_session()
-    session.get_token()  # log in now, so a wrong password fails here with a clear error
+    auth_url = str(region.config.get("auth", {}).get("auth_url") or "")
+    try:
+        session.get_token()  # log in now, so a wrong password fails here with a clear error
+    except ks_exceptions.Unauthorized:
+        raise CloudConfigError(
+            f"cloud {name} refused the credentials (401 from {auth_url}): check the user name, password, API key or "
+            "application credential, and the project and domain names, in clouds.yaml or OS_*"
+        ) from None
+    except ks_exceptions.ConnectFailure as exc:
+        raise CloudConfigError(f"cannot reach the identity service of cloud {name} at {auth_url}: {exc}") from None
+    except ks_exceptions.MissingRequiredOptions as exc:
+        missing = ", ".join(o.dest for o in exc.options)
+        raise CloudConfigError(f"cloud {name} lacks {missing} in clouds.yaml or OS_* ({_which_clouds(None)})") from None
+    except (ks_exceptions.SSLError, ks_exceptions.ClientException) as exc:
+        raise CloudConfigError(f"cannot log in to cloud {name} at {auth_url}: {exc}") from None
     return CloudSession(
-        name=region.name or cloud or "envvars",
+        name=region.name or name,
         session=session,
         region_name=region.region_name or None,
-        interface=region.config.get("interface", "public"),
+        interface=region.config.get("interface", "public") or "public",
+        auth_url=auth_url,
     )

@@ -1,9 +1,11 @@
-"""`imagehop copy`: the whole walkthrough (export, move, import, re-tag, find, verify) in one call.
+"""`imagehop copy`: the whole walkthrough (find, choose a way, move, re-tag, verify) in one call.
 
-Each step is recorded in the journal when it finishes, so running the same command again after a
-crash, a Ctrl-C or a failure continues from the first unfinished step. Everything goes over HTTP
-(Glance v2 with Rackspace-style tasks, and Swift), so a source or target can be any cloud offering
-those APIs.
+First each side is asked what it offers (``discover.py``) and a way is chosen: ``glance-download``
+between regions of one cloud, ``web-download`` of a TempURL, the direct ``stream`` over the image
+data APIs, or Rackspace's export/import ``tasks``. Each step is recorded in the journal when it
+finishes, so running the same command again after a crash, a Ctrl-C or a failure continues from the
+first unfinished step. Everything goes over HTTP, so a source or target can be any cloud with
+Glance v2; imagehop and Rackspace add object storage and tasks.
 """
 
 from __future__ import annotations
@@ -13,8 +15,11 @@ import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
+from imagehop.transfer import discover as disc
+from imagehop.transfer import stream as direct
 from imagehop.transfer.clouds import CloudSession
 from imagehop.transfer.compute import BootError, ComputeClient
 from imagehop.transfer.glance import GlanceClient, GlanceError, user_properties
@@ -26,12 +31,24 @@ CONTENT_DIGEST = "imagehop.content_digest"
 SOURCE_PROPERTY = "imagehop.source"
 UUID_RE = re.compile(r"^[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{12}$")
 EXPORT_BLOCKING = ("com.rackspace__1__options",)
-METHODS = ("auto", "stream", "pull")
+METHODS = ("auto", *disc.WAYS, "pull")
+CONVERSIONS = ("raw", "qcow2", "vhd")
 TEMPURL_SECONDS = 6 * 3600  # long enough for the target to fetch a large image, short enough to matter
+# Base attributes a copy carries besides the user's properties.
+CARRIED_ATTRIBUTES = ("min_ram", "min_disk")
 
 
 class CopyError(Exception):
-    """The copy stopped; the message says why and what to do next."""
+    """The copy stopped; the message says why and what to do next. ``resumable`` says whether the
+    same command, run again, continues where it stopped (else the cause must be fixed first)."""
+
+    def __init__(self, message: str, resumable: bool = True) -> None:
+        super().__init__(message)
+        self.resumable = resumable
+
+
+def final(message: str) -> CopyError:
+    return CopyError(message, resumable=False)
 
 
 @dataclass
@@ -43,7 +60,17 @@ class Endpoint:
 
     def __post_init__(self) -> None:
         self.glance = GlanceClient(self.cloud, self.region)
-        self.swift = SwiftClient(self.cloud, self.region)
+
+    @cached_property
+    def swift(self) -> SwiftClient | None:
+        """The region's object storage, or ``None`` where the catalog has none."""
+        if not self.cloud.has("object-store", self.region):
+            return None
+        return SwiftClient(self.cloud, self.region)
+
+    @cached_property
+    def capabilities(self) -> disc.Capabilities:
+        return disc.discover(self)
 
     @property
     def label(self) -> str:
@@ -51,7 +78,7 @@ class Endpoint:
 
     @property
     def project_id(self) -> str:
-        return self.cloud.session.get_project_id()
+        return self.cloud.project_id
 
 
 @dataclass
@@ -63,9 +90,10 @@ class CopyOptions:
     keep_exported: bool = False
     dry_run: bool = False
     poll_interval: float = 30.0
-    method: str = "auto"  # auto, stream or pull
+    method: str = "auto"  # auto, glance-download, web-download, stream, tasks (pull: either pull)
     boot: str | None = None  # a server name to boot from the copy
     flavor: str | None = None
+    convert: str | None = None  # raw, qcow2 or vhd
 
 
 @dataclass
@@ -82,11 +110,18 @@ class CopyReport:
     bytes_moved: int = 0
     seconds: float = 0.0
     already_done: bool = False
+    dry_run: bool = False
     steps: list[str] = field(default_factory=list)
     move: dict[str, Any] | None = None
-    method: str = ""  # stream, pull-glance or pull-web
+    method: str = ""  # glance-download, web-download, stream or tasks
+    why: str = ""  # why that way (and why not the better ones)
+    disk_format: str | None = None
+    visibility: str | None = None
+    tasks: dict[str, str] = field(default_factory=dict)  # task kind -> task id
     server: str | None = None
+    left_out: dict[str, str] = field(default_factory=dict)  # property -> why it was not carried
     notes: list[str] = field(default_factory=list)
+    discovered: dict[str, Any] | None = None  # what each side offers (with --dry-run)
 
     def as_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -100,7 +135,7 @@ def find_source_image(glance: GlanceClient, ref: str) -> dict[str, Any]:
     if UUID_RE.match(ref):
         image = glance.get_image(ref)
         if image is None:
-            raise CopyError(f"no image {ref} in {glance.region}")
+            raise final(f"no image {ref} in {glance.region} (or your project cannot see it): check the id")
         return image
     if "=" in ref:
         key, value = ref.split("=", 1)
@@ -108,56 +143,61 @@ def find_source_image(glance: GlanceClient, ref: str) -> dict[str, Any]:
     else:
         matches, how = glance.find_images(name=ref), f"named {ref!r}"
     if not matches:
-        raise CopyError(f"no image {how} in {glance.region}")
+        raise final(f"no image {how} in {glance.region}: check the name, or list them with `openstack image list`")
     if len(matches) > 1:
         ids = ", ".join(m["id"] for m in matches[:5])
-        raise CopyError(f"{len(matches)} images {how} in {glance.region} ({ids}): name one by id")
+        raise final(f"{len(matches)} images {how} in {glance.region} ({ids}): name one by id")
     return matches[0]
 
 
 def check_exportable(image: dict[str, Any], project_id: str) -> None:
     """What Rackspace checks when the export task runs, checked before any slow step."""
     if image.get("owner") != project_id:
-        raise CopyError(
+        raise final(
             f"image {image['id']} belongs to {image.get('owner')}, not to your project {project_id}: only the owner "
             "can export it. Boot a server from it and image that server to get a copy you own."
         )
-    if image.get("status") != "active":
-        raise CopyError(f"image {image['id']} is {image.get('status')}: only active images can be exported")
     options = image.get("com.rackspace__1__options", "0")
     if options not in ("0", "", None) or str(image.get("os_type", "")).lower() == "windows":
-        raise CopyError(
+        raise final(
             f"image {image['id']} cannot be exported due to licensing restrictions "
             f"(com.rackspace__1__options={options!r}, os_type={image.get('os_type')!r})"
         )
 
 
-def choose_method(source: Endpoint, target: Endpoint, wanted: str) -> str:
-    """``stream``, ``pull-glance`` (glance-download, one deployment) or ``pull-web`` (web-download of a TempURL).
-
-    ``auto`` pulls when the target advertises the import method needed in ``GET /v2/info/import``.
-    """
-    if wanted == "stream":
-        return "stream"
-    same = same_deployment(source, target)
-    needed = "glance-download" if same else "web-download"
-    try:
-        available = target.glance.import_methods()
-    except GlanceError:
-        available = []
-    if needed in available:
-        return "pull-glance" if same else "pull-web"
-    if wanted == "pull":
-        raise CopyError(
-            f"{target.label} does not offer the {needed} import method (it offers: {', '.join(available) or 'none'}); "
-            "use --method stream"
+def check_format(image: dict[str, Any], target: Endpoint, convert: str | None) -> str:
+    """The disk format the target will hold; refuses, naming ``--convert``, what the target refuses."""
+    fmt = str(image.get("disk_format") or "raw")
+    out = convert or fmt
+    accepted = target.capabilities.disk_formats
+    if accepted is None or out in accepted:
+        return out
+    possible = [f for f in ("raw", "vhd") if f in accepted and (fmt, f) in direct.CONVERSIONS]
+    if convert:
+        raise final(
+            f"{target.label} refuses disk_format {out} (it accepts: {', '.join(accepted)})"
+            + (f": pass --convert {possible[0]}" if possible else "")
         )
-    return "stream"
+    if possible:
+        raise final(
+            f"{target.label} refuses disk_format {fmt} (it accepts: {', '.join(accepted)}): pass --convert "
+            f"{possible[0]} to convert the image while it streams"
+        )
+    raise final(
+        f"{target.label} refuses disk_format {fmt} (it accepts: {', '.join(accepted)}), and imagehop cannot convert "
+        f"{fmt} to any of those while streaming: convert it with qemu-img first"
+    )
 
 
-def same_deployment(source: Endpoint, target: Endpoint) -> bool:
-    """One cloud (one identity): its regions can pull from each other with the caller's token."""
-    return source.cloud is target.cloud or source.cloud.name == target.cloud.name
+def choose_method(source: Endpoint, target: Endpoint, image: dict[str, Any], options: CopyOptions) -> disc.Choice:
+    try:
+        return disc.choose(source.capabilities, target.capabilities, image, options.method, options.convert)
+    except ValueError as exc:
+        raise final(f"{exc}. Leave out --method to let imagehop pick a way both clouds support.") from None
+
+
+# Statuses that the same command cannot get past by running again: the cause must be fixed first.
+FINAL_STATUSES = (400, 401, 403, 404, 413, 415)
 
 
 def copy_image(
@@ -168,20 +208,41 @@ def copy_image(
     journal: Journal,
     progress: Progress | None = None,
 ) -> CopyReport:
+    """Copy one image; every failure is a :class:`CopyError` that says whether a re-run continues."""
+    try:
+        return _copy_image(ref, source, target, options, journal, progress)
+    except GlanceError as exc:
+        raise CopyError(str(exc), resumable=exc.status not in FINAL_STATUSES) from exc
+    except SwiftError as exc:
+        raise CopyError(str(exc), resumable=exc.status not in FINAL_STATUSES) from exc
+
+
+def _copy_image(
+    ref: str,
+    source: Endpoint,
+    target: Endpoint,
+    options: CopyOptions,
+    journal: Journal,
+    progress: Progress | None = None,
+) -> CopyReport:
     started = time.monotonic()
     say = progress or (lambda _phase, _info: None)
     source.glance.poll_interval = target.glance.poll_interval = options.poll_interval
+    if source.glance.base == target.glance.base:
+        raise final(
+            f"the source and the target are the same image service ({source.label}): nothing to copy. "
+            "Pick another --to region or --to-cloud."
+        )
 
     image = find_source_image(source.glance, ref)
-    check_exportable(image, source.project_id)
+    if image.get("status") != "active":
+        raise final(f"image {image['id']} is {image.get('status')}: only active images can be copied")
     key, value = options.tag or (SOURCE_PROPERTY, f"{source.region}/{image['id']}")
     report = CopyReport(image["id"], source.label, target.label, f"{key}={value}", digest=image.get(CONTENT_DIGEST))
-    job = (
-        "copy:"
-        + hashlib.sha256(
-            "\n".join([source.swift.storage_url, image["id"], target.swift.storage_url, key, value]).encode()
-        ).hexdigest()[:32]
-    )
+    report.dry_run = options.dry_run
+    report.visibility = image.get("visibility")
+    what = [source.glance.base, image["id"], target.glance.base, key, value, options.convert or ""]
+    job = "copy:" + hashlib.sha256("\n".join(what).encode()).hexdigest()[:32]
     state = journal.open_job(job)
 
     def step(name: str, /, **info: Any) -> None:
@@ -193,78 +254,98 @@ def copy_image(
         report.notes.append(message)
         say("note", {"message": message})
 
-    existing = _already_copied(target.glance, key, value, image)
+    existing = _already_copied(target.glance, key, value, image, options.convert)
     if existing is not None:
         report.target_image, report.already_done = existing["id"], True
         report.method = state.get("method", "")
-        report.verified_by = "content digest" if image.get(CONTENT_DIGEST) else "size"
+        report.disk_format = existing.get("disk_format")
+        report.verified_by = _already_by(image, existing)
         if options.boot and not options.dry_run:
             _boot(target, existing["id"], options, state, step, report, say)
         report.seconds = time.monotonic() - started
         say("done", {"image": existing["id"], "already": True})
         return report
 
+    report.disk_format = check_format(image, target, options.convert)
     # A re-run keeps the method its first run chose, so it continues the same steps, unless told otherwise.
     journaled = str(state.get("method") or "")
-    if journaled and (options.method == "auto" or journaled.startswith(options.method)):
-        method = journaled
+    if journaled in disc.WAYS and options.method in ("auto", journaled):
+        choice = disc.Choice(journaled, "the way the interrupted run chose", upload=str(state.get("upload") or ""))
     else:
-        method = choose_method(source, target, options.method)
-    report.method = method
+        choice = choose_method(source, target, image, options)
+    method = report.method = choice.method
+    report.why = choice.explain()
     if options.dry_run:
+        report.discovered = {"source": source.capabilities.as_dict(), "target": target.capabilities.as_dict()}
         report.seconds = time.monotonic() - started
         return report
+    if method in ("web-download", "tasks"):
+        check_exportable(image, source.project_id)
     if state.get("method") != method:
-        state["method"] = method
+        state["method"], state["upload"] = method, choice.upload
         journal.save_state(job, state)
+    say("plan", {"method": method, "why": choice.reason})
 
-    # 1. the coordinating property on the source image
+    # 1. the coordinating property on the source image (best effort where the image is not ours)
     if image.get(key) != value:
-        image = source.glance.patch(image["id"], {key: value}, image)
+        try:
+            image = source.glance.patch(image["id"], {key: value}, image)
+        except GlanceError as exc:
+            note(f"could not set {key}={value} on the source image ({exc.status}); the copy carries it only")
     props = user_properties(image)
     obj = f"{image['id']}.vhd"
     location = ""
 
-    # 2. export (a glance-download pull reads the image itself: nothing to export)
-    if method != "pull-glance":
-        location = _export(source, image, options, state, step, say)
+    # 2. the bytes
+    if method in ("web-download", "tasks"):
+        location = _export(source, image, options, state, step, say, report)
         obj = location.split("/", 1)[1]
-
-    if method.startswith("pull"):
+    if method in ("glance-download", "web-download"):
         try:
             new_id = _pull(source, target, image, method, location, options, state, step, say, note)
         except PullRefused as exc:
-            if options.method != "auto" or method != "pull-web":
-                raise CopyError(str(exc)) from None
+            if options.method != "auto" or method != "web-download":
+                raise CopyError(str(exc), resumable=False) from None
             note(f"{target.label} refused web-download ({exc}); streaming the bytes instead")
             method = state["method"] = report.method = "stream"
+            state["upload"] = disc.stream_upload(target.capabilities, report.disk_format)
             journal.save_state(job, state)
     if method == "stream":
-        new_id = _stream(source, target, image, location, options, journal, state, step, say, report)
+        if state.get("upload") == "segments" and not options.convert:
+            new_id = _stream_segments(source, target, image, options, journal, state, step, say, report)
+        else:
+            new_id = _stream_put(source, target, image, options, state, step, say, report, note)
+    elif method == "tasks":
+        new_id = _tasks(source, target, image, location, options, journal, state, step, say, report)
     report.target_image = new_id
 
-    # 5. every user property, the coordinating one included
+    # 3. every user property, the coordinating one included; visibility as the source has it
     new_image = target.glance.get_image(new_id)
     if new_image is None:
-        raise CopyError(f"the imported image {new_id} vanished from {target.label}; run the copy again")
-    new_image = target.glance.patch(new_id, {**props, key: value}, new_image)
+        raise CopyError(f"the new image {new_id} vanished from {target.label}; run the same command again")
+    if method in ("glance-download", "web-download"):
+        report.tasks["pull"] = str(state["pulled"].get("task") or "")
+        report.bytes_moved = int(new_image.get("size") or 0)  # fetched by the target, none through here
+        report.move = {"bytes": report.bytes_moved, "through_client": 0}
+    new_image = _carry(target, new_image, image, {**props, key: value}, report, note)
     step("tagged", properties=len(props))
 
-    # 6. verify
-    report.verified_by = verify(image, new_image)
+    # 4. verify
+    report.verified_by = verify(image, new_image, state, options.convert)
+    report.disk_format = new_image.get("disk_format")
     step("verified", by=report.verified_by)
 
-    # 7. clean up what was exported (in the source; in the target too when it was moved there)
-    if method != "pull-glance" and not options.keep_exported:
-        for side in (source, target) if method == "stream" else (source,):
-            try:
-                side.swift.delete_object(options.container, obj, large=True)
-            except SwiftError as exc:
-                say("warning", {"message": f"could not delete {options.container}/{obj} in {side.label}: {exc}"})
+    # 5. clean up what was exported or staged in object storage
+    if method in ("web-download", "tasks") and not options.keep_exported:
+        for side in (source, target) if method == "tasks" else (source,):
+            _delete_object(side, options.container, obj, say)
+        step("cleaned")
+    if "segments" in state and not options.keep_exported:
+        _delete_object(target, options.container, state["segments"]["object"], say)
         step("cleaned")
     journal.finish_job(job)
 
-    # 8. optionally, boot a server from the copy
+    # 6. optionally, boot a server from the copy
     if options.boot:
         _boot(target, new_id, options, state, step, report, say)
     report.seconds = time.monotonic() - started
@@ -272,34 +353,52 @@ def copy_image(
     return report
 
 
+def _delete_object(side: Endpoint, container: str, obj: str, say: Progress) -> None:
+    if side.swift is None:
+        return
+    try:
+        side.swift.delete_object(container, obj, large=True)
+    except SwiftError as exc:
+        say("warning", {"message": f"could not delete {container}/{obj} in {side.label}: {exc}"})
+
+
 def _export(
-    source: Endpoint, image: dict[str, Any], options: CopyOptions, state: dict, step: Callable, say: Progress
-) -> str:
+    source: Endpoint, image: dict[str, Any], options: CopyOptions, state: dict, step: Callable, say: Progress,
+    report: CopyReport,
+) -> str:  # fmt: skip
     """Export the image as ``{uuid}.vhd`` into the container; returns ``container/object``."""
+    swift = _need_swift(source)
     if "exported" not in state:
         obj = f"{image['id']}.vhd"
-        source.swift.ensure_container(options.container)
-        if source.swift.head_object(options.container, obj) is not None:
+        swift.ensure_container(options.container)
+        if swift.head_object(options.container, obj) is not None:
             # A leftover of a run the journal does not know: Rackspace refuses to overwrite it.
-            source.swift.delete_object(options.container, obj, large=True)
+            swift.delete_object(options.container, obj, large=True)
         task = _run_task(
             source, "export", {"image_uuid": image["id"], "receiving_swift_container": options.container}, say
         )
         step("exported", task=task["id"], location=task["result"]["export_location"])
+    report.tasks["export"] = str(state["exported"]["task"])
     return str(state["exported"]["location"])
 
 
-def _stream(
+def _need_swift(side: Endpoint) -> SwiftClient:
+    if side.swift is None:
+        raise final(f"{side.label} has no object storage in its catalog, which this way needs")
+    return side.swift
+
+
+def _tasks(
     source: Endpoint, target: Endpoint, image: dict[str, Any], location: str, options: CopyOptions,
     journal: Journal, state: dict, step: Callable, say: Progress, report: CopyReport,
 ) -> str:  # fmt: skip
     """Move the exported object through the client, then import it with a task; returns the new image id."""
     container, obj = location.split("/", 1)
     if "moved" not in state:
-        say("move", {"object": location})
+        say("move", {"object": location, "size": None})
         try:
             moved: MoveResult = move_object(
-                source.swift, container, obj, target.swift, options.container, obj,
+                _need_swift(source), container, obj, _need_swift(target), options.container, obj,
                 journal=journal, parallel=options.parallel, segment_size=options.segment_size,
                 progress=lambda n: say("bytes", {"n": n}),
             )  # fmt: skip
@@ -307,19 +406,169 @@ def _stream(
             raise CopyError(f"moving {location} to {target.label} stopped: {exc}") from exc
         step("moved", size=moved.size, segments=moved.segments, sent=moved.segments_sent, bytes=moved.bytes_sent,
              verified_by=moved.verified_by)  # fmt: skip
+        say("moved", {})
     report.move = state["moved"] if isinstance(state["moved"], dict) else None
     report.bytes_moved = report.move["bytes"] if report.move else 0
+    return _import_task(target, image, f"{options.container}/{obj}", "vhd", state, step, say, report)
 
-    # import (only the name travels in the task: Rackspace refuses any other property there)
+
+def _import_task(
+    target: Endpoint, image: dict[str, Any], import_from: str, fmt: str, state: dict, step: Callable, say: Progress,
+    report: CopyReport,
+) -> str:  # fmt: skip
+    """A Rackspace-style import task from the target's object storage; returns the new image id.
+    Only the name travels in the task: Rackspace refuses any other property there."""
     if "imported" not in state:
         task_input = {
-            "import_from": f"{options.container}/{obj}",
-            "import_from_format": "vhd",
+            "import_from": import_from,
+            "import_from_format": fmt,
             "image_properties": {"name": image.get("name") or image["id"]},
         }
         task = _run_task(target, "import", task_input, say)
         step("imported", task=task["id"], image=task["result"]["image_id"])
+    report.tasks["import"] = str(state["imported"]["task"])
     return str(state["imported"]["image"])
+
+
+def _stream_segments(
+    source: Endpoint, target: Endpoint, image: dict[str, Any], options: CopyOptions, journal: Journal, state: dict,
+    step: Callable, say: Progress, report: CopyReport,
+) -> str:  # fmt: skip
+    """The direct stream into a target with object storage and import tasks: verified segments
+    (resumable, read from the source with Range), then an import task."""
+    fmt = str(image.get("disk_format") or "raw")
+    obj = f"{image['id']}.{fmt}"
+    if "moved" not in state:
+        reader = direct.ImageFileSource(source.glance, image)
+        say("move", {"object": f"{source.label} image {image['id']}", "size": int(image.get("size") or 0)})
+        try:
+            moved = move_object(
+                reader, "", "", _need_swift(target), options.container, obj,  # type: ignore[arg-type]
+                journal=journal, parallel=options.parallel, segment_size=options.segment_size,
+                progress=lambda n: say("bytes", {"n": n}),
+            )  # fmt: skip
+        except (MoveError, SwiftError) as exc:
+            raise CopyError(f"streaming image {image['id']} into {target.label} stopped: {exc}") from exc
+        state["segments"] = {"object": obj}
+        step("moved", size=moved.size, segments=moved.segments, sent=moved.segments_sent, bytes=moved.bytes_sent,
+             read=reader.bytes_read, verified_by=moved.verified_by)  # fmt: skip
+        say("moved", {})
+    report.move = state["moved"] if isinstance(state["moved"], dict) else None
+    report.bytes_moved = report.move["bytes"] if report.move else 0
+    return _import_task(target, image, f"{options.container}/{obj}", fmt, state, step, say, report)
+
+
+def _create_target(target: Endpoint, image: dict[str, Any], disk_format: str, step: Callable) -> dict[str, Any]:
+    """The target image, hidden from listings until the copy is verified; private stays private."""
+    body: dict[str, Any] = {
+        "name": image.get("name") or image["id"],
+        "disk_format": disk_format,
+        "container_format": image.get("container_format") or "bare",
+        "os_hidden": True,
+    }
+    if image.get("visibility") in ("private", "shared", "community"):
+        body["visibility"] = image["visibility"]
+    created = target.glance.create_image(body)
+    step("created", image=created["id"])
+    return created
+
+
+def _reuse_created(glance: GlanceClient, state: dict) -> dict[str, Any] | None:
+    """The target image an interrupted run created, if it can take the bytes (else it is deleted)."""
+    if "created" not in state:
+        return None
+    current = glance.get_image(state["created"]["image"])
+    if current is not None and current.get("status") in ("queued", "importing", "saving", "uploading", "active"):
+        return current
+    if current is not None:
+        glance.delete_image(current["id"])
+    del state["created"]
+    return None
+
+
+def _stream_put(
+    source: Endpoint, target: Endpoint, image: dict[str, Any], options: CopyOptions, state: dict, step: Callable,
+    say: Progress, report: CopyReport, note: Callable[[str], None],
+) -> str:  # fmt: skip
+    """The direct stream by ``PUT /v2/images/{id}/file`` (``stage`` + ``glance-direct`` where PUT is
+    refused); hashes computed in flight and compared with the target's."""
+    glance = target.glance
+    if "streamed" in state:
+        return str(state["created"]["image"])
+    fmt = options.convert or str(image.get("disk_format") or "raw")
+    current = _reuse_created(glance, state)
+    if current is not None and current.get("status") != "queued":
+        # Glance drops a partial upload; an image left uploading or half-imported is started again.
+        glance.delete_image(current["id"])
+        del state["created"]
+        current = None
+    if current is None:
+        current = _create_target(target, image, fmt, step)
+    new_id = str(current["id"])
+    size = int(image.get("size") or 0) if not options.convert else None
+    say("move", {"object": f"{source.label} image {image['id']}", "size": size})
+    glance_direct = state.get("upload") == "glance-direct"
+    algo = str(image.get("os_hash_algo") or "sha512")
+    try:
+        try:
+            done = direct.put_stream(
+                source.glance, image, glance, new_id, convert=options.convert, algo=algo,
+                progress=lambda n: say("bytes", {"n": n}), glance_direct=glance_direct,
+            )  # fmt: skip
+        except GlanceError as exc:
+            if exc.status not in (403, 405) or glance_direct or not target.capabilities.offers("glance-direct"):
+                raise
+            note(f"{target.label} refused a direct upload ({exc.status}); staging and importing with glance-direct")
+            state["upload"] = "glance-direct"
+            done = direct.put_stream(
+                source.glance, image, glance, new_id, convert=options.convert, algo=algo,
+                progress=lambda n: say("bytes", {"n": n}), glance_direct=True,
+            )  # fmt: skip
+        if done.upload == "glance-direct":
+            glance.start_import(new_id, {"name": "glance-direct"})
+            say("import", {"id": new_id, "status": "started", "message": "glance-direct"})
+        task_id = _wait_active(glance, new_id, say)
+        if done.upload == "glance-direct" and task_id:
+            report.tasks["import"] = task_id
+    except (GlanceError, direct.StreamError, CopyError) as exc:
+        glance.delete_image(new_id)  # nothing half-made left visible in the target
+        state.pop("created", None)
+        if isinstance(exc, GlanceError) and exc.status in FINAL_STATUSES:
+            raise CopyError(f"streaming into {target.label} failed: {exc}", resumable=False) from None
+        raise CopyError(f"streaming into {target.label} stopped: {exc}") from None
+    finished = glance.get_image(new_id) or {}
+    check_stream(done, finished, image, options.convert, target.label)
+    step("streamed", size=done.size, md5=done.md5, algo=done.algo, hash=done.digest, upload=done.upload)
+    report.bytes_moved = done.size
+    report.move = {"bytes": done.size, "upload": done.upload}
+    return new_id
+
+
+def check_stream(done: direct.Streamed, target: dict[str, Any], source: dict[str, Any], convert: str | None,
+                 label: str) -> None:  # fmt: skip
+    """The hashes computed in flight against the target's, and (no conversion) the source's."""
+    problems = []
+    if target.get("checksum") and target["checksum"] != done.md5:
+        problems.append(f"the target's checksum {target['checksum']} is not the MD5 sent ({done.md5})")
+    if (
+        target.get("os_hash_value")
+        and target.get("os_hash_algo") == done.algo
+        and target["os_hash_value"] != done.digest
+    ):
+        problems.append(f"the target's os_hash_value is not the {done.algo} of the bytes sent")
+    if not convert:
+        if source.get("checksum") and source["checksum"] != done.md5:
+            problems.append(f"the source's checksum {source['checksum']} is not the MD5 of the bytes read")
+        if (
+            source.get("os_hash_value")
+            and source.get("os_hash_algo") == done.algo
+            and source["os_hash_value"] != done.digest
+        ):
+            problems.append(f"the source's os_hash_value is not the {done.algo} of the bytes read")
+        if source.get("size") and int(source["size"]) != done.size:
+            problems.append(f"read {done.size} bytes, the source has {source['size']}")
+    if problems:
+        raise CopyError(f"the copy in {label} differs: " + "; ".join(problems) + ". Run the same command again.")
 
 
 def _run_task(side: Endpoint, kind: str, task_input: dict[str, Any], say: Progress) -> dict[str, Any]:
@@ -342,41 +591,31 @@ def _pull(
 ) -> str:  # fmt: skip
     """Ask the target region to fetch the bytes itself; returns the new, active image's id.
 
-    ``pull-glance``: ``glance-download`` of the source image (same deployment, the caller's token).
-    ``pull-web``: ``web-download`` of a TempURL of the exported VHD; the target image is created
-    with ``disk_format`` ``vhd``, so the server measures the VHD's virtual disk and its content
-    digest is comparable with the source's.
+    ``glance-download``: the source image, with the caller's token (one Keystone).
+    ``web-download``: a TempURL of the exported VHD; the target image is created with
+    ``disk_format`` ``vhd``, so the server measures the VHD's virtual disk and its content digest is
+    comparable with the source's.
     """
     if "pulled" in state:
         return str(state["pulled"]["image"])
     glance = target.glance
-    current = None
-    if "created" in state:
-        current = glance.get_image(state["created"]["image"])
-        if current is None or current.get("status") not in ("queued", "importing", "saving", "active"):
-            if current is not None:
-                glance.delete_image(current["id"])
-            current = None
-            del state["created"]
+    current = _reuse_created(glance, state)
     if current is None:
-        if method == "pull-glance":
-            formats = {"disk_format": image.get("disk_format"), "container_format": image.get("container_format")}
-        else:
-            formats = {"disk_format": "vhd", "container_format": "bare"}
-        current = glance.create_image({"name": image.get("name") or image["id"], **formats})
-        step("created", image=current["id"])
+        fmt = str(image.get("disk_format") or "raw") if method == "glance-download" else "vhd"
+        current = _create_target(target, image, fmt, step)
     new_id = current["id"]
     if current["status"] == "queued":
-        if method == "pull-glance":
+        if method == "glance-download":
             request = {
                 "name": "glance-download", "glance_image_id": image["id"], "glance_region": source.region,
                 "glance_service_interface": "public",
             }  # fmt: skip
         else:
             container, obj = location.split("/", 1)
-            if source.swift.ensure_tempurl_key():
+            swift = _need_swift(source)
+            if swift.ensure_tempurl_key():
                 note(f"set a TempURL key (X-Account-Meta-Temp-URL-Key) on the {source.label} account: it had none")
-            request = {"name": "web-download", "uri": source.swift.temp_url(container, obj, TEMPURL_SECONDS)}
+            request = {"name": "web-download", "uri": swift.temp_url(container, obj, TEMPURL_SECONDS)}
         try:
             glance.start_import(new_id, request)
         except GlanceError as exc:
@@ -387,35 +626,84 @@ def _pull(
             raise CopyError(f"the {request['name']} import in {target.label} could not start: {exc}") from None
         say("pull", {"id": new_id, "status": "started", "message": request["name"]})
     try:
-        _wait_active(glance, new_id, say)
+        task_id = _wait_active(glance, new_id, say)
     except CopyError:
         glance.delete_image(new_id)  # nothing half-made left visible in the target
         del state["created"]
         raise
-    step("pulled", image=new_id)
+    step("pulled", image=new_id, task=task_id)
     return str(new_id)
 
 
 def _wait_active(
     glance: GlanceClient, image_id: str, say: Progress, sleep: Callable[[float], None] = time.sleep
-) -> None:
-    """Poll the image until it is active; fail with its import task's message."""
+) -> str:
+    """Poll the image until it is active; fail with its import task's message. Returns the id of
+    the image's import task ("" when the cloud shows none)."""
+    task_id = ""
     while True:
         current = glance.get_image(image_id)
         if current is None:
             raise CopyError(f"the image {image_id} was deleted in {glance.region} during the import")
         if current.get("status") == "active":
-            return
+            if not task_id and current.get("os_glance_import_task") is None:
+                poll = glance.import_task(image_id)
+                task_id = str(poll.task.get("id")) if poll is not None else ""
+            return task_id
         poll = glance.import_task(image_id)
         if poll is not None:
+            task_id = str(poll.task.get("id") or task_id)
             say("pull", poll.task)
             if poll.task.get("status") == "failure":
                 raise CopyError(
                     f"the import of {image_id} in {glance.region} failed: {poll.task.get('message') or 'no message'}"
                 )
-        if current.get("status") in ("killed", "deleted", "deactivated"):
-            raise CopyError(f"the image {image_id} in {glance.region} became {current['status']} during the import")
+        failed = current.get("os_glance_failed_import")
+        if current.get("status") in ("killed", "deleted", "deactivated") or (
+            failed and current.get("status") == "queued" and not current.get("os_glance_importing_to_stores")
+        ):
+            raise CopyError(f"the import of {image_id} in {glance.region} failed (image {current['status']})")
         sleep(glance.next_delay(poll.retry_after if poll else None))
+
+
+def _carry(
+    target: Endpoint, new_image: dict[str, Any], source: dict[str, Any], props: dict[str, str], report: CopyReport,
+    note: Callable[[str], None],
+) -> dict[str, Any]:  # fmt: skip
+    """Every user property (those the target refuses left out and reported), min_ram/min_disk, tags,
+    visibility as the source has it, and the image shown in listings again."""
+    glance = target.glance
+    for key in source:
+        if key.startswith("os_glance") and key not in report.left_out:
+            report.left_out[key] = "owned by the target's Glance"
+    wanted: dict[str, Any] = dict(props)
+    for key in CARRIED_ATTRIBUTES:
+        if source.get(key) is not None:
+            wanted[key] = source[key]
+    wanted["os_hidden"] = bool(source.get("os_hidden", False))
+    try:
+        new_image = glance.patch(new_image["id"], wanted, new_image)
+    except GlanceError as exc:
+        if exc.status not in (400, 403, 409, 413):
+            raise CopyError(f"setting the properties of {new_image['id']} in {target.label} failed: {exc}") from None
+        for key, value in wanted.items():  # one at a time, to find the ones the target refuses
+            try:
+                new_image = glance.patch(new_image["id"], {key: value}, new_image)
+            except GlanceError as one:
+                report.left_out[key] = f"refused by {target.label} ({one.status})"
+        refused = [k for k, why in report.left_out.items() if why.startswith("refused")]
+        if refused:
+            note(f"{target.label} refused these properties, left out: {', '.join(refused)}")
+    for tag in source.get("tags") or []:
+        if tag not in (new_image.get("tags") or []):
+            glance.add_tag(new_image["id"], tag)
+    visibility = source.get("visibility")
+    if visibility and new_image.get("visibility") != visibility:
+        try:
+            new_image = glance.patch(new_image["id"], {"visibility": visibility}, new_image)
+        except GlanceError as exc:
+            note(f"the copy is {new_image.get('visibility')}, not {visibility}: {target.label} refused ({exc.status})")
+    return glance.get_image(new_image["id"]) or new_image
 
 
 def _boot(
@@ -427,7 +715,10 @@ def _boot(
     if isinstance(booted, dict) and booted.get("name") == options.boot and booted.get("image") == image_id:
         report.server = booted["server"]
         return
-    compute = ComputeClient(target.cloud, target.region)
+    try:
+        compute = ComputeClient(target.cloud, target.region)
+    except LookupError as exc:
+        raise final(f"the copy {image_id} in {target.label} is done, but --boot needs compute there: {exc}") from None
     say("boot", {"name": options.boot})
     try:
         server = compute.boot(str(options.boot), image_id, options.flavor or "", on_update=lambda s: say("boot", s))
@@ -439,32 +730,75 @@ def _boot(
     step("booted", name=options.boot, image=image_id, server=server["id"])
 
 
-def _already_copied(glance: GlanceClient, key: str, value: str, image: dict[str, Any]) -> dict[str, Any] | None:
-    for candidate in glance.find_images(**{key: value}):
+def _already_copied(
+    glance: GlanceClient, key: str, value: str, image: dict[str, Any], convert: str | None
+) -> dict[str, Any] | None:
+    """An active target image with the coordinating property and the same content: the content
+    digest where both sides measure it, else ``os_hash_value`` and size (the same bytes), else
+    the virtual size; a converted copy is recognised by its format."""
+    found = glance.find_images(**{key: value})
+    if image.get("os_hidden"):  # a hidden source gives a hidden copy, which listings leave out by default
+        found += glance.find_images(**{key: value, "os_hidden": "true"})
+    for candidate in found:
         if candidate.get("status") != "active":
             continue
+        if convert and candidate.get("disk_format") != convert:
+            continue
         digest = image.get(CONTENT_DIGEST)
-        if digest and candidate.get(CONTENT_DIGEST) == digest:
-            return candidate
-        if not digest and candidate.get("virtual_size") == image.get("virtual_size"):
+        if digest and candidate.get(CONTENT_DIGEST):
+            if candidate[CONTENT_DIGEST] == digest:
+                return candidate
+            continue
+        if not convert and image.get("os_hash_value") and candidate.get("os_hash_algo") == image.get("os_hash_algo"):
+            if candidate.get("os_hash_value") == image["os_hash_value"] and candidate.get("size") == image.get("size"):
+                return candidate
+            continue
+        if (convert or not digest) and candidate.get("virtual_size") in (None, image.get("virtual_size")):
             return candidate
     return None
 
 
-def verify(source: dict[str, Any], target: dict[str, Any]) -> str:
-    """Compare what both sides offer; say which check was possible. Raises on a mismatch."""
+def _already_by(image: dict[str, Any], existing: dict[str, Any]) -> str:
+    if image.get(CONTENT_DIGEST) and existing.get(CONTENT_DIGEST):
+        return "content digest"
+    if image.get("os_hash_value") and existing.get("os_hash_value") == image["os_hash_value"]:
+        return f"{image.get('os_hash_algo') or 'os_hash'} and size"
+    return "the coordinating property and format"
+
+
+def verify(
+    source: dict[str, Any], target: dict[str, Any], state: dict | None = None, convert: str | None = None
+) -> str:
+    """Compare what both sides offer; say which checks were possible. Raises on a mismatch."""
+    checks = []
+    if isinstance((state or {}).get("streamed"), dict):
+        streamed = state["streamed"]  # type: ignore[index]
+        checks.append(f"MD5 and {streamed['algo']} computed in flight = the target's")
     a, b = source.get(CONTENT_DIGEST), target.get(CONTENT_DIGEST)
     if a and b:
         if a != b:
             raise CopyError(
                 f"the copy differs from the source: content digest {b} != {a}. The target image {target['id']} "
-                "is left for inspection; delete it and run the copy again."
+                "is left for inspection; delete it and run the copy again.",
+                resumable=False,
             )
-        return "content digest"
+        return "; ".join(["content digest", *checks])
+    same_bytes = not convert and source.get("disk_format") == target.get("disk_format")
+    algo = source.get("os_hash_algo")
+    if same_bytes and source.get("os_hash_value") and target.get("os_hash_algo") == algo:
+        if target.get("os_hash_value") != source["os_hash_value"] or target.get("size") != source.get("size"):
+            raise CopyError(
+                f"the copy differs from the source: {algo} or size differ. The target image {target['id']} is left "
+                "for inspection; delete it and run the copy again.",
+                resumable=False,
+            )
+        return "; ".join([f"{algo} and size = the source's", *checks])
+    if checks:
+        return "; ".join(checks)
     vs_a, vs_b = source.get("virtual_size"), target.get("virtual_size")
     if vs_a and vs_b:
         if vs_a != vs_b:
-            raise CopyError(f"the copy's virtual size {vs_b} differs from the source's {vs_a}")
+            raise CopyError(f"the copy's virtual size {vs_b} differs from the source's {vs_a}", resumable=False)
         return "virtual size (no content digest on both sides)"
     return "none possible (neither content digest nor virtual size on both sides)"
 

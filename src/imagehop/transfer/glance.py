@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
+import httpx
 from keystoneauth1 import exceptions as ks_exceptions
 
 from imagehop.transfer.clouds import CloudSession
@@ -37,6 +39,26 @@ class GlanceError(Exception):
     def __init__(self, message: str, status: int = 0) -> None:
         super().__init__(message)
         self.status = status
+
+
+def advice(status: int, text: str) -> str:
+    """What a user does next after a real Glance's (or imagehop's) error status."""
+    lowered = text.lower()
+    if "quota" in lowered or "storage limit" in lowered:
+        return "your quota there is used up: delete images you no longer need, or ask the cloud's operator for more"
+    return {
+        400: "the image service refused the request as malformed",
+        401: "the token was refused: check the credentials of that cloud in clouds.yaml (or OS_*)",
+        403: "your role in that project does not allow it: ask the cloud's operator for the member role there, "
+        "or use a project where you have it",
+        404: "it does not exist there, or your project cannot see it",
+        409: "the image is busy or in the wrong state (another upload or import may be running): wait and run the "
+        "same command again, or delete that target image",
+        413: "the image is larger than that cloud accepts (image_size_cap or your storage quota): ask the operator "
+        "to raise the limit",
+        415: "the image service refused the content type",
+        503: "the image service is unavailable: run the same command again later",
+    }.get(status, "")
 
 
 @dataclass(frozen=True)
@@ -72,13 +94,96 @@ class GlanceClient:
                 **kwargs,
             )
         except ks_exceptions.ConnectFailure as exc:
-            raise GlanceError(f"cannot reach the image service of {self.region} at {self.base}: {exc}") from exc
-        if response.status_code not in ok:
             raise GlanceError(
-                f"{method} {path} in {self.region} answered {response.status_code}: {_error_text(response)}",
-                response.status_code,
-            )
+                f"cannot reach the image service of {self.cloud.name}/{self.region} at {self.base}: {exc}"
+            ) from exc
+        if response.status_code not in ok:
+            raise self.status_error(f"{method} {path}", response)
         return response
+
+    def status_error(self, what: str, response: Any) -> GlanceError:
+        """``what`` answered an error status: the status, Glance's own words, and what to do next."""
+        text = _error_text(response)
+        hint = advice(response.status_code, text)
+        where = f"{self.cloud.name}/{self.region}"
+        message = f"{what} in {where} answered {response.status_code}: {text}" + (f" ({hint})" if hint else "")
+        return GlanceError(message, response.status_code)
+
+    # --- what the service offers ---------------------------------------------------------------
+
+    def versions(self) -> list[str]:
+        """API versions from the versions document at the endpoint's root (``[]`` if it has none)."""
+        root = self.base.removesuffix("/v2")
+        try:
+            response = self.cloud.session.request(root + "/", "GET", raise_exc=False, authenticated=False)
+        except ks_exceptions.ClientException:
+            return []
+        try:
+            return [str(v["id"]) for v in response.json().get("versions", [])]
+        except (ValueError, AttributeError, KeyError, TypeError):
+            return []
+
+    def stores(self) -> list[str] | None:
+        """Store ids from ``GET /v2/info/stores``; ``None`` where the cloud has no multi-store API."""
+        response = self._call("GET", "/info/stores", ok=(200, 400, 403, 404, 410))
+        if response.status_code != 200:
+            return None
+        return [str(s.get("id")) for s in response.json().get("stores", [])]
+
+    def tasks_api(self) -> bool:
+        """Whether this caller may use the Tasks API (``GET /v2/tasks`` answers 200)."""
+        response = self._call("GET", "/tasks", ok=(200, 401, 403, 404), params={"limit": 1})
+        return response.status_code == 200
+
+    def image_schema(self) -> dict[str, Any]:
+        return self._call("GET", "/schemas/image").json()
+
+    # --- image data ----------------------------------------------------------------------------
+
+    def _data_headers(self, extra: dict[str, str] | None = None) -> dict[str, str]:
+        return {"X-Auth-Token": str(self.cloud.session.get_token()), **(extra or {})}
+
+    @property
+    def http(self) -> httpx.Client:
+        client = getattr(self, "_http", None)
+        if client is None:
+            client = self._http = httpx.Client(timeout=httpx.Timeout(300.0, connect=15.0), verify=self.cloud.tls)
+        return client
+
+    @contextmanager
+    def download(self, image_id: str, offset: int = 0, chunk: int = 1 << 20) -> Iterator[tuple[Iterator[bytes], bool]]:
+        """The image's bytes from ``offset``: ``(chunks, ranged)``; when the store ignores ``Range``
+        (``ranged`` False) the chunks start at byte 0 and the caller skips."""
+        url = f"{self.base}/images/{image_id}/file"
+        for attempt in (1, 2):
+            headers = self._data_headers({"Range": f"bytes={offset}-"} if offset else None)
+            try:
+                with self.http.stream("GET", url, headers=headers) as response:
+                    if response.status_code == 401 and attempt == 1:
+                        self.cloud.session.invalidate()
+                        continue
+                    if response.status_code not in (200, 206):
+                        response.read()
+                        raise self.status_error(f"GET /images/{image_id}/file", response)
+                    yield response.iter_raw(chunk), response.status_code == 206
+                    return
+            except httpx.HTTPError as exc:
+                raise GlanceError(
+                    f"reading image {image_id} from {self.region}: {exc.__class__.__name__}: {exc}"
+                ) from exc
+
+    def put_data(self, image_id: str, chunks: Iterable[bytes], length: int | None, stage: bool = False) -> None:
+        """``PUT /file`` (or ``/stage`` for a glance-direct import) with a streamed body."""
+        path = f"/images/{image_id}/{'stage' if stage else 'file'}"
+        headers = self._data_headers({"Content-Type": "application/octet-stream"})
+        if length is not None:
+            headers["Content-Length"] = str(length)
+        try:
+            response = self.http.put(self.base + path, content=chunks, headers=headers)
+        except httpx.HTTPError as exc:
+            raise GlanceError(f"PUT {path} in {self.region}: {exc.__class__.__name__}: {exc}") from exc
+        if response.status_code not in (200, 201, 204):
+            raise self.status_error(f"PUT {path}", response)
 
     # --- images --------------------------------------------------------------------------------
 
@@ -112,6 +217,9 @@ class GlanceClient:
     def create_image(self, body: dict[str, Any]) -> dict[str, Any]:
         return self._call("POST", "/images", ok=(201,), json=body).json()
 
+    def add_tag(self, image_id: str, tag: str) -> None:
+        self._call("PUT", f"/images/{image_id}/tags/{tag}", ok=(204,))
+
     def delete_image(self, image_id: str) -> None:
         self._call("DELETE", f"/images/{image_id}", ok=(204, 404))
 
@@ -122,6 +230,14 @@ class GlanceClient:
         response = self._call("GET", "/info/import", ok=(200, 403, 404))
         if response.status_code != 200:
             return []
+        value = response.json().get("import-methods", {}).get("value", [])
+        return [str(m) for m in value] if isinstance(value, list) else []
+
+    def import_methods_or_none(self) -> list[str] | None:
+        """Like :meth:`import_methods`, but ``None`` where ``/v2/info/import`` does not exist (old Glance)."""
+        response = self._call("GET", "/info/import", ok=(200, 403, 404))
+        if response.status_code != 200:
+            return None
         value = response.json().get("import-methods", {}).get("value", [])
         return [str(m) for m in value] if isinstance(value, list) else []
 

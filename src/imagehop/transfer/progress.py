@@ -42,28 +42,45 @@ class CopyProgress:
     def update(self, phase: str, info: dict[str, Any]) -> None:
         if not self.enabled:
             return
-        if phase in ("export", "import", "pull"):
+        if phase == "plan":
+            self._line(phase, f"way: {info['method']} ({info['why']})")
+        elif phase in ("export", "import", "pull"):
             message = info.get("message") or ""
-            line = f"{phase}: task {info.get('task') or info.get('id')} {info.get('status')}"
-            line += f" - {message}" if message else ""
-            if self.last_message.get(phase) != line:
-                self.last_message[phase] = line
-                self.progress.console.print(line)
+            if "task" in info:  # a task we created: its id is the task's
+                line = f"{phase}: task {info['task']} {info.get('status')}"
+            elif info.get("type"):  # a task as the cloud shows it
+                line = f"{phase}: task {info.get('id')} {info.get('status')}"
+            else:  # an import started on an image; its task shows up with the next poll
+                line = f"{phase}: image {info.get('id')} {info.get('status')}"
+            self._line(phase, line + (f" - {message}" if message else ""))
         elif phase == "move":
-            self.move_task = self.progress.add_task(f"move {info['object']}", total=None)
+            self.move_task = self.progress.add_task(f"move {info['object']}", total=info.get("size"))
         elif phase == "bytes" and self.move_task is not None:
             self.progress.advance(self.move_task, info["n"])
+        elif phase == "moved":
+            self._finish_bar()
         elif phase == "boot":
-            line = f"boot: server {info.get('id') or info.get('name')} {info.get('status') or 'requested'}"
-            if self.last_message.get(phase) != line:
-                self.last_message[phase] = line
-                self.progress.console.print(line)
+            self._line(phase, f"boot: server {info.get('id') or info.get('name')} {info.get('status') or 'requested'}")
         elif phase == "note":
-            self.progress.console.print(f"note: {info['message']}")
+            self.progress.console.print(f"note: {info['message']}", soft_wrap=True)
         elif phase == "warning":
-            self.progress.console.print(f"[yellow]warning:[/] {info['message']}")
-        elif phase == "done" and self.move_task is not None:
-            self.progress.update(self.move_task, total=self.progress.tasks[self.move_task].completed)
+            self.progress.console.print(f"[yellow]warning:[/] {info['message']}", soft_wrap=True)
+        elif phase == "done":
+            self._finish_bar()
+
+    def _line(self, phase: str, line: str) -> None:
+        if self.last_message.get(phase) != line:
+            self.last_message[phase] = line
+            self.progress.console.print(line, markup=False, soft_wrap=True)
+
+    def _finish_bar(self) -> None:
+        """The move is over: draw its bar for good, so that what follows prints below it."""
+        if self.move_task is None:
+            return
+        done = self.progress.tasks[self.move_task].completed
+        self.progress.update(self.move_task, total=done, completed=done)
+        self.progress.stop()
+        self.move_task = None
 
 
 class BatchProgress:
@@ -82,6 +99,8 @@ class BatchProgress:
                 line = f"{phase}: {info.get('status') or ''} {info.get('message') or ''}".rstrip()
             elif phase == "move":
                 line = f"move: {info['object']}"
+            elif phase == "plan":
+                line = f"way: {info['method']}"
             elif phase in ("note", "warning"):
                 line = f"{phase}: {info['message']}"
             elif phase == "done":

@@ -58,6 +58,7 @@ class SwiftClient:
         self.storage_url = cloud.endpoint("object-store", self.region)
         self._tempurl_key: str | None = None
         self.http = httpx.Client(
+            verify=cloud.tls,  # insecure / cacert, as openstacksdk read them for this cloud
             timeout=httpx.Timeout(60.0, connect=10.0),
             limits=httpx.Limits(max_connections=connections, max_keepalive_connections=connections),
         )
