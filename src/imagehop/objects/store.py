@@ -613,7 +613,20 @@ class ObjectStore:
         ``check(container)`` is called once for each container a segment is read from (at any depth)
         and may raise to refuse: the Swift routes read segments with the caller's own rights.
         """
-        info = self.head(account, container, name)
+        c, o, b = swift_containers, swift_objects, object_blobs
+        with self.engine.connect() as conn:  # the row and its extent map in one query
+            row = conn.execute(
+                sa.select(o, b.c.extents.label("blob_extents"))
+                .join(c, c.c.id == o.c.container_id)
+                .outerjoin(b, b.c.id == o.c.file_id)
+                .where(c.c.account == account, c.c.name == container, o.c.name == name)
+            ).first()
+        if row is None or (row.delete_at is not None and row.delete_at <= _now()):
+            raise NoSuchObject(f"{account}/{container}/{name}")
+        info = _object(account, container, row)
+        if not info.kind or not resolve:
+            blob = _Blob.from_row(info.file_id, info.size, row.blob_extents) if info.file_id else None
+            return ObjectReader(self, info, [_Part(blob, 0, info.size)] if info.size else [])
         return ObjectReader(self, info, self._parts(info, resolve, 0, _CheckedContainers(check)))
 
     def _blob(self, file_id: str | None, size: int) -> _Blob | None:
