@@ -11,8 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import Cloud
-from tests.support import Glance, MiB, Swift, disk_bytes, reference_digest, run, run_task
+from tests.support import Cloud, Glance, MiB, Swift, disk_bytes, reference_digest, run, run_task
 from tests.support.vhd import CURRENT_SIZE, DISK_TYPE, ORIGINAL_SIZE, UNIQUE_ID, set_footer
 
 SIZE = 12 * MiB + 1536
