@@ -12,6 +12,7 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
+from bench.abuse import bench_abuse
 from bench.anycloud import bench_anycloud
 from bench.formats import bench_formats
 from bench.harness import BIN, Section, machine, median, start_cloud
@@ -66,6 +67,7 @@ def main() -> None:
         finally:
             cloud.stop()
         sections.append(bench_listing(work, (1000, 2000) if args.quick else (10_000, 100_000)))
+        sections.append(bench_abuse(work, tokens=200 if args.quick else 1000))
     finally:
         shutil.rmtree(work, ignore_errors=True)
 

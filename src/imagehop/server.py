@@ -9,6 +9,7 @@ stops them together on Ctrl-C or SIGTERM.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
 import errno
 import fcntl
@@ -16,7 +17,8 @@ import json
 import os
 import signal
 import socket
-from collections.abc import Callable, Iterator
+import threading
+from collections.abc import Callable, Coroutine, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -202,7 +204,12 @@ async def serve(deployment: Deployment, on_ready: Callable[[Deployment], None] |
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop)
 
-    tasks = [asyncio.create_task(server.serve(sockets=[sock])) for server, sock in zip(servers, sockets, strict=True)]
+    # Identity gets its own thread and event loop: a flood of token requests then queues behind
+    # itself, not in front of the regions' requests (which validate tokens in-process).
+    tasks = [_in_thread(servers[0].serve(sockets=[sockets[0]]), "identity")]
+    tasks += [
+        asyncio.create_task(server.serve(sockets=[sock])) for server, sock in zip(servers[1:], sockets[1:], strict=True)
+    ]
     purge = asyncio.create_task(_purge_tokens(deployment.identity))
     workers: list[TaskWorker] = [start_worker(region) for region, _, _ in deployment.regions]
     try:
@@ -222,6 +229,22 @@ async def serve(deployment: Deployment, on_ready: Callable[[Deployment], None] |
             worker.stop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(sig)
+
+
+def _in_thread(coroutine: Coroutine[Any, Any, None], name: str) -> asyncio.Future[None]:
+    """Run ``coroutine`` in its own thread and event loop; a future of the running loop for its end."""
+    done: concurrent.futures.Future[None] = concurrent.futures.Future()
+
+    def run() -> None:
+        try:
+            asyncio.run(coroutine)
+        except BaseException as exc:
+            done.set_exception(exc)
+        else:
+            done.set_result(None)
+
+    threading.Thread(target=run, name=name, daemon=True).start()
+    return asyncio.wrap_future(done)
 
 
 def _uvicorn(app: Starlette) -> _Server:

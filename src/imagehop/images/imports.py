@@ -13,6 +13,7 @@ token, which is kept in memory only (never in the database): after a restart suc
 
 from __future__ import annotations
 
+import logging
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -25,11 +26,14 @@ from starlette.concurrency import run_in_threadpool
 from imagehop import formats
 from imagehop.identity.caller import Caller
 from imagehop.identity.catalog import Catalog
-from imagehop.images import store, web
+from imagehop.images import recovery, store, web
 from imagehop.images.data import ACCOUNT
 from imagehop.images.errors import BadRequest, Conflict, Forbidden, ImageError, TooLarge
 from imagehop.images.service import CONTENT_DIGEST, ImageService, check_can_write, now
+from imagehop.objects.store import NoSuchObject
 from imagehop.streams import BodyTooLarge, pump
+
+log = logging.getLogger(__name__)
 
 Record = dict[str, Any]
 METHODS = ("glance-direct", "web-download", "glance-download", "copy-image")
@@ -57,10 +61,16 @@ class Importer:
     async def stage(self, caller: Caller, image_id: str, chunks: AsyncIterator[bytes], size: int | None) -> None:
         """Keep the bytes for a later glance-direct import: queued → uploading (back to queued on failure)."""
         writer = await run_in_threadpool(self.begin_stage, caller, image_id)
+        beat = recovery.heartbeat(self.service.engine, image_id)
+
+        def write(piece: bytes) -> None:
+            writer.write(piece)
+            beat()
+
         ok = False
         try:
             try:
-                await pump(chunks, writer.write, limit=MAX_DOWNLOAD)
+                await pump(chunks, write, limit=MAX_DOWNLOAD)
             except BodyTooLarge:
                 raise TooLarge(f"Image exceeds the limit of {MAX_DOWNLOAD} bytes.") from None
             if size is not None and writer.size != size:
@@ -74,10 +84,13 @@ class Importer:
             self.service._writable(conn, caller, image_id)
             if not store.set_status(conn, image_id, ["queued"], "uploading", now()):
                 raise Conflict(f"Image {image_id} is not queued: it cannot be staged.")
+            recovery.begin(conn, image_id)
         self.service.data.objects.ensure_container(ACCOUNT, STAGING)
         return self.service.data.objects.writer(ACCOUNT, STAGING, image_id)
 
     def end_stage(self, image_id: str, writer: Any, ok: bool) -> None:
+        """Keep the staged bytes (if safe) or drop them and go back to queued; the write has ended."""
+        refusal: BadRequest | None = None
         if ok:
             info = writer.commit()
             with self.service.engine.connect() as conn:
@@ -85,15 +98,19 @@ class Importer:
             try:
                 if info.file_id and image is not None:
                     self.service.data.check_safe(info.file_id, image["disk_format"])
-                return
-            except BadRequest:
-                self.service.data.objects.delete_object(ACCOUNT, STAGING, image_id)
                 with self.service.engine.begin() as conn:
-                    store.set_status(conn, image_id, ["uploading"], "queued", now())
-                raise
-        writer.abort()
+                    recovery.end(conn, image_id)
+                return
+            except BadRequest as exc:
+                self.service.data.objects.delete_object(ACCOUNT, STAGING, image_id)
+                refusal = exc
+        else:
+            writer.abort()
         with self.service.engine.begin() as conn:
             store.set_status(conn, image_id, ["uploading"], "queued", now())
+            recovery.end(conn, image_id)
+        if refusal is not None:
+            raise refusal
 
     # --- import ------------------------------------------------------------------------------------
 
@@ -178,7 +195,7 @@ class Importer:
                         self._store(task_id, image_id, remote_chunks(client, base), expected=remote)
         except Exception as exc:
             self.recover(task, reset=name != "copy-image")
-            raise ImportFailed(str(exc) or exc.__class__.__name__) from exc
+            raise ImportFailed(public_message(exc, name)) from exc
         self.recover(task, reset=False)
         message = "Copied to store 'local'" if name == "copy-image" else "Import complete"
         return {"image_id": image_id, "message": message}
@@ -356,6 +373,19 @@ class RangeSource:
         if self._response is not None:
             self._response.close()
             self._response = None
+
+
+def public_message(exc: Exception, method: str) -> str:
+    """What a failed import tells its owner: our own errors as they are; anything else (a storage or
+    database error) by kind only, since its text may name internal accounts, paths or addresses."""
+    if isinstance(exc, ImageError | formats.DiskFormatError):
+        return str(exc) or exc.__class__.__name__
+    if isinstance(exc, NoSuchObject) and method == "glance-direct":
+        return "The staged data is gone; stage the image again."
+    if isinstance(exc, httpx.HTTPError):
+        return f"The download failed: {exc.__class__.__name__}."
+    log.warning("import %s failed", method, exc_info=exc)
+    return f"The import failed inside the service ({exc.__class__.__name__}); see the service log."
 
 
 class ImportFailed(Exception):

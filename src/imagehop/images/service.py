@@ -20,7 +20,7 @@ from starlette.concurrency import run_in_threadpool
 
 from imagehop import formats
 from imagehop.identity.caller import Caller
-from imagehop.images import filters, store
+from imagehop.images import filters, recovery, store
 from imagehop.images.data import DataWriter, ImageData
 from imagehop.images.errors import BadRequest, Conflict, Forbidden, Gone, NotFound, TooLarge
 from imagehop.images.patch import Change
@@ -46,7 +46,7 @@ CONTENT_DIGEST = "imagehop.content_digest"
 # Properties the service computes; clients may read but not write them. Other `imagehop.*` keys are
 # the user's (e.g. `imagehop.source`, the coordinating property `imagehop copy` generates).
 SERVICE_OWNED = frozenset({CONTENT_DIGEST})
-HIDDEN_PROPERTIES = frozenset({"os_glance_stage_host", "os_glance_hash_op_host"})
+HIDDEN_PROPERTIES = frozenset({"os_glance_stage_host", "os_glance_hash_op_host", recovery.WRITER})
 _UUID = re.compile(UUID_PATTERN)
 
 
@@ -194,9 +194,15 @@ class ImageService:
         if declared_size is not None and declared_size > MAX_IMAGE_SIZE:
             raise TooLarge(f"Image size {declared_size} exceeds the limit of {MAX_IMAGE_SIZE} bytes.")
         writer = await run_in_threadpool(self._begin_upload, caller, image_id)
+        beat = recovery.heartbeat(self.engine, image_id)
+
+        def write(piece: bytes) -> None:
+            writer.write(piece)
+            beat()
+
         try:
             try:
-                await pump(chunks, writer.write, limit=MAX_IMAGE_SIZE)
+                await pump(chunks, write, limit=MAX_IMAGE_SIZE)
             except BodyTooLarge:
                 raise TooLarge(f"Image exceeds the limit of {MAX_IMAGE_SIZE} bytes.") from None
             if declared_size is not None and writer.size != declared_size:
@@ -216,11 +222,13 @@ class ImageService:
         one pass, holes never read, with the same checksum, hashes and digest as an upload.
         """
         self._begin_saving(caller, image_id)
+        beat = recovery.heartbeat(self.engine, image_id)
         try:
-            stored = self.data.write_disk(image_id, disk)
+            stored = self.data.write_disk(image_id, disk, progress=lambda _done: beat())
         except BaseException:
             with self.engine.begin() as conn:
                 store.set_status(conn, image_id, ["saving"], "queued", now())
+                recovery.end(conn, image_id)
             raise
         self._finish_upload(image_id, stored)
 
@@ -231,6 +239,7 @@ class ImageService:
                 raise BadRequest("Properties disk_format, container_format must be set prior to saving data.")
             if not store.set_status(conn, image_id, ["queued"], "saving", now()):
                 raise Conflict(f"Image status transition from {image['status']} to saving is not allowed")
+            recovery.begin(conn, image_id)
         return image
 
     def _begin_upload(self, caller: Caller, image_id: str) -> DataWriter:
@@ -240,12 +249,14 @@ class ImageService:
         except BaseException:
             with self.engine.begin() as conn:
                 store.set_status(conn, image_id, ["saving"], "queued", now())
+                recovery.end(conn, image_id)
             raise
 
     def _fail_upload(self, writer: DataWriter) -> None:
         writer.abort()
         with self.engine.begin() as conn:
             store.set_status(conn, writer.key, ["saving"], "queued", now())
+            recovery.end(conn, writer.key)
 
     def _finish_upload(self, image_id: str, stored: Any) -> None:
         with self.engine.begin() as conn:
@@ -256,6 +267,8 @@ class ImageService:
             )  # fmt: skip
             if done:
                 store.set_property(conn, image_id, CONTENT_DIGEST, stored.content_digest)
+                recovery.end(conn, image_id)
+        recovery.forget(image_id)
         if not done:  # deleted while uploading
             self.data.delete(stored.key)
             raise Gone(f"Image {image_id} was deleted during the upload.")

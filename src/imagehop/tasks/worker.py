@@ -21,6 +21,7 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from typing import Any
 
+from imagehop.images import recovery
 from imagehop.images.imports import Importer, ImportFailed
 from imagehop.images.service import now
 from imagehop.region import Region
@@ -140,7 +141,8 @@ class TaskWorker:
             status, message = "failure", exc.message
         except Exception as exc:  # a bug or an I/O error: the task fails with a readable message
             log.exception("task %s (%s) failed", task["id"], task["type"])
-            status, message = "failure", f"Error: {exc.__class__.__name__}: {exc}"
+            # Its text may name internal accounts, paths or hosts: the owner gets the kind only.
+            status, message = "failure", f"Error: {exc.__class__.__name__} inside the service; see the service log."
         finally:
             with self._lock:
                 self._running.discard(task["id"])
@@ -161,7 +163,12 @@ class TaskWorker:
     # --- housekeeping
 
     def recover(self) -> None:
-        """Resume or fail the tasks a gone worker left ``processing``."""
+        """Resume or fail the tasks a gone worker left ``processing``; put back to ``queued`` the
+        images whose upload or stage a gone process left unfinished."""
+        try:
+            recovery.sweep(self.engine, self.ctx.images.data)
+        except Exception:
+            log.exception("sweeping interrupted uploads of region %s", self.region.name)
         moment = now()
         with self.engine.begin() as conn:
             found = store.orphans(conn, self.worker_id)
