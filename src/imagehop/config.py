@@ -62,6 +62,14 @@ class ImageSettings:
     """``[images]``: the image service."""
 
     web_download_allow_private: bool = False  # web-download from loopback/private addresses
+    # Per-tenant quotas, as Glance's unified limits name them (0: no limit); sizes in MiB.
+    image_count_total: int = 0
+    image_size_total: int = 0
+    image_stage_total: int = 0
+    image_count_uploading: int = 0
+
+
+QUOTAS = ("image_count_total", "image_size_total", "image_stage_total", "image_count_uploading")
 
 
 @dataclass
@@ -189,6 +197,9 @@ def _apply_file(settings: Settings, path: Path) -> None:
         _set_task_setting(settings.tasks, key, value, f"tasks.{key}")
     images = data.get("images", {})
     _reject_unknown(images, set(ImageSettings.__dataclass_fields__), f"{path} [images]")
+    for key in QUOTAS:
+        if key in images:
+            setattr(settings.images, key, _quota(images[key], f"images.{key}"))
     if "web_download_allow_private" in images:
         settings.images.web_download_allow_private = _bool(
             images["web_download_allow_private"], "images.web_download_allow_private"
@@ -240,6 +251,10 @@ def _apply_env(settings: Settings, env: Mapping[str, str]) -> None:
         settings.images.web_download_allow_private = _bool(value, "IMAGEHOP_WEB_DOWNLOAD_ALLOW_PRIVATE")
     if "IMAGEHOP_CONSOLE_SECRET_KEY" in env:
         settings.console_secret_key = _secret(env["IMAGEHOP_CONSOLE_SECRET_KEY"], "IMAGEHOP_CONSOLE_SECRET_KEY")
+    for key in QUOTAS:
+        name = f"IMAGEHOP_IMAGES_{key.upper()}"
+        if name in env:
+            setattr(settings.images, key, _quota(env[name], name))
     if "IMAGEHOP_REGIONS" in env:
         settings.regions = _select_regions(settings.regions, env["IMAGEHOP_REGIONS"])
     for region in settings.regions:
@@ -331,6 +346,16 @@ def _set_auth_limit(limits: AuthLimits, key: str, value: Any, name: str) -> None
         setattr(limits, key, number)
         return
     setattr(limits, key, _positive_int(value, name))
+
+
+def _quota(value: Any, name: str) -> int:
+    try:
+        number = int(value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"{name} must be a whole number (0: no limit), got {value!r}") from None
+    if number < 0:
+        raise ConfigError(f"{name} must be 0 (no limit) or more, got {number}")
+    return number
 
 
 def _bool(value: Any, name: str) -> bool:

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from imagehop import formats
 from imagehop.images.errors import BadRequest
-from imagehop.objects.store import NoSuchObject, ObjectStore, ObjectWriter
+from imagehop.objects.store import NoSuchContainer, NoSuchObject, ObjectStore, ObjectWriter
 from imagehop.region import Region
 
 ACCOUNT = ".imagehop-images"
@@ -132,6 +132,13 @@ class ImageData:
             raise BadRequest(f"Image data is not acceptable: {exc}") from None
         finally:
             source.close()
+
+    def staged_size(self, image_id: str) -> int:
+        """Bytes staged for ``image_id`` (0 when none)."""
+        try:
+            return self.objects.head(ACCOUNT, "staging", image_id).size
+        except (NoSuchObject, NoSuchContainer):
+            return 0
 
     def delete(self, key: str) -> None:
         with contextlib.suppress(NoSuchObject):

@@ -38,6 +38,9 @@ log = logging.getLogger(__name__)
 Record = dict[str, Any]
 METHODS = ("glance-direct", "web-download", "glance-download", "copy-image")
 LOCK = "os_glance_import_task"
+IMPORTING = "os_glance_importing_to_stores"
+FAILED = "os_glance_failed_import"
+STORE_ID = "local"  # the one store of a region (GET /v2/info/stores)
 STAGING = "staging"
 MAX_DOWNLOAD = 1 << 40
 TASK_TTL = timedelta(hours=48)
@@ -82,6 +85,7 @@ class Importer:
     def begin_stage(self, caller: Caller, image_id: str) -> Any:
         with self.service.engine.begin() as conn:
             self.service._writable(conn, caller, image_id)
+            self.service.check_quota(conn, caller, "image_stage_total", "image_count_uploading")
             if not store.set_status(conn, image_id, ["queued"], "uploading", now()):
                 raise Conflict(f"Image {image_id} is not queued: it cannot be staged.")
             recovery.begin(conn, image_id)
@@ -114,7 +118,9 @@ class Importer:
 
     # --- import ------------------------------------------------------------------------------------
 
-    def start(self, caller: Caller, image_id: str, body: Any, token: str, request_id: str) -> str:
+    def start(
+        self, caller: Caller, image_id: str, body: Any, token: str, request_id: str, store_header: str | None = None
+    ) -> str:
         """Check the request, lock the image, record the task and start it; returns the task id."""
         method = body.get("method") if isinstance(body, dict) else None
         name = method.get("name") if isinstance(method, dict) else None
@@ -123,6 +129,7 @@ class Importer:
         for flag in ("all_stores", "all_stores_must_succeed"):
             if flag in body and not isinstance(body[flag], bool):
                 raise BadRequest(f"'{flag}' must be true or false.")
+        stores = import_stores(body, store_header)
         if name == "web-download":
             check_uri(method.get("uri"), self.allow_private)
         if name == "glance-download":
@@ -152,9 +159,13 @@ class Importer:
                 raise Conflict("Image needs to be staged before 'glance-direct' method can be used")
             if name in ("web-download", "glance-download") and status != "queued":
                 raise Conflict(f"Image needs to be in 'queued' state to use '{name}' method")
+            if name in ("web-download", "glance-download"):
+                self.service.check_quota(conn, caller, "image_size_total", "image_count_uploading")
             if name != "copy-image":
                 store.set_status(conn, image_id, [status], "importing", moment)
             store.set_property(conn, image_id, LOCK, task_id)
+            store.set_property(conn, image_id, IMPORTING, ",".join(stores))
+            store.set_property(conn, image_id, FAILED, image["properties"].get(FAILED, ""))
             store.insert_task(conn, {
                 "id": task_id, "image_id": image_id, "type": "api_image_import", "status": "pending",
                 "owner": caller.tenant_id, "user_id": caller.user_id, "request_id": request_id,
@@ -196,17 +207,28 @@ class Importer:
         except Exception as exc:
             self.recover(task, reset=name != "copy-image")
             raise ImportFailed(public_message(exc, name)) from exc
-        self.recover(task, reset=False)
+        self.recover(task, reset=False, failed=False)
         message = "Copied to store 'local'" if name == "copy-image" else "Import complete"
         return {"image_id": image_id, "message": message}
 
-    def recover(self, task: Record, reset: bool = True) -> None:
-        """Unlock the task's image; with ``reset`` an unfinished image goes back to ``queued``."""
+    def recover(self, task: Record, reset: bool = True, failed: bool = True) -> None:
+        """Unlock the task's image; with ``reset`` an unfinished image goes back to ``queued``. As
+        Glance reports it, the store leaves ``os_glance_importing_to_stores`` and, when the import
+        ``failed``, joins ``os_glance_failed_import``."""
         image_id = task["image_id"]
         with self.service.engine.begin() as conn:
             if reset:
                 store.set_status(conn, image_id, ["importing", "saving"], "queued", now())
             store.set_property(conn, image_id, LOCK, None)
+            image = store.get(conn, image_id)
+            if image is None:
+                return
+            importing = [s for s in image["properties"].get(IMPORTING, "").split(",") if s]
+            done = [s for s in importing if s == STORE_ID] or [STORE_ID]
+            store.set_property(conn, image_id, IMPORTING, ",".join(s for s in importing if s not in done))
+            previous = [s for s in image["properties"].get(FAILED, "").split(",") if s]
+            now_failed = previous + [s for s in done if s not in previous] if failed else previous
+            store.set_property(conn, image_id, FAILED, ",".join(now_failed))
 
     def _staged(self, image_id: str) -> Iterator[bytes]:
         with self.service.data.objects.open(ACCOUNT, STAGING, image_id) as reader:
@@ -373,6 +395,27 @@ class RangeSource:
         if self._response is not None:
             self._response.close()
             self._response = None
+
+
+def check_store(store_id: Any) -> str:
+    """A store identifier of this region, or 409 as Glance answers for an unknown one."""
+    if store_id != STORE_ID:
+        raise Conflict(f"Unknown scheme '{str(store_id)[:100]}' found in URI")
+    return store_id
+
+
+def import_stores(body: dict, header: str | None) -> list[str]:
+    """The stores an import writes to (``stores``, ``all_stores`` or ``X-Image-Meta-Store``): one."""
+    if body.get("all_stores"):
+        if body.get("stores"):
+            raise BadRequest("Only one of 'stores' or 'all_stores' may be given.")
+        return [STORE_ID]
+    stores = body.get("stores")
+    if stores is None:
+        return [check_store(header.strip())] if header else [STORE_ID]
+    if not isinstance(stores, list) or not all(isinstance(s, str) for s in stores):
+        raise BadRequest("'stores' must be a list of store identifiers.")
+    return list(dict.fromkeys(check_store(s) for s in stores)) or [STORE_ID]
 
 
 def public_message(exc: Exception, method: str) -> str:
