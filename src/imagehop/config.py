@@ -84,6 +84,15 @@ class AuthLimits:
     burst_per_user: int = 10
 
 
+@dataclass
+class ObjectSettings:
+    """``[objects]``: object storage (the Swift API)."""
+
+    operator_roles: list[str] = field(default_factory=list)  # more roles that own their project's account
+    reader_roles: list[str] = field(default_factory=list)  # more roles that read their project's account only
+    reap_interval: int = 60  # seconds between passes that remove expired objects' rows and bytes
+
+
 MAX_SEGMENT_SIZE = 5 * 1024**3  # Swift's single-object limit
 
 
@@ -99,6 +108,7 @@ class Settings:
     users: list[UserSpec] = field(default_factory=list)
     tasks: TaskSettings = field(default_factory=TaskSettings)
     images: ImageSettings = field(default_factory=ImageSettings)
+    objects: ObjectSettings = field(default_factory=ObjectSettings)
     auth: AuthLimits = field(default_factory=AuthLimits)
     console_secret_key: str | None = None  # [console] secret_key; None: <data_dir>/console.key
 
@@ -195,6 +205,17 @@ def _apply_file(settings: Settings, path: Path) -> None:
     _reject_unknown(tasks, set(TaskSettings.__dataclass_fields__), f"{path} [tasks]")
     for key, value in tasks.items():
         _set_task_setting(settings.tasks, key, value, f"tasks.{key}")
+    objects = data.get("objects", {})
+    _reject_unknown(objects, set(ObjectSettings.__dataclass_fields__), f"{path} [objects]")
+    for key in ("operator_roles", "reader_roles"):
+        if key in objects:
+            value = objects[key]
+            if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
+                raise ConfigError(f"{path}: objects.{key} must be a list of role names")
+            setattr(settings.objects, key, list(value))
+    if "reap_interval" in objects:
+        settings.objects.reap_interval = _positive_int(objects["reap_interval"], "objects.reap_interval")
+
     images = data.get("images", {})
     _reject_unknown(images, set(ImageSettings.__dataclass_fields__), f"{path} [images]")
     for key in QUOTAS:

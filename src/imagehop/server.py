@@ -35,12 +35,14 @@ from imagehop.compute.routes import compute_routes
 from imagehop.config import RegionSettings, Settings
 from imagehop.console import build_console_app
 from imagehop.explain import Explained
+from imagehop.http_protocol import Utf8RequestLineProtocol
 from imagehop.identity.bootstrap import bootstrap, read_credentials
 from imagehop.identity.catalog import Catalog, RegionEndpoint
 from imagehop.identity.routes import build_identity_app
 from imagehop.identity.service import IdentityError, IdentityService
 from imagehop.images.routes import image_routes
 from imagehop.logs import AccessLog
+from imagehop.objects import acl as object_acl
 from imagehop.objects.routes import object_routes
 from imagehop.objects.store import ObjectStore
 from imagehop.region import Region
@@ -95,6 +97,7 @@ def prepare(settings: Settings) -> Deployment:
     identity_app = build_identity_app(identity, identity_url, settings.auth)
     mount_console(identity_app, identity_url, settings)
     deployment = Deployment(settings, identity, identity_url, identity_app, identity_socket)
+    object_acl.configure(settings.objects.operator_roles, settings.objects.reader_roles)
     for region_settings, url, sock in zip(settings.regions, region_urls, region_sockets, strict=True):
         engine = db.open_database(settings.region_db_url(region_settings), "region", region_db_setting(region_settings))
         region_dir = settings.region_dir(region_settings)
@@ -211,6 +214,8 @@ async def serve(deployment: Deployment, on_ready: Callable[[Deployment], None] |
         asyncio.create_task(server.serve(sockets=[sock])) for server, sock in zip(servers[1:], sockets[1:], strict=True)
     ]
     purge = asyncio.create_task(_purge_tokens(deployment.identity))
+    regions = [region for region, _, _ in deployment.regions]
+    reaper = asyncio.create_task(_reap_objects(regions, deployment.settings.objects.reap_interval))
     workers: list[TaskWorker] = [start_worker(region) for region, _, _ in deployment.regions]
     try:
         while not all(server.started for server in servers):
@@ -225,6 +230,7 @@ async def serve(deployment: Deployment, on_ready: Callable[[Deployment], None] |
         await asyncio.gather(*tasks)
     finally:
         purge.cancel()
+        reaper.cancel()
         for worker in workers:
             worker.stop()
         for sig in (signal.SIGINT, signal.SIGTERM):
@@ -249,7 +255,13 @@ def _in_thread(coroutine: Coroutine[Any, Any, None], name: str) -> asyncio.Futur
 
 def _uvicorn(app: Starlette) -> _Server:
     config = uvicorn.Config(
-        AccessLog(app), log_level=None, lifespan="off", access_log=False, timeout_graceful_shutdown=5, log_config=None
+        AccessLog(app),
+        log_level=None,
+        lifespan="off",
+        access_log=False,
+        timeout_graceful_shutdown=5,
+        log_config=None,
+        http=Utf8RequestLineProtocol,  # raw UTF-8 request lines, as Swift accepts them
     )
     return _Server(config)
 
@@ -258,6 +270,16 @@ async def _purge_tokens(identity: IdentityService, every: float = 3600) -> None:
     while True:
         await asyncio.to_thread(identity.purge_expired_tokens)
         await asyncio.sleep(every)
+
+
+async def _reap_objects(regions: list[Any], every: float) -> None:
+    """Expired objects' rows and bytes go for good, every ``every`` seconds (never at start-up): Swift's
+    object-expirer. Each row goes by a conditional delete, so several processes may run this at once."""
+    while True:
+        await asyncio.sleep(every)
+        for region in regions:
+            with contextlib.suppress(Exception):  # a failed pass is retried at the next one
+                await asyncio.to_thread(region.objects.reap_expired)
 
 
 def write_endpoint_files(deployment: Deployment) -> None:
