@@ -12,6 +12,7 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
+from bench.abuse import bench_abuse
 from bench.anycloud import bench_anycloud
 from bench.formats import bench_formats
 from bench.harness import BIN, Section, machine, median, start_cloud
@@ -67,6 +68,7 @@ def main() -> None:
         finally:
             cloud.stop()
         sections.append(bench_listing(work, (1000, 2000) if args.quick else (10_000, 100_000)))
+        sections.append(bench_abuse(work, tokens=200 if args.quick else 1000))
         sections += bench_blob_stores(work, 64 if args.quick else 1024, random_mib, zero_mib, runs)
         sections.append(bench_listing_processes(work, 2000 if args.quick else 100_000))
     finally:

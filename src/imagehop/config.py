@@ -118,6 +118,14 @@ class ImageSettings:
     """``[images]``: the image service."""
 
     web_download_allow_private: bool = False  # web-download from loopback/private addresses
+    # Per-tenant quotas, as Glance's unified limits name them (0: no limit); sizes in MiB.
+    image_count_total: int = 0
+    image_size_total: int = 0
+    image_stage_total: int = 0
+    image_count_uploading: int = 0
+
+
+QUOTAS = ("image_count_total", "image_size_total", "image_stage_total", "image_count_uploading")
 
 
 @dataclass
@@ -130,6 +138,15 @@ class AuthLimits:
     burst_per_address: int = 60
     rate_per_user: float = 1.0  # failed attempts per second per user name (0: no limit)
     burst_per_user: int = 10
+
+
+@dataclass
+class ObjectSettings:
+    """``[objects]``: object storage (the Swift API)."""
+
+    operator_roles: list[str] = field(default_factory=list)  # more roles that own their project's account
+    reader_roles: list[str] = field(default_factory=list)  # more roles that read their project's account only
+    reap_interval: int = 60  # seconds between passes that remove expired objects' rows and bytes
 
 
 MAX_SEGMENT_SIZE = 5 * 1024**3  # Swift's single-object limit
@@ -148,6 +165,7 @@ class Settings:
     users: list[UserSpec] = field(default_factory=list)
     tasks: TaskSettings = field(default_factory=TaskSettings)
     images: ImageSettings = field(default_factory=ImageSettings)
+    objects: ObjectSettings = field(default_factory=ObjectSettings)
     auth: AuthLimits = field(default_factory=AuthLimits)
     console_secret_key: str | None = None  # [console] secret_key; None: <data_dir>/console.key
 
@@ -286,8 +304,22 @@ def _apply_file(settings: Settings, path: Path) -> None:
     _reject_unknown(tasks, set(TaskSettings.__dataclass_fields__), f"{path} [tasks]")
     for key, value in tasks.items():
         _set_task_setting(settings.tasks, key, value, f"tasks.{key}")
+    objects = data.get("objects", {})
+    _reject_unknown(objects, set(ObjectSettings.__dataclass_fields__), f"{path} [objects]")
+    for key in ("operator_roles", "reader_roles"):
+        if key in objects:
+            value = objects[key]
+            if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
+                raise ConfigError(f"{path}: objects.{key} must be a list of role names")
+            setattr(settings.objects, key, list(value))
+    if "reap_interval" in objects:
+        settings.objects.reap_interval = _positive_int(objects["reap_interval"], "objects.reap_interval")
+
     images = data.get("images", {})
     _reject_unknown(images, set(ImageSettings.__dataclass_fields__), f"{path} [images]")
+    for key in QUOTAS:
+        if key in images:
+            setattr(settings.images, key, _quota(images[key], f"images.{key}"))
     if "web_download_allow_private" in images:
         settings.images.web_download_allow_private = _bool(
             images["web_download_allow_private"], "images.web_download_allow_private"
@@ -341,6 +373,10 @@ def _apply_env(settings: Settings, env: Mapping[str, str]) -> None:
         settings.images.web_download_allow_private = _bool(value, "IMAGEHOP_WEB_DOWNLOAD_ALLOW_PRIVATE")
     if "IMAGEHOP_CONSOLE_SECRET_KEY" in env:
         settings.console_secret_key = _secret(env["IMAGEHOP_CONSOLE_SECRET_KEY"], "IMAGEHOP_CONSOLE_SECRET_KEY")
+    for key in QUOTAS:
+        name = f"IMAGEHOP_IMAGES_{key.upper()}"
+        if name in env:
+            setattr(settings.images, key, _quota(env[name], name))
     if "IMAGEHOP_REGIONS" in env:
         settings.regions = _select_regions(settings.regions, env["IMAGEHOP_REGIONS"])
     for region in settings.regions:
@@ -460,6 +496,16 @@ def _set_blob_setting(blob: BlobSettings, key: str, value: Any, name: str) -> No
         setattr(blob, key, _positive_int(value, name))
     else:
         setattr(blob, key, _str(str(value), name))
+
+
+def _quota(value: Any, name: str) -> int:
+    try:
+        number = int(value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"{name} must be a whole number (0: no limit), got {value!r}") from None
+    if number < 0:
+        raise ConfigError(f"{name} must be 0 (no limit) or more, got {number}")
+    return number
 
 
 def _bool(value: Any, name: str) -> bool:

@@ -184,6 +184,14 @@ tasks = sa.Table(
 )
 image_tasks = tasks  # the images service's name for the same table
 
+deleted_images = sa.Table(
+    "deleted_images",
+    region_metadata,
+    sa.Column("id", sa.String(36), primary_key=True),  # never given to a new image again
+    sa.Column("owner", sa.String(255), nullable=True),
+    sa.Column("deleted_at", sa.DateTime, nullable=False),
+)
+
 
 # --- region: objects -----------------------------------------------------------------------------
 # Swift accounts, containers and objects. Names sort byte-wise (UTF-8 code point order) on both

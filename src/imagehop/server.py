@@ -14,6 +14,7 @@ answer).
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
 import errno
 import fcntl
@@ -21,7 +22,8 @@ import json
 import os
 import signal
 import socket
-from collections.abc import Callable, Iterator
+import threading
+from collections.abc import Callable, Coroutine, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -38,12 +40,14 @@ from imagehop.compute.routes import compute_routes
 from imagehop.config import RegionSettings, Settings
 from imagehop.console import build_console_app
 from imagehop.explain import Explained
+from imagehop.http_protocol import Utf8RequestLineProtocol
 from imagehop.identity.bootstrap import bootstrap, read_credentials
 from imagehop.identity.catalog import Catalog, RegionEndpoint
 from imagehop.identity.routes import build_identity_app
 from imagehop.identity.service import IdentityError, IdentityService
 from imagehop.images.routes import image_routes
 from imagehop.logs import AccessLog
+from imagehop.objects import acl as object_acl
 from imagehop.objects.blobs import open_blob_store
 from imagehop.objects.routes import object_routes
 from imagehop.objects.store import ObjectStore
@@ -100,6 +104,7 @@ def prepare(settings: Settings) -> Deployment:
     app = identity_app(identity, identity_url, settings)
     mount_console(app, identity_url, settings)
     deployment = Deployment(settings, identity, identity_url, app, identity_socket)
+    object_acl.configure(settings.objects.operator_roles, settings.objects.reader_roles)
     for region_settings, url, sock in zip(settings.regions, region_urls, region_sockets, strict=True):
         region = build_region(settings, region_settings, url, identity)
         deployment.regions.append((region, build_region_app(region), sock))
@@ -165,6 +170,7 @@ def region_sockets(settings: Settings, names: list[str], port: int | None) -> li
 def prepare_regions(settings: Settings, names: list[str], sockets: list[socket.socket]) -> Deployment:
     """The region role: the APIs of the named regions, on already-bound sockets; tasks run elsewhere."""
     identity = open_identity(settings, shared_catalog(settings))
+    object_acl.configure(settings.objects.operator_roles, settings.objects.reader_roles)
     deployment = Deployment(settings, identity, settings.identity_url(), None, None, run_tasks=False)
     for name, sock in zip(names, sockets, strict=True):
         index = [r.name for r in settings.regions].index(name)
@@ -303,9 +309,21 @@ async def serve(deployment: Deployment, on_ready: Callable[[Deployment], None] |
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop)
 
-    tasks = [asyncio.create_task(server.serve(sockets=[sock])) for server, sock in zip(servers, sockets, strict=True)]
+    # Identity gets its own thread and event loop: a flood of token requests then queues behind
+    # itself, not in front of the regions' requests (which validate tokens in-process).
+    first = 0
+    tasks = []
+    if deployment.identity_app is not None:
+        tasks.append(_in_thread(servers[0].serve(sockets=[sockets[0]]), "identity"))
+        first = 1
+    tasks += [
+        asyncio.create_task(server.serve(sockets=[sock]))
+        for server, sock in zip(servers[first:], sockets[first:], strict=True)
+    ]
     purge = asyncio.create_task(_purge_tokens(deployment.identity)) if deployment.identity_app is not None else None
-    workers: list[TaskWorker] = [start_worker(region) for region, _, _ in deployment.regions if deployment.run_tasks]
+    regions = [region for region, _, _ in deployment.regions]
+    reaper = asyncio.create_task(_reap_objects(regions, deployment.settings.objects.reap_interval)) if regions else None
+    workers: list[TaskWorker] = [start_worker(region) for region in regions if deployment.run_tasks]
     try:
         while not all(server.started for server in servers):
             if any(task.done() for task in tasks):
@@ -319,17 +337,40 @@ async def serve(deployment: Deployment, on_ready: Callable[[Deployment], None] |
                 on_ready(deployment)
         await asyncio.gather(*tasks)
     finally:
-        if purge is not None:
-            purge.cancel()
+        for pending in (purge, reaper):
+            if pending is not None:
+                pending.cancel()
         for worker in workers:
             worker.stop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(sig)
 
 
+def _in_thread(coroutine: Coroutine[Any, Any, None], name: str) -> asyncio.Future[None]:
+    """Run ``coroutine`` in its own thread and event loop; a future of the running loop for its end."""
+    done: concurrent.futures.Future[None] = concurrent.futures.Future()
+
+    def run() -> None:
+        try:
+            asyncio.run(coroutine)
+        except BaseException as exc:
+            done.set_exception(exc)
+        else:
+            done.set_result(None)
+
+    threading.Thread(target=run, name=name, daemon=True).start()
+    return asyncio.wrap_future(done)
+
+
 def _uvicorn(app: Starlette) -> _Server:
     config = uvicorn.Config(
-        AccessLog(app), log_level=None, lifespan="off", access_log=False, timeout_graceful_shutdown=5, log_config=None
+        AccessLog(app),
+        log_level=None,
+        lifespan="off",
+        access_log=False,
+        timeout_graceful_shutdown=5,
+        log_config=None,
+        http=Utf8RequestLineProtocol,  # raw UTF-8 request lines, as Swift accepts them
     )
     return _Server(config)
 
@@ -338,6 +379,16 @@ async def _purge_tokens(identity: IdentityService, every: float = 3600) -> None:
     while True:
         await asyncio.to_thread(identity.purge_expired_tokens)
         await asyncio.sleep(every)
+
+
+async def _reap_objects(regions: list[Any], every: float) -> None:
+    """Expired objects' rows and bytes go for good, every ``every`` seconds (never at start-up): Swift's
+    object-expirer. Each row goes by a conditional delete, so several processes may run this at once."""
+    while True:
+        await asyncio.sleep(every)
+        for region in regions:
+            with contextlib.suppress(Exception):  # a failed pass is retried at the next one
+                await asyncio.to_thread(region.objects.reap_expired)
 
 
 def write_endpoint_files(deployment: Deployment) -> None:

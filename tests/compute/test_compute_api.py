@@ -216,7 +216,10 @@ def test_bad_actions(demo: Api, base_image: dict) -> None:
     server = demo.boot(base_image["id"], name="actions")
     demo.wait_status(server["id"], "ACTIVE")
     sid = server["id"]
-    assert demo("POST", f"/servers/{sid}/action", json={"reboot": {"type": "SOFT"}}).status_code == 400
+    # Nova's other actions are named as not implemented (501); an action Nova has not either, 400
+    reboot = demo("POST", f"/servers/{sid}/action", json={"reboot": {"type": "SOFT"}})
+    assert reboot.status_code == 501 and "not implemented in imagehop" in reboot.text
+    assert demo("POST", f"/servers/{sid}/action", json={"teleport": {}}).status_code == 400
     assert demo("POST", f"/servers/{sid}/action", json={"createImage": {}}).status_code == 400
     assert (
         demo("POST", f"/servers/{sid}/action", json={"createImage": {"name": "x", "metadata": []}}).status_code == 400
@@ -265,9 +268,12 @@ def test_flavor_extra_specs_versions_and_unknown_routes(demo: Api) -> None:
         assert version["version"] == "2.47"
         assert httpx.head(url).status_code == 200
 
-    # An unknown path is Nova's 404; a known path with another method is a 405 that says what is allowed.
+    # A missing resource is Nova's 404; a path imagehop does not offer says so (501); a known path with
+    # another method is a 405 that says what is allowed.
+    missing_server = demo("GET", "/servers/8b2d1a6e-0000-4000-8000-000000000000")
+    assert missing_server.status_code == 404 and missing_server.json()["itemNotFound"]["code"] == 404
     unknown = demo("GET", "/no-such-thing")
-    assert unknown.status_code == 404 and unknown.json()["itemNotFound"]["code"] == 404
+    assert unknown.status_code == 501 and "/no-such-thing is not implemented in imagehop" in unknown.text
     for method, path, allowed in (
         ("DELETE", "/flavors", "GET"),
         ("POST", "/servers/8b2d1a6e-0000-4000-8000-000000000000", "DELETE, GET, PUT"),

@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 from imagehop.compute.service import copy_disk
-
-MIB = 1 << 20
+from tests.support import MiB as MIB
 
 
 class FakeDisk:

@@ -7,20 +7,36 @@ message rather than skip, because they are the evidence that our formats interop
 from __future__ import annotations
 
 import shutil
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
-from tests.formats.formats_helpers import (
-    BLOCK,
-    SAMPLE_SIZE,
-    SAMPLE_WRITES,
-    MiB,
-    Sample,
-    make_disk,
-    reference_digest,
-    run,
-)
+from tests.support import BLOCK, MiB, reference_digest, run, write_disk
+
+
+@dataclass
+class Sample:
+    path: Path
+    size: int
+    data: bytes  # the whole disk in memory (100 MiB; tests compare against it)
+    digest: str
+    nonzero_blocks: list[int]
+
+
+# Where the sample disk holds data: block-aligned, mid-block, spanning blocks, tiny writes, an
+# explicitly written zero run (allocated but zero), and the unaligned last bytes of the disk.
+SAMPLE_SIZE = 100 * MiB + 1234
+SAMPLE_WRITES = [
+    (3 * MiB, 5 * MiB, "random"),
+    (20 * MiB + 777, 3 * MiB, "random"),
+    (30 * MiB + 12345, 4096, "random"),
+    (50 * MiB, 4 * MiB, "zeros"),
+    (64 * MiB, 2 * MiB, "random"),
+    (71 * MiB + 4096, 4096, "random"),
+    (SAMPLE_SIZE - 234, 234, "random"),
+]
+SEED = 1234
 
 
 def _require(tool: str) -> str:
@@ -47,7 +63,7 @@ def qemu_io() -> str:
 @pytest.fixture(scope="session")
 def sample(tmp_path_factory: pytest.TempPathFactory) -> Sample:
     path = tmp_path_factory.mktemp("sample") / "disk.raw"
-    make_disk(path, SAMPLE_SIZE, SAMPLE_WRITES)
+    write_disk(path, SAMPLE_SIZE, SEED, SAMPLE_WRITES)
     data = path.read_bytes()
     blocks = [
         i
@@ -61,7 +77,7 @@ def sample(tmp_path_factory: pytest.TempPathFactory) -> Sample:
 def sample_padded(sample: Sample, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The sample disk with its size rounded up to a whole sector (sparse, same content)."""
     path = tmp_path_factory.mktemp("padded") / "disk.raw"
-    make_disk(path, -(-sample.size // 512) * 512, SAMPLE_WRITES)
+    write_disk(path, -(-sample.size // 512) * 512, SEED, SAMPLE_WRITES)
     assert path.read_bytes()[: sample.size] == sample.data
     return path
 
@@ -85,11 +101,11 @@ def qemu_images(sample: Sample, qemu_img: str, qemu_io: str, tmp_path_factory: p
     }
     for name, opts in variants.items():
         path = out / f"{name}.img"
-        run(qemu_img, "convert", "-f", "raw", *opts, src, str(path))
+        run([qemu_img, "convert", "-f", "raw", *opts, src, str(path)])
         made[name] = path
     # Zero clusters (v3 zero flag) over allocated data, and over unallocated space.
     zpath = out / "qcow2-zero-clusters.img"
-    run(qemu_img, "convert", "-f", "raw", "-O", "qcow2", src, str(zpath))
-    run(qemu_io, "-f", "qcow2", "-c", f"write -z {4 * MiB} {MiB}", "-c", f"write -z {80 * MiB} {2 * MiB}", str(zpath))
+    run([qemu_img, "convert", "-f", "raw", "-O", "qcow2", src, str(zpath)])
+    run([qemu_io, "-f", "qcow2", "-c", f"write -z {4 * MiB} {MiB}", "-c", f"write -z {80 * MiB} {2 * MiB}", str(zpath)])
     made["qcow2-zero-clusters"] = zpath
     return made

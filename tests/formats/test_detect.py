@@ -18,7 +18,7 @@ from imagehop.formats import (
     open_disk,
     open_file,
 )
-from tests.formats.formats_helpers import MiB
+from tests.support import MiB
 
 
 @pytest.mark.parametrize(

@@ -9,9 +9,7 @@ import struct
 import pytest
 
 from imagehop.formats import BytesSource, ContentDigest, RawDisk, RawStreamDigest, content_digest
-
-MiB = 1024 * 1024
-BLOCK = 2 * MiB
+from tests.support import BLOCK, MiB
 
 
 def test_tiny_disk_matches_the_definition_by_hand():

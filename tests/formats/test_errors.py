@@ -3,16 +3,13 @@
 from __future__ import annotations
 
 import struct
-import time
 
 import pytest
 
 from imagehop.formats import BytesSource, DiskFormatError, RawDisk, iter_vhd, open_disk, open_file
 from imagehop.formats.errors import CODES
-from tests.formats.formats_helpers import MiB, run
-
-GiB = 1024**3
-BLOCK = 2 * MiB
+from tests.support import BLOCK, GiB, MiB, run
+from tests.support.vhd import fix_checksum, set_footer
 
 
 def small_disk() -> RawDisk:
@@ -27,20 +24,6 @@ def vhd_bytes(subformat: str = "dynamic", disk=None) -> bytearray:
     return bytearray(b"".join(iter_vhd(disk or small_disk(), subformat)))
 
 
-def fix_checksum(buf: bytearray, start: int, length: int, field: int) -> None:
-    buf[start + field : start + field + 4] = bytes(4)
-    total = sum(buf[start : start + length])
-    buf[start + field : start + field + 4] = (~total & 0xFFFFFFFF).to_bytes(4, "big")
-
-
-def set_footer(buf: bytearray, offset: int, fmt: str, value, dynamic: bool = True) -> None:
-    """Patch a footer field in the trailing footer (and the copy at 0), fixing checksums."""
-    starts = [len(buf) - 512] + ([0] if dynamic else [])
-    for start in starts:
-        struct.pack_into(fmt, buf, start + offset, value)
-        fix_checksum(buf, start, 512, 64)
-
-
 def bat_offset(index: int) -> int:
     return 1536 + 4 * index
 
@@ -50,10 +33,8 @@ def read_bat(buf: bytearray, index: int) -> int:
 
 
 def expect(code: str, buf, **kwargs) -> DiskFormatError:
-    started = time.perf_counter()
     with pytest.raises(DiskFormatError) as info:
         open_disk(BytesSource(bytes(buf)), "vhd", **kwargs)
-    assert time.perf_counter() - started < 2  # validation is quick, even for a 1M-entry BAT
     err = info.value
     assert err.code == code, str(err)
     assert err.rackspace_message == f"Image cannot be imported. Error code: '{code}'"
@@ -128,30 +109,30 @@ def test_overlapping_blocks():
 
 def test_fixed_vhd_whose_size_lies():
     buf = vhd_bytes("fixed")
-    set_footer(buf, 48, ">Q", 10 * MiB, dynamic=False)  # current size bigger than the data
+    set_footer(buf, (48, ">Q"), 10 * MiB, dynamic=False)  # current size bigger than the data
     expect("111", buf)
     expect("111", bytes(512) + buf)  # or data longer than the footer says
 
 
 def test_differencing_disk():
     buf = vhd_bytes()
-    set_footer(buf, 60, ">I", 4)
+    set_footer(buf, (60, ">I"), 4)
     assert "differencing" in str(expect("721", buf))
 
 
 def test_neither_fixed_nor_dynamic():
     for disk_type in (0, 1, 5, 6, 99):
         buf = vhd_bytes()
-        set_footer(buf, 60, ">I", disk_type)
+        set_footer(buf, (60, ">I"), disk_type)
         expect("523", buf)
 
 
 def test_zero_uuid():
     buf = vhd_bytes()
-    set_footer(buf, 68, ">16s", bytes(16))
+    set_footer(buf, (68, ">16s"), bytes(16))
     expect("614", buf)
     buf = vhd_bytes("fixed")
-    set_footer(buf, 68, ">16s", bytes(16), dynamic=False)
+    set_footer(buf, (68, ">16s"), bytes(16), dynamic=False)
     expect("614", buf)
 
 
@@ -176,7 +157,7 @@ def test_virtual_and_physical_size_limits():
     assert disk.virtual_size == 2000 * GiB
     expect("413", buf, max_virtual_size=limit)
     # claiming 2 TiB in the footer: over the limit, and over the format's 2040 GiB maximum too
-    set_footer(buf, 48, ">Q", 2 * 1024 * GiB)
+    set_footer(buf, (48, ">Q"), 2 * 1024 * GiB)
     expect("413", buf, max_virtual_size=limit)
     expect("413", buf)
     expect("609", vhd_bytes(), max_physical_size=MiB)
@@ -205,7 +186,7 @@ def test_codes_and_messages():
 @pytest.fixture
 def qcow2(tmp_path, qemu_img):
     path = tmp_path / "base.qcow2"
-    run(qemu_img, "create", "-q", "-f", "qcow2", str(path), "16M")
+    run([qemu_img, "create", "-q", "-f", "qcow2", str(path), "16M"])
     return path
 
 
@@ -224,7 +205,7 @@ def patch(path, offset: int, fmt: str, value) -> None:
 
 def test_qcow2_with_a_backing_file_is_refused(tmp_path, qemu_img, qcow2):
     child = tmp_path / "child.qcow2"
-    run(qemu_img, "create", "-q", "-f", "qcow2", "-b", str(qcow2), "-F", "qcow2", str(child))
+    run([qemu_img, "create", "-q", "-f", "qcow2", "-b", str(qcow2), "-F", "qcow2", str(child)])
     err = qcow2_error(child)
     assert err.code == "721"
     assert "backing file" in str(err)
@@ -253,8 +234,8 @@ def test_qcow2_refusals_and_corruption(qcow2):
 
 def test_qcow2_l2_table_past_the_end(tmp_path, qemu_img, qemu_io):
     path = tmp_path / "data.qcow2"
-    run(qemu_img, "create", "-q", "-f", "qcow2", str(path), "16M")
-    run(qemu_io, "-f", "qcow2", "-c", "write -P 0x5a 0 64k", str(path))
+    run([qemu_img, "create", "-q", "-f", "qcow2", str(path), "16M"])
+    run([qemu_io, "-f", "qcow2", "-c", "write -P 0x5a 0 64k", str(path)])
     l1_offset = struct.unpack_from(">Q", path.read_bytes(), 40)[0]
     patch(path, l1_offset, ">Q", (1 << 63) | (64 * MiB))
     assert qcow2_error(path).code == "111"

@@ -9,7 +9,8 @@ import pytest
 
 from imagehop.formats import content_digest, detect_format, iter_raw, open_file
 from imagehop.formats.vhd import chs_geometry
-from tests.formats.formats_helpers import MiB, qemu_virtual_size, reference_digest
+from tests.support import MiB, reference_digest
+from tests.support.qemu import qemu_virtual_size
 
 
 def whole_disk_sha256(disk) -> str:

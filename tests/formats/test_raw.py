@@ -15,8 +15,7 @@ from imagehop.formats import (
     open_file,
     write_raw_sparse,
 )
-
-MiB = 1024 * 1024
+from tests.support import MiB
 
 
 def test_extents_follow_the_holes_of_a_sparse_file(sample):

@@ -9,12 +9,9 @@ import pytest
 
 from imagehop.formats import BytesSource, RawDisk, VhdDisk, content_digest, detect_format, iter_vhd, open_disk
 from imagehop.formats.vhd import chs_geometry
-from tests.formats.formats_helpers import MiB, qemu_virtual_size, reference_digest
-
-
-def fix_checksum(buf: bytearray, start: int, length: int, field: int) -> None:
-    buf[start + field : start + field + 4] = bytes(4)
-    buf[start + field : start + field + 4] = (~sum(buf[start : start + length]) & 0xFFFFFFFF).to_bytes(4, "big")
+from tests.support import MiB, reference_digest
+from tests.support.qemu import qemu_virtual_size
+from tests.support.vhd import fix_checksum
 
 
 def fixed_vhd(content: bytes) -> bytearray:

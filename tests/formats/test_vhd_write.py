@@ -21,15 +21,8 @@ from imagehop.formats import (
     write_vhd,
 )
 from imagehop.formats.vhd import MAX_CHS, chs_geometry, writer_geometry
-from tests.formats.formats_helpers import (
-    BLOCK,
-    IDENTICAL,
-    MiB,
-    make_disk,
-    qemu_compare,
-    qemu_virtual_size,
-    reference_digest,
-)
+from tests.support import BLOCK, MiB, reference_digest, write_disk
+from tests.support.qemu import IDENTICAL, qemu_compare, qemu_virtual_size
 
 
 def byte_sum_checksum(data: bytes, field: int) -> int:
@@ -157,7 +150,7 @@ def test_a_chs_exact_size_gets_the_spec_geometry_and_qemu_agrees(qemu_img, tmp_p
     size = c * h * s * 512
     assert writer_geometry(size) == (c, h, s) != MAX_CHS
     raw = tmp_path / "chs.raw"
-    make_disk(raw, size, [(MiB + 3, 5000, "random"), (size - 512, 512, "random")])
+    write_disk(raw, size, 1234, [(MiB + 3, 5000, "random"), (size - 512, 512, "random")])
     for subformat in ("dynamic", "fixed"):
         out = tmp_path / f"chs-{subformat}.vhd"
         with open_file(raw) as disk:

@@ -9,8 +9,7 @@ import uuid
 
 import httpx
 
-from tests.conftest import Cloud
-from tests.images.conftest import V20, V21, Glance
+from tests.support import V20, V21, Cloud, Glance
 
 
 def test_versions_and_schemas(cloud: Cloud, demo: Glance) -> None:

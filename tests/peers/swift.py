@@ -18,6 +18,7 @@ Tempauth accounts (``AUTH_<tenant>`` as imagehop names them, so the same request
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import fcntl
 import os
 import shutil
@@ -91,6 +92,12 @@ def ensure_memcached() -> str:
         if os.path.exists(MEMCACHED):
             return MEMCACHED
     raise RuntimeError("memcached is missing: run `make system-deps` as root (apt-get install memcached)")
+
+
+def _die_with_parent() -> None:
+    """In the child: SIGTERM when the process that started the peer dies (a killed test run leaves no peer)."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
 
 
 def free_port() -> int:
@@ -368,6 +375,7 @@ def start(root: Path, timeout: float = 60) -> Swift:
                     [memcached, "-l", "127.0.0.1", "-p", str(memcached_port), "-U", "0", "-m", "64", *user],
                     stdout=log,
                     stderr=subprocess.STDOUT,
+                    preexec_fn=_die_with_parent,
                 )
             )
         for kind in ("account", "container", "object", "proxy"):
@@ -378,6 +386,7 @@ def start(root: Path, timeout: float = 60) -> Swift:
                         stdout=log,
                         stderr=subprocess.STDOUT,
                         env=env,
+                        preexec_fn=_die_with_parent,
                     )
                 )
         _wait_ready(swift, timeout)

@@ -7,7 +7,7 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from tests.support import Cloud, Compute, Glance
+from tests.support import Cloud, Compute, Glance, Swift
 
 
 @pytest.fixture(scope="module")
@@ -75,6 +75,17 @@ def test_nul_in_paths_and_queries_is_a_400(cloud: Cloud, demo: Glance) -> None:
         response = compute("GET", path)
         assert response.status_code == 400, (path, response.text)
         assert "badRequest" in response.json()
+
+
+def test_nul_in_listing_parameters_is_a_400(cloud: Cloud) -> None:
+    """Object listings (PostgreSQL answered 500): 400 as Swift's ``get_param`` answers."""
+    swift = Swift(cloud)
+    swift.put("/nul")
+    for path in ("?prefix=%00", "?marker=a%00", "/nul?prefix=%00", "/nul?marker=%00", "/nul?end_marker=%00",
+                 "/nul?delimiter=%00", "/nul?path=%00"):  # fmt: skip
+        response = swift.get(path)
+        assert response.status_code == 400, (path, response.text)
+    assert swift.get("/nul?prefix=a").status_code == 204
 
 
 def test_non_json_task_bodies_leave_the_task_list_as_it_was(demo: Glance) -> None:

@@ -27,6 +27,21 @@ BACKENDS = ("sqlite", "postgresql")
 
 _created_pg_databases: list[str] = []
 
+TASK_SEGMENT = 8 << 20  # exported VHDs over 8 MiB become SLOs: task tests see both shapes
+TASK_SETTINGS = {
+    "export_segment_size": TASK_SEGMENT,
+    "retry_after": 1,
+    "poll_interval": 0.05,
+    "max_active_per_tenant": 50,
+    "import_max_virtual_size": 1 << 40,
+}
+
+
+def task_config(**changes: object) -> str:
+    """A ``[tasks]`` table for ``make_cloud(config=...)``: TASK_SETTINGS with ``changes``."""
+    settings = {**TASK_SETTINGS, **changes}
+    return "[tasks]\n" + "".join(f"{key} = {value}\n" for key, value in settings.items())
+
 
 def create_pg_database() -> str:
     """A new, empty PostgreSQL database; dropped at the end of the test session."""

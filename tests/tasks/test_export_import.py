@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import Cloud
 from tests.support import (
+    Cloud,
     Glance,
     MiB,
     Swift,
@@ -21,7 +21,7 @@ from tests.support import (
     run_task,
     wait_task,
 )
-from tests.tasks.conftest import SEGMENT
+from tests.support.cloud import TASK_SEGMENT as SEGMENT
 
 SIZE = 37 * MiB + 3584  # not a whole MiB, not a CHS-exact size: the size must survive exactly
 

@@ -11,8 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import Cloud
-from tests.support import Glance, MiB, Swift, disk_bytes, reference_digest, run, run_task
+from tests.support import Cloud, Glance, MiB, Swift, disk_bytes, reference_digest, run, run_task
 from tests.support.vhd import CURRENT_SIZE, DISK_TYPE, ORIGINAL_SIZE, UNIQUE_ID, set_footer
 
 SIZE = 12 * MiB + 1536
@@ -86,11 +85,16 @@ def broken_disks(data: bytes, tmp_path: Path) -> dict[str, tuple[bytes, str]]:
 
     bad_sum = bytearray(vhd)
     bad_sum[-512 + 72] ^= 0xFF  # a byte of the unique id, checksum left as it was
+    # a fixed VHD has one footer only: nothing but its checksum tells that a byte changed
+    fixed = bytearray(qemu_convert(tmp_path / "broken.raw", tmp_path / "fixed.vhd", "raw", "vpc", "-o",
+                                   "subformat=fixed,force_size=on"))  # fmt: skip
+    fixed[-512 + 72] ^= 0xFF
     past_end = bytearray(vhd)
     struct.pack_into(">I", past_end, bat, 0x7FFFFFF0)
     return {
         "truncated.vhd": (bytes(vhd[: len(vhd) // 2]), "111"),
         "checksum.vhd": (bytes(bad_sum), "111"),
+        "checksum-fixed.vhd": (bytes(fixed), "111"),
         "bat-past-end.vhd": (bytes(past_end), "111"),
         "differencing.vhd": (patched((DISK_TYPE, 4)), "721"),
         "zero-uuid.vhd": (patched((UNIQUE_ID, bytes(16))), "614"),

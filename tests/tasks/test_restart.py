@@ -19,8 +19,8 @@ from tests.support import (
     wait_task,
     write_disk,
 )
+from tests.support.cloud import task_config
 from tests.support.web import web_server
-from tests.tasks.conftest import task_config
 
 INTERRUPTED = "Task interrupted: the service stopped while it ran. Start it again."
 

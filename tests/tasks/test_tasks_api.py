@@ -9,10 +9,9 @@ from pathlib import Path
 import pytest
 
 from imagehop.config import ConfigError, load_settings
-from tests.conftest import Cloud
-from tests.support import Glance, MiB, create_image, disk_bytes, run_task, wait_for, wait_image
+from tests.support import Cloud, Glance, MiB, create_image, disk_bytes, make_cloud, run_task, wait_for, wait_image
+from tests.support.cloud import task_config
 from tests.support.web import web_server
-from tests.tasks.conftest import task_cloud
 
 
 def export_body(container: str = "none") -> dict:
@@ -65,7 +64,7 @@ def test_schemas_allow_export(tcloud: Cloud) -> None:
 def limited(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cloud]:
     """Single-backend (SQLite): the limit is counted by one query the suite runs on both backends
     elsewhere; what matters here is what keeps tasks active."""
-    running = task_cloud(tmp_path_factory.mktemp("limited"), "sqlite", {"max_active_per_tenant": 2},
+    running = make_cloud(tmp_path_factory.mktemp("limited"), "sqlite", config=task_config(max_active_per_tenant=2),
                          env={"IMAGEHOP_WEB_DOWNLOAD_ALLOW_PRIVATE": "1"})  # fmt: skip
     with running:
         yield running

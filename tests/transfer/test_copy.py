@@ -2,162 +2,120 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
-import random
 import signal
-import sqlite3
-import subprocess
 import sys
-import time
-from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import pytest
-import yaml
 
-from tests.conftest import Cloud, make_cloud
-from tests.transfer.test_copy_plan import create_image
+from tests.support import Cloud, Glance, MiB, Swift, create_image, disk_bytes, run, wait_for
+from tests.support.transfer import copy_cli, copy_process, images_with, journal_rows, two_clouds
 
-MiB = 1 << 20
 TAG = "com.mycompany.image-of=db-slave-3"
 
 
-def disk(size_mib: int, seed: int) -> bytes:
-    """A disk with random regions and zero regions."""
-    rnd = random.Random(seed)
-    data = bytearray(size_mib * MiB)
-    for start in range(0, size_mib, 4):
-        data[start * MiB : (start + 2) * MiB] = rnd.randbytes(2 * MiB)
-    return bytes(data)
+def task_ids(cloud: Cloud, region: str) -> set[str]:
+    response = Glance(cloud, region=region).get("/v2/tasks", params={"limit": 1000})
+    assert response.status_code == 200, response.text
+    return {t["id"] for t in response.json()["tasks"]}
 
 
-def copy(env: dict[str, str], *args: str, state: Path, timeout: float = 300) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "imagehop", "copy", *args, "--state", str(state), "--json", "--poll-interval", "1"],
-        env=env, capture_output=True, text=True, timeout=timeout,
-    )  # fmt: skip
-
-
-def images_with(cloud: Cloud, region: str, key_value: str, user: str = "demo") -> list[dict]:
-    key, value = key_value.split("=", 1)
-    response = httpx.get(
-        cloud.regions[region] + "/image/v2/images", params={key: value}, headers={"X-Auth-Token": cloud.token(user)}
-    )
-    response.raise_for_status()
-    return response.json()["images"]
-
-
-def test_copy_between_regions_keeps_properties_and_content(sqlite_cloud: Cloud, tmp_path: Path) -> None:
+def test_copy_between_regions_keeps_properties_and_content(cloud: Cloud, tmp_path: Path) -> None:
     source = create_image(
-        sqlite_cloud, "ORD", "db-slave-3-image", disk(24, 1), os_distro="debian", **{"com.mycompany.role": "db"}
-    )
-    result = copy(sqlite_cloud.env(), source["id"], "--from", "ORD", "--to", "IAD", "--tag", TAG,
-                  "--method", "tasks", state=tmp_path / "j.db")  # fmt: skip
-    assert result.returncode == 0, result.stderr + result.stdout
+        cloud, "ORD", "db-slave-3-image", disk_bytes(24 * MiB, seed=1), os_distro="debian",
+        **{"com.mycompany.role": "db"},
+    )  # fmt: skip
+    result = copy_cli(cloud.env(), source["id"], "--from", "ORD", "--to", "IAD", "--tag", TAG,
+                      "--method", "tasks", state=tmp_path / "j.db")  # fmt: skip
     report = json.loads(result.stdout)
     assert report["verified_by"] == "content digest" and report["method"] == "tasks"
     assert report["steps"] == ["exported", "moved", "imported", "tagged", "verified", "cleaned"]
 
-    found = images_with(sqlite_cloud, "IAD", TAG)
+    found = images_with(cloud, "IAD", TAG)
     assert [image["id"] for image in found] == [report["target_image"]]
     target = found[0]
     assert target["imagehop.content_digest"] == source["imagehop.content_digest"]
     assert target["virtual_size"] == source["virtual_size"]
     assert target["os_distro"] == "debian" and target["com.mycompany.role"] == "db"
     assert target["name"] == "db-slave-3-image"
+    assert Glance(cloud, region="IAD").get(f"/v2/images/{target['id']}/file").content == disk_bytes(24 * MiB, seed=1)
 
     # The exported VHD is gone from both regions (no --keep-exported).
-    token = sqlite_cloud.token()
     for region in ("ORD", "IAD"):
-        listing = httpx.get(
-            f"{sqlite_cloud.regions[region]}/v1/AUTH_10000001/imagehop-exports",
-            params={"format": "json"}, headers={"X-Auth-Token": token},
-        )  # fmt: skip
-        assert listing.status_code in (200, 204)
-        assert listing.status_code == 204 or listing.json() == []
+        assert Swift(cloud, region=region).names("imagehop-exports") == []
 
     # Running it again changes nothing and says so.
-    again = copy(sqlite_cloud.env(), source["id"], "--from", "ORD", "--to", "IAD", "--tag", TAG,
-                 state=tmp_path / "j.db")  # fmt: skip
-    assert again.returncode == 0, again.stderr
+    again = copy_cli(cloud.env(), source["id"], "--from", "ORD", "--to", "IAD", "--tag", TAG, state=tmp_path / "j.db")
     assert json.loads(again.stdout)["already_done"] is True
-    assert [i["id"] for i in images_with(sqlite_cloud, "IAD", TAG)] == [report["target_image"]]
+    assert [i["id"] for i in images_with(cloud, "IAD", TAG)] == [report["target_image"]]
 
 
-def test_copy_killed_mid_move_resumes_without_resending(sqlite_cloud: Cloud, tmp_path: Path) -> None:
-    source = create_image(sqlite_cloud, "ORD", "resumable", disk(48, 2))
-    state = tmp_path / "j.db"
-    args = [
-        sys.executable,
-        "-m",
-        "imagehop",
-        "copy",
-        source["id"],
-        "--from",
-        "ORD",
-        "--to",
-        "IAD",
-        "--segment-size",
-        "1",
-        "--parallel",
-        "1",
-        "--method",
-        "tasks",
-        "--poll-interval",
-        "1",
-        "--state",
-        str(state),
-        "--json",
-    ]
-    proc = subprocess.Popen(args, env=sqlite_cloud.env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE)  # fmt: skip
-    deadline = time.monotonic() + 120
-    sent_before = 0
-    while time.monotonic() < deadline and proc.poll() is None:
-        if state.exists():
-            with contextlib.suppress(sqlite3.OperationalError), sqlite3.connect(state) as db:
-                sent_before = db.execute("SELECT count(*) FROM segments").fetchone()[0]
-            if sent_before >= 3:
-                break
-        time.sleep(0.02)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
-    out, err = proc.communicate()
-    assert sent_before >= 3, f"the copy did not reach the move step in time: {out.decode()} {err.decode()[-2000:]}"
-    assert images_with(sqlite_cloud, "IAD", f"imagehop.source=ORD/{source['id']}") == []
-
-    result = copy(sqlite_cloud.env(), source["id"], "--from", "ORD", "--to", "IAD", "--segment-size", "1",
-                  "--method", "tasks", state=state)  # fmt: skip
-    assert result.returncode == 0, result.stderr + result.stdout
+def test_keep_exported_in_a_container_of_ones_choice(cloud: Cloud, tmp_path: Path) -> None:
+    data = disk_bytes(6 * MiB, seed=5)
+    source = create_image(cloud, "ORD", "kept", data)
+    tag = "com.mycompany.image-of=kept"
+    result = copy_cli(cloud.env(), source["id"], "--from", "ORD", "--to", "IAD", "--tag", tag, "--method", "tasks",
+                      "--container", "my-vhds", "--keep-exported", state=tmp_path / "j.db")  # fmt: skip
     report = json.loads(result.stdout)
+    assert "cleaned" not in report["steps"]
+    name = f"{source['id']}.vhd"
+    vhds = []
+    for region in ("ORD", "IAD"):
+        swift = Swift(cloud, region=region)
+        assert swift.names("imagehop-exports") == []
+        assert name in swift.names("my-vhds")
+        vhds.append(swift.get(f"/my-vhds/{name}").content)
+    assert vhds[0] == vhds[1]  # the moved VHD is the exported one, byte for byte
+    (tmp_path / "kept.vhd").write_bytes(vhds[0])
+    (tmp_path / "kept.raw").write_bytes(data)
+    compare = run(["qemu-img", "compare", "-f", "raw", "-F", "vpc", tmp_path / "kept.raw", tmp_path / "kept.vhd"])
+    assert compare.stdout == "Images are identical.\n"
+
+    # A container name the export refuses: a clear error, and no image in the target.
+    bad = copy_cli(cloud.env(), source["id"], "--from", "ORD", "--to", "IAD", "--tag", "com.mycompany.bad=1",
+                   "--method", "tasks", "--container", "bad.name", state=tmp_path / "k.db", expect=1)  # fmt: skip
+    error = json.loads(bad.stdout.splitlines()[0])["error"]
+    assert "export task" in error and "must not contain" in error
+    assert images_with(cloud, "IAD", "com.mycompany.bad=1") == []
+
+
+def test_copy_killed_mid_move_resumes_without_resending(cloud: Cloud, tmp_path: Path) -> None:
+    source = create_image(cloud, "ORD", "resumable", disk_bytes(48 * MiB, seed=2))
+    state = tmp_path / "j.db"
+    args = [source["id"], "--from", "ORD", "--to", "IAD", "--segment-size", "1", "--parallel", "1",
+            "--method", "tasks"]  # fmt: skip
+    proc = copy_process(cloud.env(), *args, state=state)
+    try:
+        # the journal records each segment once the target has it: kill after the third
+        def segments_done() -> int:
+            rows = journal_rows(state, "SELECT count(*) FROM segments")
+            return rows[0][0] if rows else 0
+
+        sent_before = wait_for(lambda: (n := segments_done()) >= 3 and n, "the copy has moved 3 segments", 180)
+        assert proc.poll() is None, "the copy ended before the kill: use a larger image"
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    finally:
+        proc.kill()
+        proc.communicate()
+    assert images_with(cloud, "IAD", f"imagehop.source=ORD/{source['id']}") == []
+
+    result = copy_cli(cloud.env(), *args, state=state)
+    report = json.loads(result.stdout)
+    assert report["already_done"] is False and report["steps"][-1] == "cleaned"
     assert report["move"]["sent"] <= report["move"]["segments"] - sent_before
     assert report["bytes_moved"] < report["move"]["size"]
-    target = images_with(sqlite_cloud, "IAD", f"imagehop.source=ORD/{source['id']}")
+    target = images_with(cloud, "IAD", f"imagehop.source=ORD/{source['id']}")
     assert [t["imagehop.content_digest"] for t in target] == [source["imagehop.content_digest"]]
-
-
-@contextlib.contextmanager
-def two_clouds(tmp_path: Path, **target_env: str) -> Iterator[tuple[Cloud, Cloud, dict[str, str]]]:
-    """Two separate deployments (ORD; LON) and a client environment whose clouds.yaml names both:
-    ``imagehop`` (demo in the first) and ``far`` (alt in the second, other credentials)."""
-    one, two = make_cloud(tmp_path / "one", regions=("ORD",)), make_cloud(tmp_path / "two", regions=("LON",))
-    two.extra_env.update(target_env)
-    with one, two:
-        clouds = yaml.safe_load(one.clouds_yaml.read_text())["clouds"]
-        clouds["far"] = yaml.safe_load(two.clouds_yaml.read_text())["clouds"]["imagehop-alt"]
-        config = tmp_path / "clouds.yaml"
-        config.write_text(yaml.safe_dump({"clouds": clouds}))
-        yield one, two, {**one.env(), "OS_CLIENT_CONFIG_FILE": str(config)}
 
 
 def test_copy_between_two_clouds(tmp_path: Path) -> None:
     with two_clouds(tmp_path) as (one, two, env):
-        source = create_image(one, "ORD", "travelling", disk(8, 3), os_type="linux")
-        result = copy(env, "travelling", "--from", "ORD", "--to", "LON", "--to-cloud", "far", "--tag", TAG,
-                      state=tmp_path / "j.db")  # fmt: skip
-        assert result.returncode == 0, result.stderr + result.stdout
+        source = create_image(one, "ORD", "travelling", disk_bytes(8 * MiB, seed=3), os_type="linux")
+        result = copy_cli(env, "travelling", "--from", "ORD", "--to", "LON", "--to-cloud", "far", "--tag", TAG,
+                          state=tmp_path / "j.db")  # fmt: skip
         report = json.loads(result.stdout)
         # auto: LON offers web-download but refuses loopback URLs (the default), so the bytes are streamed.
         assert report["method"] == "stream" and any("web-download" in n for n in report["notes"])
@@ -167,40 +125,33 @@ def test_copy_between_two_clouds(tmp_path: Path) -> None:
         assert found[0]["os_type"] == "linux"
 
 
-def test_a_failing_import_is_reported_and_leaves_no_image(tmp_path: Path) -> None:
-    cloud = make_cloud(tmp_path)
-    cloud.extra_env["IMAGEHOP_TASKS_IMPORT_MAX_VIRTUAL_SIZE"] = str(4 * MiB)
+def test_a_failing_import_is_reported_and_leaves_no_image(cloud_factory, backend: str, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    cloud = cloud_factory("small-imports", backend, env={"IMAGEHOP_TASKS_IMPORT_MAX_VIRTUAL_SIZE": str(4 * MiB)})
     cloud.start()
-    try:
-        source = create_image(cloud, "ORD", "too-big", disk(8, 4))
-        result = copy(cloud.env(), source["id"], "--from", "ORD", "--to", "IAD", "--tag", TAG, "--method", "tasks",
-                      state=tmp_path / "j.db")  # fmt: skip
-        assert result.returncode == 1
-        error = json.loads(result.stdout.splitlines()[0])["error"]
-        assert "import task" in error and "413" in error
-        assert images_with(cloud, "IAD", TAG) == []
-    finally:
-        cloud.stop()
+    source = create_image(cloud, "ORD", "too-big", disk_bytes(8 * MiB, seed=4))
+    result = copy_cli(cloud.env(), source["id"], "--from", "ORD", "--to", "IAD", "--tag", TAG, "--method", "tasks",
+                      state=tmp_path / "j.db", expect=1)  # fmt: skip
+    error = json.loads(result.stdout.splitlines()[0])["error"]
+    assert "import task" in error and "413" in error
+    assert images_with(cloud, "IAD", TAG) == []
 
 
 @pytest.mark.parametrize("prop", [{"os_type": "windows"}, {"com.rackspace__1__options": "1"}])
-def test_unexportable_image_is_refused_before_any_task(sqlite_cloud: Cloud, tmp_path: Path, prop: dict) -> None:
-    source = create_image(sqlite_cloud, "ORD", "licensed", b"x" * 4096, **prop)
+def test_unexportable_image_is_refused_before_any_task(cloud: Cloud, tmp_path: Path, prop: dict) -> None:
+    source = create_image(cloud, "ORD", "licensed", b"x" * 4096, **prop)
+    before = task_ids(cloud, "ORD")
     # Licensing restricts the export task (Rackspace's rule), so the way that exports is asked for.
-    result = copy(sqlite_cloud.env(), source["id"], "--from", "ORD", "--to", "IAD", "--method", "tasks",
-                  state=tmp_path / "j.db")  # fmt: skip
-    assert result.returncode == 1
+    result = copy_cli(cloud.env(), source["id"], "--from", "ORD", "--to", "IAD", "--method", "tasks",
+                      state=tmp_path / "j.db", expect=1)  # fmt: skip
     assert "licensing" in json.loads(result.stdout.splitlines()[0])["error"]
-    tasks = httpx.get(sqlite_cloud.regions["ORD"] + "/image/v2/tasks", headers={"X-Auth-Token": sqlite_cloud.token()})
-    assert all(t.get("input", {}).get("image_uuid") != source["id"] for t in tasks.json().get("tasks", []))
+    assert task_ids(cloud, "ORD") == before  # no export task was made
 
 
-def test_unreachable_region_is_a_clear_error(sqlite_cloud: Cloud, tmp_path: Path) -> None:
-    source = create_image(sqlite_cloud, "ORD", "nowhere", b"y" * 4096)
-    result = subprocess.run(
+def test_unreachable_region_is_a_clear_error(cloud: Cloud, tmp_path: Path) -> None:
+    source = create_image(cloud, "ORD", "nowhere", b"y" * 4096)
+    result = run(
         [sys.executable, "-m", "imagehop", "copy", source["id"], "--from", "ORD", "--to", "SYD",
-         "--state", str(tmp_path / "j.db")],
-        env={**sqlite_cloud.env(), "PATH": os.environ["PATH"]}, capture_output=True, text=True, timeout=120,
+         "--state", tmp_path / "j.db"],
+        env={**cloud.env(), "PATH": os.environ["PATH"]}, expect=1,
     )  # fmt: skip
-    assert result.returncode == 1
     assert "SYD" in result.stderr

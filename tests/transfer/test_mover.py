@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import random
 import socket
 import threading
 from pathlib import Path
@@ -16,15 +15,14 @@ from imagehop.transfer.clouds import connect
 from imagehop.transfer.journal import Journal
 from imagehop.transfer.mover import MoveError, move_object
 from imagehop.transfer.swift import Segment, SwiftClient
-from tests.conftest import Cloud
-
-MiB = 1 << 20
+from tests.support import Cloud, MiB
+from tests.support import disk_bytes as make_disk
 
 
 @pytest.fixture(scope="module")
-def regions(sqlite_cloud: Cloud):  # type: ignore[no-untyped-def]
-    cloud = connect("imagehop", str(sqlite_cloud.clouds_yaml))
-    ord_, iad = SwiftClient(cloud, "ORD"), SwiftClient(cloud, "IAD")
+def regions(cloud: Cloud):  # type: ignore[no-untyped-def]
+    client_cloud = connect("imagehop", str(cloud.clouds_yaml))
+    ord_, iad = SwiftClient(client_cloud, "ORD"), SwiftClient(client_cloud, "IAD")
     yield ord_, iad
     ord_.close()
     iad.close()
@@ -32,9 +30,7 @@ def regions(sqlite_cloud: Cloud):  # type: ignore[no-untyped-def]
 
 def disk_bytes(size: int, seed: int) -> bytes:
     """Random data with a run of zeros in the middle, like a disk image."""
-    data = bytearray(random.Random(seed).randbytes(size))
-    data[size // 3 : size // 2] = bytes(size // 2 - size // 3)
-    return bytes(data)
+    return make_disk(size, seed, layout=[(0, size // 3, "random"), (size // 2, size - size // 2, "random")])
 
 
 def put_slo(client: SwiftClient, name: str, data: bytes, segment: int) -> None:
@@ -185,9 +181,9 @@ def through(proxy: CorruptingProxy, client: SwiftClient) -> SwiftClient:
     return client
 
 
-def test_a_segment_corrupted_on_the_way_is_caught_and_sent_again(sqlite_cloud: Cloud, tmp_path: Path) -> None:
-    cloud = connect("imagehop", str(sqlite_cloud.clouds_yaml))
-    ord_, iad = SwiftClient(cloud, "ORD"), SwiftClient(cloud, "IAD")
+def test_a_segment_corrupted_on_the_way_is_caught_and_sent_again(cloud: Cloud, tmp_path: Path) -> None:
+    client_cloud = connect("imagehop", str(cloud.clouds_yaml))
+    ord_, iad = SwiftClient(client_cloud, "ORD"), SwiftClient(client_cloud, "IAD")
     target = urlsplit(iad.storage_url)
     proxy = CorruptingProxy((target.hostname, target.port), budget=1)
     try:
@@ -199,14 +195,14 @@ def test_a_segment_corrupted_on_the_way_is_caught_and_sent_again(sqlite_cloud: C
                              journal=journal, parallel=1, segment_size=2 * MiB)  # fmt: skip
         assert proxy.flipped == 1
         assert result.segments == result.segments_sent == 4
-        assert download(SwiftClient(cloud, "IAD"), "imports", "flaky.vhd") == data
+        assert download(SwiftClient(client_cloud, "IAD"), "imports", "flaky.vhd") == data
     finally:
         proxy.close()
 
 
-def test_a_segment_that_never_arrives_intact_fails_with_the_422(sqlite_cloud: Cloud, tmp_path: Path) -> None:
-    cloud = connect("imagehop", str(sqlite_cloud.clouds_yaml))
-    ord_, iad = SwiftClient(cloud, "ORD"), SwiftClient(cloud, "IAD")
+def test_a_segment_that_never_arrives_intact_fails_with_the_422(cloud: Cloud, tmp_path: Path) -> None:
+    client_cloud = connect("imagehop", str(cloud.clouds_yaml))
+    ord_, iad = SwiftClient(client_cloud, "ORD"), SwiftClient(client_cloud, "IAD")
     data = disk_bytes(4 * MiB, seed=5)
     put_slo(ord_, "bad.vhd", data, 2 * MiB)
     target = urlsplit(iad.storage_url)
@@ -217,4 +213,4 @@ def test_a_segment_that_never_arrives_intact_fails_with_the_422(sqlite_cloud: Cl
                         journal=Journal(tmp_path / "j.db"), parallel=1)  # fmt: skip
     finally:
         proxy.close()
-    assert SwiftClient(cloud, "IAD").head_object("imports", "bad.vhd") is None  # nothing half-made is visible
+    assert SwiftClient(client_cloud, "IAD").head_object("imports", "bad.vhd") is None  # nothing half-made is visible

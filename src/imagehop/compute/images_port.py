@@ -27,7 +27,7 @@ __all__ = ["CONTENT_DIGEST", "ImageError", "ImagesPort"]
 class ImagesPort:
     def __init__(self, region: Region) -> None:
         self.data = image_data.ImageData(region)
-        self.service = ImageService(region.engine, self.data)
+        self.service = ImageService(region.engine, self.data, region.images)
 
     def get(self, caller: Caller, image_id: str) -> Record | None:
         """The image if ``caller`` may see it, else None."""

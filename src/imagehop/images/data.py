@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from imagehop import formats
 from imagehop.images.errors import BadRequest
-from imagehop.objects.store import NoSuchObject, ObjectStore, ObjectWriter, StoreError
+from imagehop.objects.store import NoSuchContainer, NoSuchObject, ObjectStore, ObjectWriter, StoreError
 from imagehop.region import Region
 
 ACCOUNT = ".imagehop-images"
@@ -131,6 +131,13 @@ class ImageData:
                 formats.check_safe(source, disk_format)
             except formats.DiskFormatError as exc:
                 raise BadRequest(f"Image data is not acceptable: {exc}") from None
+
+    def staged_size(self, image_id: str) -> int:
+        """Bytes staged for ``image_id`` (0 when none)."""
+        try:
+            return self.objects.head(ACCOUNT, "staging", image_id).size
+        except (NoSuchObject, NoSuchContainer):
+            return 0
 
     def delete(self, key: str) -> None:
         with contextlib.suppress(NoSuchObject):

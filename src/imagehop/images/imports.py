@@ -16,6 +16,7 @@ it for the download only, and revokes it at once: a one-use delegation, as Keyst
 from __future__ import annotations
 
 import contextlib
+import logging
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -29,15 +30,21 @@ from imagehop import formats
 from imagehop.identity.caller import Caller
 from imagehop.identity.catalog import Catalog
 from imagehop.identity.service import IdentityError, IdentityService
-from imagehop.images import store, web
+from imagehop.images import recovery, store, web
 from imagehop.images.data import ACCOUNT
 from imagehop.images.errors import BadRequest, Conflict, Forbidden, ImageError, TooLarge
 from imagehop.images.service import CONTENT_DIGEST, ImageService, check_can_write, now
+from imagehop.objects.store import NoSuchObject
 from imagehop.streams import BodyTooLarge, pump
+
+log = logging.getLogger(__name__)
 
 Record = dict[str, Any]
 METHODS = ("glance-direct", "web-download", "glance-download", "copy-image")
 LOCK = "os_glance_import_task"
+IMPORTING = "os_glance_importing_to_stores"
+FAILED = "os_glance_failed_import"
+STORE_ID = "local"  # the one store of a region (GET /v2/info/stores)
 STAGING = "staging"
 MAX_DOWNLOAD = 1 << 40
 TASK_TTL = timedelta(hours=48)
@@ -61,10 +68,16 @@ class Importer:
     async def stage(self, caller: Caller, image_id: str, chunks: AsyncIterator[bytes], size: int | None) -> None:
         """Keep the bytes for a later glance-direct import: queued → uploading (back to queued on failure)."""
         writer = await run_in_threadpool(self.begin_stage, caller, image_id)
+        beat = recovery.heartbeat(self.service.engine, image_id)
+
+        def write(piece: bytes) -> None:
+            writer.write(piece)
+            beat()
+
         ok = False
         try:
             try:
-                await pump(chunks, writer.write, limit=MAX_DOWNLOAD)
+                await pump(chunks, write, limit=MAX_DOWNLOAD)
             except BodyTooLarge:
                 raise TooLarge(f"Image exceeds the limit of {MAX_DOWNLOAD} bytes.") from None
             if size is not None and writer.size != size:
@@ -76,12 +89,16 @@ class Importer:
     def begin_stage(self, caller: Caller, image_id: str) -> Any:
         with self.service.engine.begin() as conn:
             self.service._writable(conn, caller, image_id)
+            self.service.check_quota(conn, caller, "image_stage_total", "image_count_uploading")
             if not store.set_status(conn, image_id, ["queued"], "uploading", now()):
                 raise Conflict(f"Image {image_id} is not queued: it cannot be staged.")
+            recovery.begin(conn, image_id)
         self.service.data.objects.ensure_container(ACCOUNT, STAGING)
         return self.service.data.objects.writer(ACCOUNT, STAGING, image_id)
 
     def end_stage(self, image_id: str, writer: Any, ok: bool) -> None:
+        """Keep the staged bytes (if safe) or drop them and go back to queued; the write has ended."""
+        refusal: BadRequest | None = None
         if ok:
             info = writer.commit()
             with self.service.engine.connect() as conn:
@@ -89,19 +106,25 @@ class Importer:
             try:
                 if info.file_id and image is not None:
                     self.service.data.check_safe(STAGING, image_id, image["disk_format"])
-                return
-            except BadRequest:
-                self.service.data.objects.delete_object(ACCOUNT, STAGING, image_id)
                 with self.service.engine.begin() as conn:
-                    store.set_status(conn, image_id, ["uploading"], "queued", now())
-                raise
-        writer.abort()
+                    recovery.end(conn, image_id)
+                return
+            except BadRequest as exc:
+                self.service.data.objects.delete_object(ACCOUNT, STAGING, image_id)
+                refusal = exc
+        else:
+            writer.abort()
         with self.service.engine.begin() as conn:
             store.set_status(conn, image_id, ["uploading"], "queued", now())
+            recovery.end(conn, image_id)
+        if refusal is not None:
+            raise refusal
 
     # --- import ------------------------------------------------------------------------------------
 
-    def start(self, caller: Caller, image_id: str, body: Any, token: str, request_id: str) -> str:
+    def start(
+        self, caller: Caller, image_id: str, body: Any, token: str, request_id: str, store_header: str | None = None
+    ) -> str:
         """Check the request, lock the image, record the task and start it; returns the task id."""
         method = body.get("method") if isinstance(body, dict) else None
         name = method.get("name") if isinstance(method, dict) else None
@@ -110,6 +133,7 @@ class Importer:
         for flag in ("all_stores", "all_stores_must_succeed"):
             if flag in body and not isinstance(body[flag], bool):
                 raise BadRequest(f"'{flag}' must be true or false.")
+        stores = import_stores(body, store_header)
         if name == "web-download":
             check_uri(method.get("uri"), self.allow_private)
         if name == "glance-download":
@@ -139,9 +163,13 @@ class Importer:
                 raise Conflict("Image needs to be staged before 'glance-direct' method can be used")
             if name in ("web-download", "glance-download") and status != "queued":
                 raise Conflict(f"Image needs to be in 'queued' state to use '{name}' method")
+            if name in ("web-download", "glance-download"):
+                self.service.check_quota(conn, caller, "image_size_total", "image_count_uploading")
             if name != "copy-image":
                 store.set_status(conn, image_id, [status], "importing", moment)
             store.set_property(conn, image_id, LOCK, task_id)
+            store.set_property(conn, image_id, IMPORTING, ",".join(stores))
+            store.set_property(conn, image_id, FAILED, image["properties"].get(FAILED, ""))
             store.insert_task(conn, {
                 "id": task_id, "image_id": image_id, "type": "api_image_import", "status": "pending",
                 "owner": caller.tenant_id, "user_id": caller.user_id, "request_id": request_id,
@@ -184,8 +212,8 @@ class Importer:
                         self.identity.revoke(token)
         except Exception as exc:
             self.recover(task, reset=name != "copy-image")
-            raise ImportFailed(str(exc) or exc.__class__.__name__) from exc
-        self.recover(task, reset=False)
+            raise ImportFailed(public_message(exc, name)) from exc
+        self.recover(task, reset=False, failed=False)
         message = "Copied to store 'local'" if name == "copy-image" else "Import complete"
         return {"image_id": image_id, "message": message}
 
@@ -199,13 +227,24 @@ class Importer:
         except IdentityError as exc:
             raise ImageError(f"Cannot act for the user who started the import: {exc.message}") from None
 
-    def recover(self, task: Record, reset: bool = True) -> None:
-        """Unlock the task's image; with ``reset`` an unfinished image goes back to ``queued``."""
+    def recover(self, task: Record, reset: bool = True, failed: bool = True) -> None:
+        """Unlock the task's image; with ``reset`` an unfinished image goes back to ``queued``. As
+        Glance reports it, the store leaves ``os_glance_importing_to_stores`` and, when the import
+        ``failed``, joins ``os_glance_failed_import``."""
         image_id = task["image_id"]
         with self.service.engine.begin() as conn:
             if reset:
                 store.set_status(conn, image_id, ["importing", "saving"], "queued", now())
             store.set_property(conn, image_id, LOCK, None)
+            image = store.get(conn, image_id)
+            if image is None:
+                return
+            importing = [s for s in image["properties"].get(IMPORTING, "").split(",") if s]
+            done = [s for s in importing if s == STORE_ID] or [STORE_ID]
+            store.set_property(conn, image_id, IMPORTING, ",".join(s for s in importing if s not in done))
+            previous = [s for s in image["properties"].get(FAILED, "").split(",") if s]
+            now_failed = previous + [s for s in done if s not in previous] if failed else previous
+            store.set_property(conn, image_id, FAILED, ",".join(now_failed))
 
     def _staged(self, image_id: str) -> Iterator[bytes]:
         with self.service.data.objects.open(ACCOUNT, STAGING, image_id) as reader:
@@ -372,6 +411,40 @@ class RangeSource:
         if self._response is not None:
             self._response.close()
             self._response = None
+
+
+def check_store(store_id: Any) -> str:
+    """A store identifier of this region, or 409 as Glance answers for an unknown one."""
+    if store_id != STORE_ID:
+        raise Conflict(f"Unknown scheme '{str(store_id)[:100]}' found in URI")
+    return store_id
+
+
+def import_stores(body: dict, header: str | None) -> list[str]:
+    """The stores an import writes to (``stores``, ``all_stores`` or ``X-Image-Meta-Store``): one."""
+    if body.get("all_stores"):
+        if body.get("stores"):
+            raise BadRequest("Only one of 'stores' or 'all_stores' may be given.")
+        return [STORE_ID]
+    stores = body.get("stores")
+    if stores is None:
+        return [check_store(header.strip())] if header else [STORE_ID]
+    if not isinstance(stores, list) or not all(isinstance(s, str) for s in stores):
+        raise BadRequest("'stores' must be a list of store identifiers.")
+    return list(dict.fromkeys(check_store(s) for s in stores)) or [STORE_ID]
+
+
+def public_message(exc: Exception, method: str) -> str:
+    """What a failed import tells its owner: our own errors as they are; anything else (a storage or
+    database error) by kind only, since its text may name internal accounts, paths or addresses."""
+    if isinstance(exc, ImageError | formats.DiskFormatError):
+        return str(exc) or exc.__class__.__name__
+    if isinstance(exc, NoSuchObject) and method == "glance-direct":
+        return "The staged data is gone; stage the image again."
+    if isinstance(exc, httpx.HTTPError):
+        return f"The download failed: {exc.__class__.__name__}."
+    log.warning("import %s failed", method, exc_info=exc)
+    return f"The import failed inside the service ({exc.__class__.__name__}); see the service log."
 
 
 class ImportFailed(Exception):

@@ -25,9 +25,17 @@ from imagehop.identity.caller import Caller, require_caller
 from imagehop.identity.service import IdentityError
 from imagehop.images import members, patch, schemas
 from imagehop.images.data import ImageData
-from imagehop.images.errors import BadRequest, ImageError, NotFound, RangeNotSatisfiable, TooLarge, UnsupportedMediaType
+from imagehop.images.errors import (
+    BadRequest,
+    Forbidden,
+    ImageError,
+    NotFound,
+    RangeNotSatisfiable,
+    TooLarge,
+    UnsupportedMediaType,
+)
 from imagehop.images.imports import METHODS as IMPORT_METHODS
-from imagehop.images.imports import Importer
+from imagehop.images.imports import STORE_ID, Importer
 from imagehop.images.service import HIDDEN_PROPERTIES, MAX_IMAGE_SIZE, ImageService
 from imagehop.region import Region
 from imagehop.streams import BodyTooLarge
@@ -35,13 +43,12 @@ from imagehop.streams import BodyTooLarge
 # Through 2.12, which adds GET /v2/images/{id}/tasks; the highest is CURRENT, the rest SUPPORTED.
 API_VERSIONS = [f"v2.{minor}" for minor in range(12, -1, -1)]
 MAX_JSON_BODY = bodies.MAX_JSON_BODY  # Glance's max_request_body_size
-STORE_ID = "local"
 
 Handler = Callable[..., Awaitable[Response]]
 
 
 def image_routes(region: Region) -> list[BaseRoute]:
-    service = ImageService(region.engine, ImageData(region))
+    service = ImageService(region.engine, ImageData(region), region.images)
     importer = Importer(service, region.identity, region.images.web_download_allow_private)
 
     async def versions(request: Request) -> Response:
@@ -72,6 +79,17 @@ def image_routes(region: Region) -> list[BaseRoute]:
     async def info_stores(request: Request, caller: Caller) -> Response:
         store = {"id": STORE_ID, "description": f"Region {region.name} object storage", "default": "true"}
         return JSONResponse({"stores": [store]})
+
+    async def info_stores_detail(request: Request, caller: Caller) -> Response:
+        if not caller.is_admin:
+            raise Forbidden("You are not authorized to complete stores_info_detail action.")
+        properties = {"chunk_size": 65536, "thin_provisioning": True}
+        store = {"id": STORE_ID, "description": f"Region {region.name} object storage", "default": True,
+                 "type": "file", "weight": 0, "properties": properties}  # fmt: skip
+        return JSONResponse({"stores": [store]})
+
+    async def info_usage(request: Request, caller: Caller) -> Response:
+        return JSONResponse({"usage": await run_in_threadpool(service.usage_view, caller)})
 
     # --- images
 
@@ -121,6 +139,7 @@ def image_routes(region: Region) -> list[BaseRoute]:
     # --- data
 
     async def upload(request: Request, caller: Caller) -> Response:
+        check_store_header(request)
         check_octet_stream(request)
         size = declared_size(request)
         await service.upload(caller, request.path_params["image_id"], request.stream(), size)
@@ -146,6 +165,7 @@ def image_routes(region: Region) -> list[BaseRoute]:
         return JSONResponse(await run_in_threadpool(service.data_extents, caller, request.path_params["image_id"]))
 
     async def stage(request: Request, caller: Caller) -> Response:
+        check_store_header(request)
         check_octet_stream(request)
         size = declared_size(request)
         await importer.stage(caller, request.path_params["image_id"], request.stream(), size)
@@ -155,7 +175,8 @@ def image_routes(region: Region) -> list[BaseRoute]:
         body = await read_json(request)
         token = request.headers["x-auth-token"]
         image_id = request.path_params["image_id"]
-        await run_in_threadpool(importer.start, caller, image_id, body, token, request.state.request_id)
+        header = request.headers.get("x-image-meta-store")
+        await run_in_threadpool(importer.start, caller, image_id, body, token, request.state.request_id, header)
         return Response(status_code=202)
 
     # --- members
@@ -202,6 +223,8 @@ def image_routes(region: Region) -> list[BaseRoute]:
         resource("/v2/schemas/{name}", GET=get_schema),
         resource("/v2/info/import", GET=info_import),
         resource("/v2/info/stores", GET=info_stores),
+        resource("/v2/info/stores/detail", GET=info_stores_detail),
+        resource("/v2/info/usage", GET=info_usage),
         resource("/v2/images", GET=list_images, POST=create_image),
         resource("/v2/images/", GET=null_id, DELETE=null_id),
         resource("/v2/images/{image_id}", GET=show_image, PATCH=update_image, DELETE=delete_image),
@@ -274,6 +297,13 @@ async def read_json(request: Request) -> Any:
         raise BadRequest(f"Malformed JSON in request body: {exc}") from None
 
 
+def check_store_header(request: Request) -> None:
+    """``X-Image-Meta-Store`` on an upload or stage names this region's one store, or 400 (Glance)."""
+    store_id = request.headers.get("x-image-meta-store")
+    if store_id is not None and store_id.strip() != STORE_ID:
+        raise BadRequest(f"Unknown scheme '{store_id[:100]}' found in URI")
+
+
 def check_octet_stream(request: Request) -> None:
     media = (request.headers.get("content-type") or "").split(";")[0].strip().lower()
     if media != "application/octet-stream":
@@ -335,6 +365,8 @@ def image_view(image: dict[str, Any]) -> dict[str, Any]:
         min_disk=image["min_disk"], self=f"/v2/images/{image_id}", file=f"/v2/images/{image_id}/file",
         schema="/v2/schemas/image",
     )  # fmt: skip
+    if image["data_key"]:
+        view["stores"] = STORE_ID  # multi-store Glance: the stores that hold the data
     return view
 
 

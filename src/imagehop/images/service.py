@@ -15,12 +15,15 @@ from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Any
 
+import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 from starlette.concurrency import run_in_threadpool
 
 from imagehop import formats
+from imagehop.config import QUOTAS, ImageSettings
+from imagehop.db import images as images_table
 from imagehop.identity.caller import Caller
-from imagehop.images import filters, store
+from imagehop.images import filters, recovery, store
 from imagehop.images.data import DataWriter, ImageData
 from imagehop.images.errors import BadRequest, Conflict, Forbidden, Gone, NotFound, TooLarge
 from imagehop.images.patch import Change
@@ -41,12 +44,13 @@ Record = dict[str, Any]
 MAX_TAGS = 128
 MAX_PROPERTIES = 128
 MAX_IMAGE_SIZE = 1 << 40  # 1 TiB, Glance's image_size_cap
+MIB = 1 << 20
 HASH_ALGO = "sha512"
 CONTENT_DIGEST = "imagehop.content_digest"
 # Properties the service computes; clients may read but not write them. Other `imagehop.*` keys are
 # the user's (e.g. `imagehop.source`, the coordinating property `imagehop copy` generates).
 SERVICE_OWNED = frozenset({CONTENT_DIGEST})
-HIDDEN_PROPERTIES = frozenset({"os_glance_stage_host", "os_glance_hash_op_host"})
+HIDDEN_PROPERTIES = frozenset({"os_glance_stage_host", "os_glance_hash_op_host", recovery.WRITER})
 _UUID = re.compile(UUID_PATTERN)
 
 
@@ -55,9 +59,46 @@ def now() -> datetime:
 
 
 class ImageService:
-    def __init__(self, engine: Engine, data: ImageData) -> None:
+    def __init__(self, engine: Engine, data: ImageData, settings: ImageSettings | None = None) -> None:
         self.engine = engine
         self.data = data
+        self.settings = settings or ImageSettings()
+
+    # --- quotas ------------------------------------------------------------------------------------
+
+    def usage(self, conn: Any, owner: str) -> dict[str, int]:
+        """The tenant's usage per quota (sizes in MiB, rounded up, as Glance's unified limits count)."""
+        used = store.usage(conn, owner)
+        staged = 0
+        for (image_id,) in conn.execute(
+            sa.select(images_table.c.id).where(images_table.c.owner == owner, images_table.c.status == "uploading")
+        ):
+            staged += self.data.staged_size(image_id)
+        return {
+            "image_size_total": -(-used["image_size_total"] // MIB),
+            "image_count_total": used["image_count_total"],
+            "image_stage_total": -(-staged // MIB),
+            "image_count_uploading": used["image_count_uploading"],
+        }
+
+    def check_quota(self, conn: Any, caller: Caller, *names: str) -> None:
+        """413 as Glance answers when one of the quotas ``names`` is already used up (delta 1)."""
+        limits = {name: getattr(self.settings, name) for name in names if getattr(self.settings, name)}
+        if not limits:
+            return
+        used = self.usage(conn, caller.tenant_id)
+        for name, limit in limits.items():
+            if used[name] + 1 > limit:
+                raise TooLarge(
+                    f"Project {caller.tenant_id} is over a limit for [Resource {name} is over limit of {limit} "
+                    f"due to current usage {used[name]} and delta 1]"
+                )
+
+    def usage_view(self, caller: Caller) -> dict[str, dict[str, int]]:
+        """``GET /v2/info/usage``: limit (-1: none) and usage of each quota."""
+        with self.engine.connect() as conn:
+            used = self.usage(conn, caller.tenant_id)
+        return {name: {"limit": getattr(self.settings, name) or -1, "usage": used[name]} for name in QUOTAS}
 
     # --- visibility ------------------------------------------------------------------------------
 
@@ -106,6 +147,7 @@ class ImageService:
         with self.engine.begin() as conn:
             if store.exists(conn, image_id):
                 raise Conflict(f"Image with identifier {image_id} already exists!")
+            self.check_quota(conn, caller, "image_count_total")
             store.insert(conn, row, image["properties"], image["tags"])
             return store.get(conn, image_id)  # type: ignore[return-value]
 
@@ -118,7 +160,7 @@ class ImageService:
             image = self._writable(conn, caller, image_id)
             if image["protected"]:
                 raise Forbidden(f"Image {image_id} is protected and cannot be deleted.")
-            store.delete(conn, image_id)
+            store.delete(conn, image_id, image["owner"], now())
         if image["data_key"]:
             self.data.delete(image["data_key"])
 
@@ -194,9 +236,15 @@ class ImageService:
         if declared_size is not None and declared_size > MAX_IMAGE_SIZE:
             raise TooLarge(f"Image size {declared_size} exceeds the limit of {MAX_IMAGE_SIZE} bytes.")
         writer = await run_in_threadpool(self._begin_upload, caller, image_id)
+        beat = recovery.heartbeat(self.engine, image_id)
+
+        def write(piece: bytes) -> None:
+            writer.write(piece)
+            beat()
+
         try:
             try:
-                await pump(chunks, writer.write, limit=MAX_IMAGE_SIZE)
+                await pump(chunks, write, limit=MAX_IMAGE_SIZE)
             except BodyTooLarge:
                 raise TooLarge(f"Image exceeds the limit of {MAX_IMAGE_SIZE} bytes.") from None
             if declared_size is not None and writer.size != declared_size:
@@ -216,11 +264,13 @@ class ImageService:
         one pass, holes never read, with the same checksum, hashes and digest as an upload.
         """
         self._begin_saving(caller, image_id)
+        beat = recovery.heartbeat(self.engine, image_id)
         try:
-            stored = self.data.write_disk(image_id, disk)
+            stored = self.data.write_disk(image_id, disk, progress=lambda _done: beat())
         except BaseException:
             with self.engine.begin() as conn:
                 store.set_status(conn, image_id, ["saving"], "queued", now())
+                recovery.end(conn, image_id)
             raise
         self._finish_upload(image_id, stored)
 
@@ -229,8 +279,10 @@ class ImageService:
             image = self._writable(conn, caller, image_id)
             if not image["disk_format"] or not image["container_format"]:
                 raise BadRequest("Properties disk_format, container_format must be set prior to saving data.")
+            self.check_quota(conn, caller, "image_size_total", "image_count_uploading")
             if not store.set_status(conn, image_id, ["queued"], "saving", now()):
                 raise Conflict(f"Image status transition from {image['status']} to saving is not allowed")
+            recovery.begin(conn, image_id)
         return image
 
     def _begin_upload(self, caller: Caller, image_id: str) -> DataWriter:
@@ -240,12 +292,14 @@ class ImageService:
         except BaseException:
             with self.engine.begin() as conn:
                 store.set_status(conn, image_id, ["saving"], "queued", now())
+                recovery.end(conn, image_id)
             raise
 
     def _fail_upload(self, writer: DataWriter) -> None:
         writer.abort()
         with self.engine.begin() as conn:
             store.set_status(conn, writer.key, ["saving"], "queued", now())
+            recovery.end(conn, writer.key)
 
     def _finish_upload(self, image_id: str, stored: Any) -> None:
         with self.engine.begin() as conn:
@@ -256,6 +310,8 @@ class ImageService:
             )  # fmt: skip
             if done:
                 store.set_property(conn, image_id, CONTENT_DIGEST, stored.content_digest)
+                recovery.end(conn, image_id)
+        recovery.forget(image_id)
         if not done:  # deleted while uploading
             self.data.delete(stored.key)
             raise Gone(f"Image {image_id} was deleted during the upload.")

@@ -13,7 +13,15 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from imagehop.db import PROPERTY_PREFIX, image_members, image_properties, image_tags, image_tasks, images
+from imagehop.db import (
+    PROPERTY_PREFIX,
+    deleted_images,
+    image_members,
+    image_properties,
+    image_tags,
+    image_tasks,
+    images,
+)
 
 Record = dict[str, Any]
 COLUMNS = [c.name for c in images.columns]
@@ -33,7 +41,22 @@ def _property(image_id: str, name: str, value: str) -> Record:
 
 
 def exists(conn: Connection, image_id: str) -> bool:
+    """Whether the id is taken: by an image, or by one that was deleted (ids are never reused)."""
+    if conn.execute(sa.select(deleted_images.c.id).where(deleted_images.c.id == image_id)).first() is not None:
+        return True
     return conn.execute(sa.select(images.c.id).where(images.c.id == image_id)).first() is not None
+
+
+def usage(conn: Connection, owner: str) -> dict[str, int]:
+    """What a tenant uses, as Glance's quotas count it: images, bytes stored, bytes staged, uploads running."""
+    mine = images.c.owner == owner
+    count, size = conn.execute(
+        sa.select(sa.func.count(), sa.func.coalesce(sa.func.sum(images.c.size), 0)).where(mine)
+    ).one()
+    uploading = conn.execute(
+        sa.select(sa.func.count()).where(mine, images.c.status.in_(["saving", "uploading", "importing"]))
+    ).scalar_one()
+    return {"image_count_total": int(count), "image_size_total": int(size), "image_count_uploading": int(uploading)}
 
 
 def get(conn: Connection, image_id: str, *, for_update: bool = False) -> Record | None:
@@ -117,7 +140,8 @@ def set_property(conn: Connection, image_id: str, name: str, value: str | None) 
         conn.execute(image_properties.insert().values(**_property(image_id, name, value)))
 
 
-def delete(conn: Connection, image_id: str) -> None:
+def delete(conn: Connection, image_id: str, owner: str | None, moment: datetime) -> None:
+    conn.execute(deleted_images.insert().values(id=image_id, owner=owner, deleted_at=moment))
     for table in (image_properties, image_tags, image_members):
         conn.execute(table.delete().where(table.c.image_id == image_id))
     conn.execute(image_tasks.delete().where(image_tasks.c.image_id == image_id))

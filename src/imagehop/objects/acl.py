@@ -1,49 +1,116 @@
-"""Who may do what to an account or container: ownership, roles and container ACLs.
+"""Who may do what to an account or container: roles, the account's ACL and container ACLs.
 
-The owner of ``AUTH_<tenant>`` (and any admin) may do everything there, except that a caller with
-only the ``reader`` role may not write. Other tenants get what the container's ``X-Container-Read``
-/ ``X-Container-Write`` grant, in keystoneauth's element syntax: ``<project_id>:<user_id or name>``,
-``<project_id>:*``, ``*:<user>``, ``*:*``; ``.r:*`` lets anyone read objects and ``.rlistings``
-lets them list the container too.
+As Swift's keystoneauth (and tempauth's account ACLs):
+
+- A user of the project with an **operator role** (``admin``, ``member``, and the configured
+  ``[objects] operator_roles``) owns ``AUTH_<project>``: everything there. An admin of the admin
+  project owns every account (keystoneauth's reseller admin).
+- A user with a **reader role** (``reader`` and ``[objects] reader_roles``, as keystoneauth's
+  ``project_reader_roles``) reads the whole account and changes nothing.
+- A user of the project with neither gets 403 on everything unless an ACL grants access.
+- ``X-Account-Access-Control`` (JSON: ``admin``, ``read-write``, ``read-only`` lists) grants other
+  users the account: ``admin`` as an owner, ``read-write`` every container and object (not the
+  account's metadata), ``read-only`` reading them.
+- ``X-Container-Read`` / ``X-Container-Write`` grant one container, in keystoneauth's element syntax:
+  ``<project_id>:<user_id or name>``, ``<project_id>:*``, ``*:<user>``, ``*:*``; ``.r:*`` lets anyone
+  read objects and ``.rlistings`` lets them list the container too.
+
+Rackspace Cloud Files' roles map onto these: ``object-store:admin`` is an operator role and
+``object-store:observer`` a reader role by default.
 """
 
 from __future__ import annotations
+
+import json
+from collections.abc import Iterable
 
 from imagehop.identity.caller import Caller
 from imagehop.objects.constraints import SwiftError
 
 READ_ACL = "x-container-read"
 WRITE_ACL = "x-container-write"
+ACCOUNT_ACL = "x-account-access-control"
+ACCOUNT_ACL_KEYS = ("admin", "read-write", "read-only")
+
+DEFAULT_OPERATOR_ROLES = ("admin", "member", "swiftoperator", "object-store:admin")
+DEFAULT_READER_ROLES = ("reader", "object-store:observer")
+_roles = {"operator": frozenset(DEFAULT_OPERATOR_ROLES), "reader": frozenset(DEFAULT_READER_ROLES)}
+
+
+def configure(operator_roles: Iterable[str] = (), reader_roles: Iterable[str] = ()) -> None:
+    """Add the configured role names to the built-in ones (``[objects]`` settings)."""
+    _roles["operator"] = frozenset(DEFAULT_OPERATOR_ROLES) | frozenset(operator_roles)
+    _roles["reader"] = frozenset(DEFAULT_READER_ROLES) | frozenset(reader_roles)
 
 
 def account_of(caller: Caller) -> str:
     return f"AUTH_{caller.tenant_id}"
 
 
-def owns(caller: Caller | None, account: str) -> bool:
-    return caller is not None and (caller.is_admin or account == account_of(caller))
+def _is_admin_project(caller: Caller) -> bool:
+    from imagehop.identity.bootstrap import ADMIN_TENANT
+
+    return caller.tenant_id == ADMIN_TENANT
 
 
-def check_owner(caller: Caller | None, account: str, write: bool) -> None:
-    """Account-level and container-level (metadata, create, delete) operations: owners only."""
+def owns(caller: Caller | None, account: str, grants: dict | None = None) -> bool:
+    """May do everything in ``account``: an operator of its project, a reseller admin, or an ACL admin."""
+    if caller is None:
+        return False
+    if account == account_of(caller) and caller.roles & _roles["operator"]:
+        return True
+    if caller.is_admin and _is_admin_project(caller):
+        return True
+    return _granted(grants, "admin", caller)
+
+
+def reads_account(caller: Caller | None, account: str, grants: dict | None = None) -> bool:
+    """May read everything in ``account`` (a reader role of its project, or an account ACL)."""
+    if caller is None:
+        return False
+    if account == account_of(caller) and caller.roles & _roles["reader"]:
+        return True
+    return any(_granted(grants, key, caller) for key in ACCOUNT_ACL_KEYS)
+
+
+def writes_containers(caller: Caller | None, grants: dict | None) -> bool:
+    return caller is not None and (_granted(grants, "read-write", caller) or _granted(grants, "admin", caller))
+
+
+def check_owner(caller: Caller | None, account: str, write: bool, grants: dict | None = None) -> None:
+    """Account-level and container-level (metadata, create, delete) operations."""
     if caller is None:
         raise SwiftError(401, "")
-    if not owns(caller, account):
-        raise SwiftError(403, "")
-    if write and not caller.can_write:
-        raise SwiftError(403, "")
+    if owns(caller, account, grants):
+        return
+    if not write and reads_account(caller, account, grants):
+        return
+    raise SwiftError(403, "")
+
+
+def is_operator(caller: Caller | None, account: str) -> bool:
+    """An operator of the account's own project (no need to read the account's ACL)."""
+    return caller is not None and account == account_of(caller) and bool(caller.roles & _roles["operator"])
 
 
 def check_container_access(
-    caller: Caller | None, account: str, meta: dict[str, str], *, write: bool, listing: bool = False
+    caller: Caller | None,
+    account: str,
+    meta: dict[str, str],
+    *,
+    write: bool,
+    listing: bool = False,
+    grants: dict | None = None,
 ) -> None:
-    """Object reads/writes and container listings: owners, or whoever the container's ACL names."""
-    if owns(caller, account):
-        if write and caller is not None and not caller.can_write:
-            raise SwiftError(403, "")
+    """Object reads/writes and container listings: owners, account grants, or the container's ACL."""
+    if owns(caller, account, grants):
+        return
+    if write and writes_containers(caller, grants):
+        return
+    if not write and reads_account(caller, account, grants):
         return
     acl = meta.get(WRITE_ACL if write else READ_ACL, "")
-    if allowed(acl, caller, listing=listing) and (not write or caller is None or caller.can_write):
+    if allowed(acl, caller, listing=listing):
         return
     raise SwiftError(401 if caller is None else 403, "")
 
@@ -67,3 +134,43 @@ def allowed(acl: str, caller: Caller | None, *, listing: bool) -> bool:
         if project in ("*", caller.tenant_id) and user in ("*", caller.user_id, caller.user_name):
             return True
     return False
+
+
+def _granted(grants: dict | None, key: str, caller: Caller) -> bool:
+    if not grants:
+        return False
+    for entry in grants.get(key, ()):
+        project, sep, user = entry.partition(":")
+        if not sep and project in (caller.tenant_id, caller.user_id):  # a project id, or a user id alone
+            return True
+        if sep and project in ("*", caller.tenant_id) and user in ("*", caller.user_id, caller.user_name):
+            return True
+    return False
+
+
+def parse_account_acl(value: str) -> dict | None:
+    """``X-Account-Access-Control`` as stored (normalised JSON); 400 if malformed. Empty: remove."""
+    if not value.strip():
+        return None
+    try:
+        data = json.loads(value)
+    except ValueError:
+        raise SwiftError(400, "Syntax error in input (Invalid JSON)", html=True) from None
+    if not isinstance(data, dict):
+        raise SwiftError(400, "Syntax error in input (Invalid JSON)", html=True)
+    for key, entries in data.items():
+        if key not in ACCOUNT_ACL_KEYS:
+            raise SwiftError(400, f"Key {key!r} not recognized", html=True)
+        if not isinstance(entries, list) or not all(isinstance(e, str) for e in entries):
+            raise SwiftError(400, f"Value for key {key!r} must be a list", html=True)
+    return {k: v for k, v in data.items() if v}
+
+
+def grants_of(meta: dict[str, str]) -> dict | None:
+    value = meta.get(ACCOUNT_ACL)
+    if not value:
+        return None
+    try:
+        return json.loads(value)
+    except ValueError:
+        return None

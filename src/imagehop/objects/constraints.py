@@ -105,13 +105,20 @@ class SwiftError(Exception):
     """A refusal with Swift's status code and (plain text) explanation."""
 
     def __init__(
-        self, status: int, message: str = "", headers: Mapping[str, str] | None = None, *, html: bool = False
+        self,
+        status: int,
+        message: str = "",
+        headers: Mapping[str, str] | None = None,
+        *,
+        html: bool = False,
+        content_type: str | None = None,
     ) -> None:
         super().__init__(message)
         self.status = status
         self.message = message
         self.headers = dict(headers or {})
         self.html = html  # Swift sends this message as text/html (swob's default), not text/plain
+        self.content_type = content_type  # or exactly this type (e.g. "text/plain" without a charset)
 
 
 def info_document() -> dict:
@@ -166,6 +173,22 @@ def check_object_name(name: str) -> None:
         raise SwiftError(400, f"Object name length of {length} longer than {MAX_OBJECT_NAME_LENGTH}")
 
 
+def from_wire(value: str) -> str:
+    """A header value as the client meant it: the bytes (which ASGI hands over as latin-1) read as UTF-8."""
+    try:
+        return value.encode("latin-1").decode("utf-8")
+    except (UnicodeEncodeError, UnicodeDecodeError):
+        return value
+
+
+def to_wire(value: str) -> str:
+    """The reverse of :func:`from_wire`: UTF-8 bytes, as the latin-1 text the server writes out."""
+    try:
+        return value.encode("utf-8").decode("latin-1")
+    except UnicodeEncodeError:  # a lone surrogate: not UTF-8, send what can be sent
+        return value.encode("utf-8", "replace").decode("latin-1")
+
+
 def metadata_updates(headers: Mapping[str, str], kind: str, extra: tuple[str, ...] = ()) -> dict[str, str]:
     """``X-<kind>-Meta-*`` (and the ``extra`` system headers) from a request, checked as Swift does.
 
@@ -175,8 +198,9 @@ def metadata_updates(headers: Mapping[str, str], kind: str, extra: tuple[str, ..
     remove = f"x-remove-{kind}-meta-"
     updates: dict[str, str] = {}
     count = size = 0
-    for key, value in headers.items():
+    for key, wire_value in headers.items():
         key = key.lower()
+        value = from_wire(wire_value)
         if key.startswith(remove):
             updates[prefix + key[len(remove) :]] = ""
             continue
@@ -208,30 +232,42 @@ def metadata_updates(headers: Mapping[str, str], kind: str, extra: tuple[str, ..
 def check_total_meta(meta: Mapping[str, str], kind: str) -> None:
     """After merging: the stored metadata as a whole must still fit Swift's limits."""
     prefix = f"x-{kind}-meta-"
-    items = [(k[len(prefix) :], v) for k, v in meta.items() if k.startswith(prefix)]
+    items = [(k[len(prefix) :], v) for k, v in meta.items() if k.startswith(prefix) and v != ""]
     if len(items) > MAX_META_COUNT:
         raise SwiftError(400, f"Too many metadata items; max {MAX_META_COUNT}")
     if sum(len(k) + len(v) for k, v in items) > MAX_META_OVERALL_SIZE:
         raise SwiftError(400, f"Total metadata too large; max {MAX_META_OVERALL_SIZE}")
 
 
+MAX_DELETE_AT = 9999999999  # Swift's normalize_delete_at_timestamp: ten digits at most
+
+
+def _clamp_delete_at(value: float) -> int:
+    return int(min(max(0, value), MAX_DELETE_AT))
+
+
 def delete_at(headers: Mapping[str, str]) -> float | None:
-    """``X-Delete-At`` / ``X-Delete-After`` as an absolute time, or None; 400 if invalid or past."""
+    """``X-Delete-At`` / ``X-Delete-After`` as an absolute time, or None; 400 as Swift's check_delete_headers.
+
+    Only integers are read (``inf``, ``1e400``, ``1.5`` and numbers of thousands of digits are not),
+    and times are capped at 9999999999 as Swift caps them.
+    """
     now = time.time()
     if "x-delete-after" in headers:
         try:
-            after = int(headers["x-delete-after"])
+            after = int(headers["x-delete-after"].strip())
         except ValueError:
             raise SwiftError(400, "Non-integer X-Delete-After") from None
-        if after < 0:
+        at = _clamp_delete_at(now + after) if after < 10**12 else MAX_DELETE_AT
+        if at <= now:
             raise SwiftError(400, "X-Delete-After in past")
-        return float(int(now) + after)
+        return float(at)
     if "x-delete-at" in headers:
         try:
-            at = int(float(headers["x-delete-at"]))
+            at = _clamp_delete_at(int(headers["x-delete-at"].strip()))
         except ValueError:
             raise SwiftError(400, "Non-integer X-Delete-At") from None
-        if at < now:
+        if at <= now:
             raise SwiftError(400, "X-Delete-At in past")
         return float(at)
     return None

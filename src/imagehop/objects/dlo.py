@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-from urllib.parse import unquote
 
 from imagehop.objects.constraints import SwiftError
 from imagehop.objects.store import ObjectInfo, ObjectStore
@@ -13,11 +12,10 @@ FORMAT_ERROR = "X-Object-Manifest must be in the format container/prefix"
 
 def parse_manifest_header(value: str) -> str:
     """The stored ``container/prefix`` of an ``X-Object-Manifest`` header, or 400."""
-    value = unquote(value)
     container, sep, prefix = value.partition("/")
-    if not sep or not container or prefix.startswith("/") or "?" in value or "&" in value:
-        raise SwiftError(400, FORMAT_ERROR)
-    return value
+    if not sep or not container or not prefix or prefix.startswith("/") or "?" in value or "&" in value:
+        raise SwiftError(400, FORMAT_ERROR, html=True)
+    return value  # stored as given, as Swift; resolved through unquote() when read
 
 
 def totals(store: ObjectStore, manifest: ObjectInfo) -> tuple[int, str]:

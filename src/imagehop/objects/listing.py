@@ -30,6 +30,9 @@ def listing_params(query: Mapping[str, str], *, path_allowed: bool = False) -> d
         limit = int(given)
         if limit > LISTING_LIMIT:
             raise SwiftError(412, f"Maximum limit is {LISTING_LIMIT}", html=True)
+    for name in ("prefix", "delimiter", "marker", "end_marker", "path"):
+        if "\x00" in query.get(name, ""):  # as Swift's get_param (check_utf8); PostgreSQL cannot take NUL
+            raise SwiftError(400, f'"{name}" parameter not valid UTF-8')
     prefix, delimiter = query.get("prefix", ""), query.get("delimiter", "")
     params = {
         "prefix": prefix,

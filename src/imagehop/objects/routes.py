@@ -7,7 +7,9 @@ so that invalid UTF-8 or NUL answers 412 as in Swift; names never become filesys
 
 from __future__ import annotations
 
+import itertools
 import json
+import math
 import mimetypes
 import secrets
 import time
@@ -37,9 +39,11 @@ from imagehop.objects.constraints import (
     check_object_name,
     check_total_meta,
     delete_at,
+    from_wire,
     http_date,
     info_document,
     metadata_updates,
+    to_wire,
     x_timestamp,
 )
 from imagehop.objects.listing import CONTENT_TYPES, choose_format, listing_params, render_containers, render_objects
@@ -101,6 +105,12 @@ def object_routes(region: Region) -> list[BaseRoute]:
 
     async def swift(request: Request) -> Response:
         response = await _answer(request)
+        if response.status_code == 401:
+            response.headers["WWW-Authenticate"] = f'Swift realm="{_realm(request)}"'
+        if response.status_code in (204, 304) and "content-length" not in response.headers:
+            response.headers["Content-Length"] = "0"  # as Swift's eventlet server
+        if "keep-alive" in request.headers.get("connection", "").lower():
+            response.headers["Connection"] = "keep-alive"  # echoed, as Swift does
         grant = getattr(request.state, "tempurl", None)
         if grant is not None and request.method in ("GET", "HEAD") and 200 <= response.status_code < 300:
             query = dict(parse_qsl(request.url.query, keep_blank_values=True))
@@ -115,8 +125,14 @@ def object_routes(region: Region) -> list[BaseRoute]:
         try:
             req = await _parse(request, store)
             return _finish(await _dispatch(req))
+        except Conditional as exc:
+            response = Response(exc.body, exc.status, headers=exc.headers)
+            return _finish(response)
         except SwiftError as exc:
-            return _finish(_error(exc.status, exc.message, exc.headers, html=exc.html))
+            response = _error(exc.status, exc.message, exc.headers, html=exc.html)
+            if exc.content_type:
+                response.headers["Content-Type"] = exc.content_type
+            return _finish(response)
         except IdentityError as exc:
             return _finish(_error(exc.status, ""))
         except tuple(STORE_ERRORS) as exc:
@@ -139,9 +155,9 @@ async def _parse(request: Request, store: ObjectStore) -> SwiftRequest:
     try:
         path = unquote_to_bytes(raw).decode("utf-8")
     except UnicodeDecodeError:
-        raise SwiftError(412, "Invalid UTF8 or contains NULL") from None
+        raise SwiftError(412, "Invalid UTF8 or contains NULL", html=True) from None
     if "\x00" in path:
-        raise SwiftError(412, "Invalid UTF8 or contains NULL")
+        raise SwiftError(412, "Invalid UTF8 or contains NULL", html=True)
     parts = path.lstrip("/").split("/", 3)
     version = parts[0]
     if len(parts) < 2 or not parts[1]:
@@ -201,7 +217,7 @@ async def _dispatch(req: SwiftRequest) -> Response:
     else:
         handlers = {"GET": get_account, "HEAD": head_account, "POST": post_account}
         if method in ("PUT", "DELETE") and "bulk-delete" not in req.query:
-            acl.check_owner(req.caller, req.account, write=True)
+            await _check_owner(req, write=True)
             raise SwiftError(403, "")
         if "bulk-delete" in req.query and method in ("POST", "DELETE"):
             return await bulk_delete(req)
@@ -221,7 +237,10 @@ def _thread(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Awaitable[Any]
 # --- account ------------------------------------------------------------------------------------
 
 
-def _account_headers(info: Any) -> dict[str, str]:
+OWNER_ONLY_ACCOUNT_META = (acl.ACCOUNT_ACL, *tempurl.KEYS)
+
+
+def _account_headers(info: Any, owner: bool = True) -> dict[str, str]:
     headers = {
         "X-Account-Container-Count": str(info.container_count),
         "X-Account-Object-Count": str(info.object_count),
@@ -232,23 +251,29 @@ def _account_headers(info: Any) -> dict[str, str]:
         "X-Account-Storage-Policy-Policy-0-Bytes-Used": str(info.bytes_used),
         "Accept-Ranges": "bytes",
     }
-    headers.update(_meta_headers(info.meta))
+    meta = info.meta if owner else {k: v for k, v in info.meta.items() if k not in OWNER_ONLY_ACCOUNT_META}
+    headers.update(_meta_headers(meta))
     return headers
 
 
+async def _is_owner(req: SwiftRequest) -> bool:
+    return acl.owns(req.caller, req.account, await _grants(req))
+
+
 async def head_account(req: SwiftRequest) -> Response:
-    acl.check_owner(req.caller, req.account, write=False)
+    await _check_owner(req, write=False)
     info = await _thread(req.store.account_info, req.account)
-    return Response(status_code=204, headers=_account_headers(info), media_type="text/plain; charset=utf-8")
+    headers = _account_headers(info, await _is_owner(req))
+    return Response(status_code=204, headers=headers, media_type="text/plain; charset=utf-8")
 
 
 async def get_account(req: SwiftRequest) -> Response:
-    acl.check_owner(req.caller, req.account, write=False)
+    await _check_owner(req, write=False)
     params = listing_params(req.query)
     fmt = choose_format(req.query, req.headers.get("accept"))
     info = await _thread(req.store.account_info, req.account)
     entries = await _thread(req.store.list_containers, req.account, **params)
-    headers = _account_headers(info)
+    headers = _account_headers(info, await _is_owner(req))
     if "format" not in req.query:
         headers["Vary"] = "Accept"
     if not entries and fmt == "plain":
@@ -258,14 +283,19 @@ async def get_account(req: SwiftRequest) -> Response:
 
 
 async def post_account(req: SwiftRequest) -> Response:
-    acl.check_owner(req.caller, req.account, write=True)
+    await _check_owner(req, write=True)
     updates = metadata_updates(req.headers, "account")
+    current = await _thread(req.store.account_meta, req.account)
+    check_total_meta({**current, **updates}, "account")  # the stored whole, not one request, as Swift
+    if acl.ACCOUNT_ACL in req.headers:
+        grants = acl.parse_account_acl(req.headers[acl.ACCOUNT_ACL])
+        updates[acl.ACCOUNT_ACL] = json.dumps(grants, separators=(",", ":"), sort_keys=True) if grants else ""
     await _thread(req.store.update_account_meta, req.account, updates)
     return Response(status_code=204)
 
 
 async def bulk_delete(req: SwiftRequest) -> Response:
-    acl.check_owner(req.caller, req.account, write=True)
+    await _check_owner(req, write=True)
     body = await _read_body(req, 1024 * 1024 * 10)
     fmt = choose_format(req.query, req.headers.get("accept"))
     result = await _thread(bulk.bulk_delete, req.store, req.account, bulk.parse_paths(body))
@@ -291,7 +321,7 @@ def _container_headers(info: Any) -> dict[str, str]:
 
 
 async def put_container(req: SwiftRequest) -> Response:
-    acl.check_owner(req.caller, req.account, write=True)
+    await _check_owner(req, write=True, containers=True)
     check_container_name(req.container)
     updates = metadata_updates(req.headers, "container", CONTAINER_SYSMETA)
     _, created = await _thread(req.store.ensure_container, req.account, req.container, updates)
@@ -299,16 +329,14 @@ async def put_container(req: SwiftRequest) -> Response:
 
 
 async def head_container(req: SwiftRequest) -> Response:
-    info = await _thread(req.store.get_container, req.account, req.container)
-    acl.check_container_access(req.caller, req.account, info.meta, write=False, listing=True)
+    info = await _container_of(req, req.account, req.container, write=False, listing=True)
     return Response(status_code=204, headers=_container_headers(info), media_type="text/plain; charset=utf-8")
 
 
 async def get_container(req: SwiftRequest) -> Response:
     params = listing_params(req.query, path_allowed=True)
     fmt = choose_format(req.query, req.headers.get("accept"))
-    info = await _thread(req.store.get_container, req.account, req.container)
-    acl.check_container_access(req.caller, req.account, info.meta, write=False, listing=True)
+    info = await _container_of(req, req.account, req.container, write=False, listing=True)
     entries = await _thread(req.store.list_objects, req.account, req.container, **params)
     headers = _container_headers(info)
     if "format" not in req.query:
@@ -319,7 +347,7 @@ async def get_container(req: SwiftRequest) -> Response:
 
 
 async def post_container(req: SwiftRequest) -> Response:
-    acl.check_owner(req.caller, req.account, write=True)
+    await _check_owner(req, write=True, containers=True)
     updates = metadata_updates(req.headers, "container", CONTAINER_SYSMETA)
     info = await _thread(req.store.get_container, req.account, req.container)
     check_total_meta({**info.meta, **updates}, "container")
@@ -328,7 +356,7 @@ async def post_container(req: SwiftRequest) -> Response:
 
 
 async def delete_container(req: SwiftRequest) -> Response:
-    acl.check_owner(req.caller, req.account, write=True)
+    await _check_owner(req, write=True, containers=True)
     await _thread(req.store.delete_container, req.account, req.container)
     return Response(status_code=204)
 
@@ -337,14 +365,11 @@ async def delete_container(req: SwiftRequest) -> Response:
 
 
 async def _container_for(req: SwiftRequest, *, write: bool, container: str | None = None) -> Any:
-    tempurl_scope(req, container or req.container)
-    info = await _thread(req.store.get_container, req.account, container or req.container)
-    acl.check_container_access(req.caller, req.account, info.meta, write=write)
-    return info
+    return await _container_of(req, req.account, container or req.container, write=write)
 
 
 def _content_type(req: SwiftRequest, name: str) -> str:
-    given = req.headers.get("content-type")
+    given = from_wire(req.headers.get("content-type", ""))
     if given and req.headers.get("x-detect-content-type", "").lower() not in TRUE_VALUES:
         return given
     return mimetypes.guess_type(name)[0] or "application/octet-stream"
@@ -361,12 +386,10 @@ async def put_object(req: SwiftRequest) -> Response:
     if "x-copy-from" in req.headers:
         if "multipart-manifest" in req.query and req.query["multipart-manifest"] == "put":
             raise SwiftError(405, "")
-        source = unquote(req.headers["x-copy-from"]).lstrip("/")
-        src_container, _, src_name = source.partition("/")
-        if not src_container or not src_name:
-            raise SwiftError(412, "X-Copy-From header must be of the form <container name>/<object name>")
+        src_container, src_name = _copy_path(req.headers["x-copy-from"], "X-Copy-From")
+        src_account = unquote(from_wire(req.headers.get("x-copy-from-account", req.account)))
         await _require_empty_body(req)
-        return await _copy(req, src_container, src_name, req.container, req.obj)
+        return await _copy(req, src_account, src_container, src_name, req.account, req.container, req.obj)
     await _container_for(req, write=True)
     length = _body_length(req)
     meta = _object_meta(req)
@@ -393,7 +416,7 @@ async def put_object(req: SwiftRequest) -> Response:
         return await _put_slo(req, body, content_type, meta, expires)
     manifest = None
     if "x-object-manifest" in req.headers:
-        manifest = dlo.parse_manifest_header(req.headers["x-object-manifest"])
+        manifest = dlo.parse_manifest_header(from_wire(req.headers["x-object-manifest"]))
     writer = await _thread(
         req.store.writer,
         req.account,
@@ -431,14 +454,23 @@ def _out_format(req: SwiftRequest) -> str:
 def _segment_access(req: SwiftRequest, *, write: bool = False) -> Callable[[str], int | None]:
     """Whether the caller may read (or delete) objects of a container: None, or the status it would get."""
 
+    cached: list[dict | None] = []
+
+    def grants() -> dict | None:  # read lazily, in the worker thread that checks the segments
+        if not cached:
+            needed = req.caller is not None and req.tempurl is None and not acl.is_operator(req.caller, req.account)
+            cached.append(acl.grants_of(req.store.account_meta(req.account)) if needed else None)
+        return cached[0]
+
     def can(container: str) -> int | None:
         try:
             info = req.store.get_container(req.account, container)
         except NoSuchContainer:
             return None
         try:
-            acl.check_container_access(req.caller, req.account, info.meta, write=write)
             tempurl_scope(req, container)
+            if req.tempurl is None:
+                acl.check_container_access(req.caller, req.account, info.meta, write=write, grants=grants())
         except SwiftError as exc:
             return exc.status
         return None
@@ -523,22 +555,26 @@ def _md5(data: bytes) -> str:
 
 def _body_length(req: SwiftRequest) -> int | None:
     """The declared body length (None: chunked); Swift's 400 / 411 / 413 / 501 checks, before reading."""
-    te = req.headers.get("transfer-encoding", "").lower()
-    if te and te != "chunked":
-        raise SwiftError(501, "Not Implemented")
+    plain = "text/plain"  # as Swift's constraints answer these: without a charset
+    te = req.headers.get("transfer-encoding", "")
+    if "," in te:
+        message = "Unsupported Transfer-Coding header value specified in Transfer-Encoding header"
+        raise SwiftError(501, message, content_type=plain)
+    if te and te.strip().lower() != "chunked":
+        raise SwiftError(400, "Invalid Transfer-Encoding header value", content_type=plain)
     cl = req.headers.get("content-length")
     if cl is None:
-        if te == "chunked":
+        if te:
             return None
-        raise SwiftError(411, "Missing Content-Length header.")
+        raise SwiftError(411, "Missing Content-Length header.", content_type=plain)
     try:
         length = int(cl)
     except ValueError:
-        raise SwiftError(400, "Invalid Content-Length header value") from None
+        raise SwiftError(400, "Invalid Content-Length header value", content_type=plain) from None
     if length < 0:
-        raise SwiftError(400, "Invalid Content-Length header value")
+        raise SwiftError(400, "Invalid Content-Length header value", content_type=plain)
     if length > MAX_FILE_SIZE:
-        raise SwiftError(413, "Your request is too large.")
+        raise SwiftError(413, "Your request is too large.", content_type=plain)
     return length
 
 
@@ -571,6 +607,7 @@ async def _require_empty_body(req: SwiftRequest) -> None:
 
 def _created_headers(info: ObjectInfo, quoted: bool = False) -> dict[str, str]:
     return {
+        "Content-Type": "text/html; charset=UTF-8",  # as Swift's proxy answers a PUT
         "Etag": f'"{info.etag}"' if quoted else info.etag,
         "Last-Modified": http_date(info.last_modified),
         "X-Timestamp": x_timestamp(info.last_modified),
@@ -584,7 +621,7 @@ def _problems_response(fmt: str, report: dict[str, str], errors: list[tuple[str,
 
 def _object_headers(info: ObjectInfo, size: int, etag: str) -> dict[str, str]:
     headers = {
-        "Content-Type": info.content_type,
+        "Content-Type": to_wire(info.content_type),
         "Etag": etag,
         "Last-Modified": http_date(info.last_modified),
         "X-Timestamp": x_timestamp(info.last_modified),
@@ -594,7 +631,7 @@ def _object_headers(info: ObjectInfo, size: int, etag: str) -> dict[str, str]:
     if info.kind == "slo":
         headers["X-Static-Large-Object"] = "True"
     if info.kind == "dlo":
-        headers["X-Object-Manifest"] = quote(info.manifest or "")
+        headers["X-Object-Manifest"] = to_wire(info.manifest or "")  # as stored, as Swift returns it
     if info.delete_at is not None:
         headers["X-Delete-At"] = str(int(info.delete_at))
     headers.update(_meta_headers(info.meta))
@@ -611,7 +648,7 @@ async def get_object(req: SwiftRequest) -> Response:
         headers = _object_headers(info, len(body), _md5(body))
         if not raw:
             headers["Content-Type"] = "application/json; charset=utf-8"
-        _check_conditions(req, headers["Etag"], info.last_modified)
+        _check_conditions(req, headers["Etag"], info.last_modified, headers)
         return Response(body if req.method == "GET" else b"", 200, headers=headers)
     if manifest_get and info.kind == "dlo":
         return await _plain_object(req, info, resolve=False)
@@ -642,7 +679,7 @@ async def _slo_part(req: SwiftRequest, info: ObjectInfo, part: int) -> Response:
     headers = _object_headers(info, info.size, f'"{info.etag}"')
     headers["X-Parts-Count"] = str(len(parts))
     headers["X-Manifest-Etag"] = slo.manifest_etag(info)
-    _check_conditions(req, info.etag, info.last_modified)
+    _check_conditions(req, info.etag, info.last_modified, headers)
     if part > len(parts):
         body = b"" if req.method == "HEAD" else b"The requested part number is not satisfiable"
         headers["Content-Length"] = str(len(body))
@@ -671,7 +708,7 @@ async def _plain_object(req: SwiftRequest, info: ObjectInfo, *, resolve: bool) -
     if info.kind == "slo" and req.method == "HEAD":  # Swift answers an SLO HEAD from the manifest alone
         headers = _object_headers(info, info.size, f'"{info.etag}"')
         headers["X-Manifest-Etag"] = slo.manifest_etag(info)
-        _check_conditions(req, info.etag, info.last_modified)
+        _check_conditions(req, info.etag, info.last_modified, headers)
         return Response(b"", 200, headers=headers)
     reader = await _open(req, info, resolve=resolve)
     try:
@@ -683,8 +720,15 @@ async def _plain_object(req: SwiftRequest, info: ObjectInfo, *, resolve: bool) -
         headers = _object_headers(info, size, quoted)
         if info.kind == "slo":
             headers["X-Manifest-Etag"] = slo.manifest_etag(info)
-        _check_conditions(req, etag, info.last_modified)
-        ranges = _parse_ranges(req.headers.get("range"), size)
+        _check_conditions(req, etag, info.last_modified, headers)
+        ranges = _parse_ranges(req.headers.get("range"), size) if req.method == "GET" else None
+        if info.kind == "dlo" and resolve and ranges is not None:  # Swift's dlo: one range asked, else the whole
+            if "," in req.headers.get("range", ""):
+                ranges = None
+            elif not ranges:
+                raise SwiftError(416, "", {"Content-Range": f"bytes */{size}", "Accept-Ranges": "bytes"})
+        if ranges == []:
+            raise _not_satisfiable(headers, size)
     except BaseException:
         reader.close()
         raise
@@ -733,42 +777,73 @@ def _stream(
         reader.close()
 
 
+MAX_RANGES, MAX_RANGE_OVERLAPS, MAX_NONASCENDING_RANGES = 50, 2, 8
+
+
 def _parse_ranges(header: str | None, size: int) -> list[tuple[int, int]] | None:
-    """``Range`` as (start, length) pairs; None to send the whole body; 416 if none is satisfiable."""
+    """``Range`` as (start, length) pairs, as swob's Range: None to send the whole body, [] for 416."""
     if not header:
         return None
-    unit, _, spec = header.partition("=")
-    if unit.strip().lower() != "bytes" or not spec.strip():
+    header = header.replace(" ", "")
+    if not header.lower().startswith("bytes="):
         return None
-    ranges: list[tuple[int, int]] = []
-    items = [s.strip() for s in spec.split(",")]
-    for item in items:
-        first, sep, last = item.partition("-")
-        if not sep:
-            return None
-        try:
-            if first == "":
-                if not last:
+    specs: list[tuple[int | None, int | None]] = []
+    try:
+        for item in header[6:].split(","):
+            if "-" not in item:
+                return None
+            first, last = item.split("-", 1)
+            start = int(first) if first else None
+            end: int | None = None
+            if last:
+                if not last.isdigit():
                     return None
-                n = int(last)
-                if n == 0:
-                    continue
-                start, end = max(size - n, 0), size - 1
-            else:
-                start = int(first)
-                end = int(last) if last else size - 1
-                if end < start:
+                end = int(last)
+                if start is not None and end < start:
                     return None
-                end = min(end, size - 1)
-        except ValueError:
-            return None
-        if start < size and start <= end:
-            ranges.append((start, end - start + 1))
-    if len(items) > 50:
-        raise SwiftError(416, "", {"Content-Range": f"bytes */{size}"})
-    if not ranges:
-        raise SwiftError(416, "Requested Range Not Satisfiable", {"Content-Range": f"bytes */{size}"})
-    return ranges
+            elif start is None:
+                return None
+            specs.append((start, end))
+    except ValueError:  # not a number, or more digits than Python reads: the header is ignored
+        return None
+    if not specs or size == 0:
+        return None
+    spans: list[tuple[int, int]] = []  # half-open
+    for start, end in specs:
+        if start is None:
+            if end:
+                spans.append((max(size - end, 0), size))
+        elif start < size:
+            spans.append((start, size if end is None else min(end + 1, size)))
+    if len(spans) > MAX_RANGES or _overlaps(spans) > MAX_RANGE_OVERLAPS:
+        spans = []
+    ascending = all(a <= b for a, b in itertools.pairwise(spans))
+    if not ascending and len(spans) >= MAX_NONASCENDING_RANGES:
+        spans = []
+    return [(start, stop - start) for start, stop in spans]
+
+
+def _overlaps(spans: list[tuple[int, int]]) -> int:
+    count = 0
+    for i, (s1, e1) in enumerate(spans):
+        for s2, e2 in spans[i + 1 :]:
+            if s1 < s2 < e1 or s1 < e2 < e1 or s2 < s1 < e2 or s2 < e1 < e2:
+                count += 1
+    return count
+
+
+def _not_satisfiable(headers: dict[str, str], size: int) -> SwiftError:
+    title, explanation = RESPONSE_REASONS[416]
+    body = f"<html><h1>{title}</h1><p>{explanation}</p></html>"
+    return Conditional(416, {**headers, "Content-Range": f"bytes */{size}"}, body.encode())
+
+
+class Conditional(SwiftError):
+    """An answer with the object's own headers: 304 / 412 (empty) or 416 (swob's page), as swob answers."""
+
+    def __init__(self, status: int, headers: dict[str, str], body: bytes = b"") -> None:
+        super().__init__(status, "", {**headers, "Content-Length": str(len(body))})
+        self.body = body
 
 
 def _etag_matches(header: str, etag: str) -> bool:
@@ -776,23 +851,37 @@ def _etag_matches(header: str, etag: str) -> bool:
     return "*" in values or etag.strip('"') in values
 
 
-def _check_conditions(req: SwiftRequest, etag: str, last_modified: float) -> None:
+def _http_time(value: str) -> float | None:
     from email.utils import parsedate_to_datetime
 
-    headers = req.headers
-    if "if-match" in headers and not _etag_matches(headers["if-match"], etag):
-        raise SwiftError(412, "", {"Etag": etag})
-    if "if-none-match" in headers and _etag_matches(headers["if-none-match"], etag):
-        raise SwiftError(304, "", {"Etag": etag})
-    modified = int(-(-last_modified // 1))
-    for name, status in (("if-modified-since", 304), ("if-unmodified-since", 412)):
-        if name in headers and not ("if-none-match" in headers and name == "if-modified-since"):
-            try:
-                when = parsedate_to_datetime(headers[name]).timestamp()
-            except (TypeError, ValueError):
-                continue
-            if (status == 304 and modified <= when) or (status == 412 and modified > when):
-                raise SwiftError(status, "", {"Etag": etag})
+    try:
+        return parsedate_to_datetime(value).timestamp()
+    except (TypeError, ValueError, IndexError):
+        return None
+
+
+def _check_conditions(req: SwiftRequest, etag: str, last_modified: float, headers: dict[str, str]) -> None:
+    """swob's conditional response: 304 or 412 with the object's headers and no body."""
+    h = req.headers
+    status = None
+    modified = math.ceil(last_modified)
+    if "if-none-match" in h and _etag_matches(h["if-none-match"], etag):
+        status = 304
+    elif "if-match" in h and not _etag_matches(h["if-match"], etag):
+        status = 412
+    elif "if-modified-since" in h and (since := _http_time(h["if-modified-since"])) is not None and modified <= since:
+        status = 304
+    elif (
+        "if-unmodified-since" in h
+        and (until := _http_time(h["if-unmodified-since"])) is not None
+        and (modified > until)
+    ):
+        status = 412
+    if status == 304:
+        raise Conditional(304, headers)
+    if status == 412:  # as Swift's proxy: no Accept-Ranges, an (empty) HTML page's type
+        kept = {k: v for k, v in headers.items() if k.lower() != "accept-ranges"}
+        raise Conditional(412, {**kept, "Content-Type": "text/html; charset=UTF-8"})
 
 
 async def post_object(req: SwiftRequest) -> Response:
@@ -807,7 +896,8 @@ async def post_object(req: SwiftRequest) -> Response:
     current: ObjectInfo = await _thread(req.store.head, req.account, req.container, req.obj)
     kind, manifest = current.kind, current.manifest
     if req.headers.get("x-object-manifest") and current.kind != "slo":  # a POST may make an object a DLO
-        kind, manifest = "dlo", unquote(req.headers["x-object-manifest"])  # Swift checks the form on PUT only
+        # Swift checks the form of the value on PUT only
+        kind, manifest = "dlo", from_wire(req.headers["x-object-manifest"])
     elif current.kind == "dlo":  # a DLO stays one only if the POST names its manifest again
         kind, manifest = "", None
     await _thread(
@@ -842,43 +932,114 @@ async def copy_object(req: SwiftRequest) -> Response:
     destination = req.headers.get("destination")
     if not destination:
         raise SwiftError(412, "Destination header required")
-    destination = unquote(destination).lstrip("/")
-    dst_container, _, dst_name = destination.partition("/")
-    if not dst_container or not dst_name:
-        raise SwiftError(412, "Destination header must be of the form <container name>/<object name>")
-    if req.headers.get("destination-account", req.account) != req.account:
-        raise SwiftError(403, "Copies across accounts are not supported")
+    dst_container, dst_name = _copy_path(destination, "Destination")
+    dst_account = unquote(from_wire(req.headers.get("destination-account", req.account)))
     await _require_empty_body(req)
-    return await _copy(req, req.container, req.obj, dst_container, dst_name)
+    return await _copy(req, req.account, req.container, req.obj, dst_account, dst_container, dst_name)
 
 
-async def _copy(req: SwiftRequest, src_container: str, src_name: str, dst_container: str, dst_name: str) -> Response:
-    await _container_for(req, write=False, container=src_container)
-    await _container_for(req, write=True, container=dst_container)
-    check_object_name(dst_name)
-    source: ObjectInfo = await _thread(req.store.head, req.account, src_container, src_name)
+def _copy_path(value: str, header: str) -> tuple[str, str]:
+    """``<container>/<object>`` of X-Copy-From / Destination, checked as the object name of a PUT would be."""
+    try:
+        path = unquote_to_bytes(value.encode("latin-1")).decode("utf-8")
+    except (UnicodeEncodeError, UnicodeDecodeError):
+        raise SwiftError(412, "Invalid UTF8 or contains NULL", html=True) from None
+    if "\x00" in path:
+        raise SwiftError(412, "Invalid UTF8 or contains NULL", html=True)
+    container, _, name = path.lstrip("/").partition("/")
+    if not container or not name:
+        raise SwiftError(412, f"{header} header must be of the form <container name>/<object name>", html=True)
+    check_container_name(container)
+    check_object_name(name)
+    return container, name
+
+
+async def _grants(req: SwiftRequest, account: str | None = None) -> dict | None:
+    """The account's ACL, read only when it could matter (not for the account's own operators)."""
+    account = account or req.account
+    if req.caller is None or req.tempurl is not None or acl.is_operator(req.caller, account):
+        return None
+    return acl.grants_of(await _thread(req.store.account_meta, account))
+
+
+async def _check_owner(req: SwiftRequest, *, write: bool, containers: bool = False) -> None:
+    """Account operations; ``containers``: creating, changing or deleting a container, which an account's
+    ``read-write`` grant also allows (as tempauth)."""
+    if req.tempurl is not None:
+        raise SwiftError(401, "")
+    grants = await _grants(req)
+    if containers and acl.writes_containers(req.caller, grants):
+        return
+    acl.check_owner(req.caller, req.account, write, grants)
+
+
+async def _container_of(req: SwiftRequest, account: str, container: str, *, write: bool, listing: bool = False) -> Any:
+    """The container, if the caller may use it; a caller who does not own the account learns nothing of
+    containers it cannot use, existing or not (401/403 either way, as Swift)."""
+    tempurl_scope(req, container)
+    grants = await _grants(req, account)
+    try:
+        info = await _thread(req.store.get_container, account, container)
+    except NoSuchContainer:
+        if req.tempurl is None:
+            acl.check_container_access(req.caller, account, {}, write=write, listing=listing, grants=grants)
+        raise
+    if req.tempurl is None:
+        acl.check_container_access(req.caller, account, info.meta, write=write, listing=listing, grants=grants)
+    return info
+
+
+async def _copy(
+    req: SwiftRequest,
+    src_account: str,
+    src_container: str,
+    src_name: str,
+    dst_account: str,
+    dst_container: str,
+    dst_name: str,
+) -> Response:
+    """A server-side copy, with the caller's rights checked on both sides (accounts may differ)."""
+    await _container_of(req, src_account, src_container, write=False)
+    await _container_of(req, dst_account, dst_container, write=True)
+    source: ObjectInfo = await _thread(req.store.head, src_account, src_container, src_name)
     manifest_only = req.query.get("multipart-manifest") == "get"
     if source.kind == "slo" and not manifest_only and source.size > MAX_FILE_SIZE:
         raise SwiftError(413, "Your request is too large.")
+    byte_range = None
+    if req.headers.get("range") and not manifest_only:
+        size = source.size if source.kind != "dlo" else (await _thread(dlo.totals, req.store, source))[0]
+        ranges = _parse_ranges(req.headers["range"], size)
+        if ranges == []:
+            raise SwiftError(416, "", {"Content-Range": f"bytes */{size}"})
+        if ranges:
+            byte_range = ranges[0]
     meta = _object_meta(req)
     fresh = req.method == "COPY" and req.headers.get("x-fresh-metadata", "").lower() in TRUE_VALUES
     given_type = req.headers.get("content-type") if req.method == "COPY" else None
-    info = await _thread(
-        req.store.copy,
-        req.account,
-        src_container,
-        src_name,
-        dst_container,
-        dst_name,
-        meta=meta,
-        content_type=given_type,
-        fresh_meta=fresh,
-        manifest_only=manifest_only,
-    )
-    headers = _created_headers(info, quoted=bool(info.kind))
+    try:
+        info = await _thread(
+            req.store.copy,
+            src_account,
+            src_container,
+            src_name,
+            dst_container,
+            dst_name,
+            meta=meta,
+            content_type=given_type,
+            fresh_meta=fresh,
+            manifest_only=manifest_only,
+            dst_account=dst_account,
+            byte_range=byte_range,
+            check=_segment_check(req),
+        )
+    except SegmentRefused as refused:
+        raise SwiftError(refused.status, "") from None
+    headers = _created_headers(info, quoted=info.kind == "slo")
     headers["X-Copied-From"] = quote(f"{src_container}/{src_name}")
-    headers["X-Copied-From-Account"] = quote(req.account)
+    headers["X-Copied-From-Account"] = quote(src_account)
     headers["X-Copied-From-Last-Modified"] = http_date(source.last_modified)
+    headers.update(_meta_headers(info.meta))
+    headers["Content-Type"] = "text/html; charset=UTF-8"
     return Response(status_code=201, headers=headers)
 
 
@@ -886,11 +1047,20 @@ async def _copy(req: SwiftRequest, src_container: str, src_name: str, dst_contai
 
 
 def _meta_headers(meta: dict[str, str]) -> dict[str, str]:
-    return {_title(k): v for k, v in meta.items()}
+    return {_title(k): to_wire(v) for k, v in meta.items()}
 
 
 def _title(name: str) -> str:
     return "-".join(part.capitalize() for part in name.split("-"))
+
+
+def _realm(request: Request) -> str:
+    """The account named by the path, as Swift's tempauth puts it in ``WWW-Authenticate``."""
+    raw = (request.scope.get("raw_path") or b"").split(b"?", 1)[0]
+    parts = raw.split(b"/")
+    account = parts[2] if len(parts) > 2 and parts[2] else b""
+    text = account.decode("latin-1")
+    return text if text and all(c.isprintable() and c != '"' for c in text) else "unknown"
 
 
 def _error(status: int, message: str, headers: dict[str, str] | None = None, *, html: bool = False) -> Response:

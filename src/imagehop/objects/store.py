@@ -51,6 +51,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
@@ -307,6 +308,12 @@ class ObjectStore:
             int(totals[2]),
             row.created_at if row else _now(),
         )
+
+    def account_meta(self, account: str) -> dict[str, str]:
+        """Only the account's metadata (its ACL, TempURL keys): one indexed read."""
+        with self.engine.connect() as conn:
+            row = conn.execute(sa.select(swift_accounts.c.meta).where(swift_accounts.c.name == account)).first()
+        return dict(row.meta) if row else {}
 
     def update_account_meta(self, account: str, updates: dict[str, str]) -> None:
         """Set headers to values; an empty value removes the header."""
@@ -662,15 +669,15 @@ class ObjectStore:
         check = check or _CheckedContainers(None)
         out: list[tuple[ObjectInfo | bytes, int, int]] = []
         if info.kind == "dlo":
-            seg_container, _, prefix = (info.manifest or "").partition("/")
+            seg_container, _, prefix = unquote(info.manifest or "").partition("/")
             check(info.account, seg_container)
             try:
                 # As Swift's dlo: each listed object as it is stored (its own bytes, even a DLO's, even this
                 # manifest itself), so a DLO can never recurse.
                 for seg in self.iter_objects(info.account, seg_container, prefix):
                     out.append((seg, 0, seg.size))
-            except NoSuchContainer:
-                pass
+            except NoSuchContainer:  # Swift's dlo: the listing's 404 is the answer
+                raise NoSuchObject(f"{info.account}/{seg_container}") from None
             return out
         for entry in json.loads(info.manifest or "[]"):
             if "data" in entry:
@@ -709,15 +716,22 @@ class ObjectStore:
         content_type: str | None = None,
         fresh_meta: bool = False,
         manifest_only: bool = False,
+        dst_account: str | None = None,
+        byte_range: tuple[int, int] | None = None,
+        check: SegmentCheck | None = None,
     ) -> ObjectInfo:
-        """Server-side copy within one account; large objects copy their concatenated data."""
+        """Server-side copy (to ``dst_account`` if given); large objects copy their concatenated data.
+
+        ``byte_range`` (start, length) copies only those bytes; ``check`` as for :meth:`open`.
+        """
+        dst_account = dst_account or account
         source = self.head(account, container, name)
         new_meta = {} if fresh_meta else dict(source.meta)
         new_meta.update(meta or {})
         ctype = content_type or source.content_type
         if manifest_only and source.kind:
             return self.put_manifest(
-                account,
+                dst_account,
                 dst_container,
                 dst_name,
                 kind=source.kind,
@@ -727,18 +741,22 @@ class ObjectStore:
                 content_type=ctype,
                 meta=new_meta,
             )
-        writer = self.writer(account, dst_container, dst_name, content_type=ctype, meta=new_meta)
+        writer = self.writer(dst_account, dst_container, dst_name, content_type=ctype, meta=new_meta)
         try:
-            with self.open(account, container, name) as reader:
-                pos = 0
+            with self.open(account, container, name, check=check) as reader:
+                lo, hi = (0, reader.size) if byte_range is None else (byte_range[0], sum(byte_range))
+                pos = lo
                 for offset, length in reader.extents():
-                    if offset > pos:
-                        writer.skip(offset - pos)
-                    for chunk in reader.iter_range(offset, length):
+                    start, end = max(offset, lo), min(offset + length, hi)
+                    if start >= end:
+                        continue
+                    if start > pos:
+                        writer.skip(start - pos)
+                    for chunk in reader.iter_range(start, end - start):
                         writer.write(chunk)
-                    pos = offset + length
-                if reader.size > pos:
-                    writer.skip(reader.size - pos)
+                    pos = end
+                if hi > pos:
+                    writer.skip(hi - pos)
             return writer.commit()
         except BaseException:
             writer.abort()
@@ -1178,9 +1196,19 @@ class ObjectReader:
 # --- listings -----------------------------------------------------------------------------------
 
 
-def _after(prefix: str) -> str:
-    """The smallest string greater than every string that starts with ``prefix``."""
-    return prefix[:-1] + chr(ord(prefix[-1]) + 1)
+def _after(prefix: str) -> str | None:
+    """The smallest string greater than every string that starts with ``prefix`` (None: there is none).
+
+    U+10FFFF cannot be incremented (the one before it is, instead), and U+D7FF steps over the surrogates.
+    """
+    while prefix and prefix[-1] == "\U0010ffff":
+        prefix = prefix[:-1]
+    if not prefix:
+        return None
+    code = ord(prefix[-1]) + 1
+    if 0xD800 <= code <= 0xDFFF:
+        code = 0xE000
+    return prefix[:-1] + chr(code)
 
 
 def _listing(
@@ -1216,7 +1244,7 @@ def _listing(
         if lower is None or lower[0] < prefix:
             lower = (prefix, True)
         bound = _after(prefix)
-        if upper is None or upper[0] > bound:
+        if bound is not None and (upper is None or upper[0] > bound):
             upper = (bound, False)
     while len(out) < limit:
         where = []
@@ -1237,19 +1265,15 @@ def _listing(
                 continue
             if delimiter and delimiter in rest and not (path and rest.index(delimiter) + len(delimiter) == len(rest)):
                 sub = prefix + rest[: rest.index(delimiter) + len(delimiter)]
-                if path:  # deeper names are skipped, the directory marker itself is listed
-                    if reverse:
-                        upper = (sub, True)
-                    else:
-                        lower = (_after(sub), True)
-                    rolled = True
-                    break
-                if not (marker and (sub >= marker if reverse else sub <= marker)):
-                    out.append(Subdir(sub))
+                if not path and not (marker and (sub >= marker if reverse else sub <= marker)):
+                    out.append(Subdir(sub))  # with path, deeper names are skipped and no subdir is listed
                 if reverse:
-                    upper = (sub, False)
+                    upper = (sub, path)
                 else:
-                    lower = (_after(sub), True)
+                    following = _after(sub)
+                    if following is None:  # nothing can sort after this subdir
+                        return out[:limit]
+                    lower = (following, True)
                 rolled = True
                 break
             out.append(entry)

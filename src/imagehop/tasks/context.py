@@ -21,7 +21,7 @@ class TaskContext:
 
     @classmethod
     def for_region(cls, region: Region) -> TaskContext:
-        images = ImageService(region.engine, ImageData(region))
+        images = ImageService(region.engine, ImageData(region), region.images)
         return cls(region, images.data.objects, images, region.tasks)
 
 

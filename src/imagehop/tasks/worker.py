@@ -23,6 +23,7 @@ from typing import Any
 
 from imagehop import leases
 from imagehop.compute.service import ComputeService
+from imagehop.images import recovery
 from imagehop.images.imports import Importer, ImportFailed
 from imagehop.images.service import now
 from imagehop.region import Region
@@ -157,7 +158,8 @@ class TaskWorker:
             status, message = "failure", exc.message
         except Exception as exc:  # a bug or an I/O error: the task fails with a readable message
             log.exception("task %s (%s) failed", task["id"], task["type"])
-            status, message = "failure", f"Error: {exc.__class__.__name__}: {exc}"
+            # Its text may name internal accounts, paths or hosts: the owner gets the kind only.
+            status, message = "failure", f"Error: {exc.__class__.__name__} inside the service; see the service log."
         finally:
             with self._lock:
                 self._running.pop(task["id"], None)
@@ -201,7 +203,12 @@ class TaskWorker:
         return True
 
     def recover(self) -> None:
-        """Resume or fail the tasks a gone worker left ``processing``."""
+        """Resume or fail the tasks a gone worker left ``processing``; put back to ``queued`` the
+        images whose upload or stage a gone process left unfinished."""
+        try:
+            recovery.sweep(self.engine, self.ctx.images.data)
+        except Exception:
+            log.exception("sweeping interrupted uploads of region %s", self.region.name)
         moment = now()
         with self.engine.begin() as conn:
             found = store.orphans(conn, self.worker_id)

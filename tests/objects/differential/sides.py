@@ -60,7 +60,7 @@ class Side:
         path: str = "",
         *,
         who: str = "owner",
-        headers: dict[str, str] | None = None,
+        headers: dict[str, str | bytes] | None = None,
         body: bytes | str | Iterable[bytes] | None = None,
         account: str = "A",
         params: dict[str, str] | None = None,
@@ -71,7 +71,7 @@ class Side:
         if who != "anon" and "X-Auth-Token" not in sent:
             sent["X-Auth-Token"] = self.tokens[who]
         for key, value in list(sent.items()):
-            sent[key] = self.fill(value)
+            sent[key] = self.fill(value) if isinstance(value, str) else value  # bytes: sent as they are (UTF-8)
         content = self.fill(body) if isinstance(body, str) else body
         target = httpx.URL(url) if params is None else httpx.URL(url, params=params)
         request = self.client.build_request(method, target, headers=sent, content=content)
