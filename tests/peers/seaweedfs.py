@@ -95,8 +95,10 @@ class SeaweedFS:
         args = [
             str(weed), "server", f"-dir={work / 'data'}", "-ip=127.0.0.1", "-ip.bind=127.0.0.1",
             f"-master.port={master}", f"-volume.port={volume}", f"-filer.port={filer}", "-master.telemetry=false",
-            "-s3", f"-s3.port={s3}", f"-s3.config={config}", "-volume.max=0", "-master.volumeSizeLimitMB=1024",
-            # 4.48 also opens Iceberg and Lance catalogs on fixed ports (8181, 9101): off, so several run at once
+            "-s3", f"-s3.port={s3}", f"-s3.config={config}", "-volume.max=1000", "-master.volumeSizeLimitMB=256",
+            # Every bucket is a collection that grows its own volumes: room for many (volume.max=0 counted
+            # slots from free disk and ran out: "No writable volumes"). 4.48 also opens Iceberg and Lance
+            # catalogs on fixed ports (8181, 9101): off, so several SeaweedFS run at once.
             "-s3.port.iceberg=0", "-s3.port.lance=0",
         ]  # fmt: skip
         with open(log, "ab") as out:
