@@ -18,6 +18,7 @@ from bench.formats import bench_formats
 from bench.harness import BIN, Section, machine, median, start_cloud
 from bench.job import bench_job
 from bench.listing import bench_listing
+from bench.objects import bench_objects
 from bench.scaleout import bench_blob_stores, bench_listing_processes
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -68,6 +69,8 @@ def main() -> None:
         finally:
             cloud.stop()
         sections.append(bench_listing(work, (1000, 2000) if args.quick else (10_000, 100_000)))
+        # Object PUT/GET and the swift CLI, imagehop beside a real Swift 2.38 (PERFORMANCE.md's upload row).
+        sections.append(bench_objects(work, 64 if args.quick else 2048, runs, 100 if args.quick else 500))
         sections.append(bench_abuse(work, tokens=200 if args.quick else 1000))
         sections += bench_blob_stores(work, 64 if args.quick else 1024, random_mib, zero_mib, runs)
         sections.append(bench_listing_processes(work, 2000 if args.quick else 100_000))

@@ -95,6 +95,11 @@ def _cli(env: dict[str, str], path: Path, work: Path, segment_mib: int) -> tuple
     return up, down
 
 
+def _segment_mib(size_mib: int) -> int:
+    """PERFORMANCE.md's 256 MiB segments, smaller for small test files (four segments at least)."""
+    return max(1, min(256, size_mib // 4))
+
+
 def _side(
     name: str, url: str, token: Callable[[], str], env: dict[str, str], path: Path, work: Path, runs: int, small: int
 ) -> dict[str, float]:
@@ -104,7 +109,7 @@ def _side(
         put, get = _put_get(url, token(), path)
         puts.append(size_mb / put)
         gets.append(size_mb / get)
-        up, down = _cli(env, path, work, max(1, path.stat().st_size // MiB // 4))
+        up, down = _cli(env, path, work, _segment_mib(path.stat().st_size // MiB))
         ups.append(size_mb / up)
         downs.append(size_mb / down)
         sp, sg = _small(url, token(), small)
@@ -156,7 +161,7 @@ def bench_objects(work: Path, size_mib: int, runs: int, small: int, with_swift: 
     rows = [
         ("PUT, one streamed request (MB/s)", "put"),
         ("GET, one request (MB/s)", "get"),
-        (f"`swift upload --use-slo --segment-size {max(1, size_mib // 4)}M` (MB/s)", "cli_up"),
+        (f"`swift upload --use-slo --segment-size {_segment_mib(size_mib)}M` (MB/s)", "cli_up"),
         ("`swift download` (MB/s)", "cli_down"),
         (f"{small} PUTs of 4 KiB, one connection (requests/s)", "small_put"),
         (f"{small} GETs of 4 KiB, one connection (requests/s)", "small_get"),

@@ -576,7 +576,7 @@ FORMATS = ["table", "json", "yaml", "value"]
 @main.command()
 @click.argument("image", required=False)
 @click.option(
-    "--from", "from_region", help="Source region, e.g. ORD [default: the cloud's region_name / $OS_REGION_NAME]."
+    "--from", "from_region", help="Source region, e.g. ORD [default: $OS_REGION_NAME, else the cloud's region_name]."
 )
 @click.option("--to", "to_region", help="Target region, e.g. IAD [default: the target cloud's region].")
 @click.option("--from-cloud", "--os-cloud", "from_cloud", help="Source cloud in clouds.yaml [default: $OS_CLOUD].")

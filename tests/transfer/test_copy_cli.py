@@ -149,3 +149,25 @@ def test_a_pull_names_its_task_and_the_bytes_it_moved(sqlite_cloud: Cloud, tmp_p
     assert lines["pull task"] == task_lines[-1].split()[2]
     assert lines["bytes moved"] == f"{64 * MiB:,}"
     assert lines["method"] == "glance-download"
+
+
+def test_v2_password_and_rackspace_api_key_clouds(sqlite_cloud: Cloud, tmp_path: Path) -> None:
+    """Keystone v2.0 clouds as Rackspace users have them: a password, and an API key
+    (``auth_type: rackspace_apikey``)."""
+    demo = sqlite_cloud.credentials()["demo"]
+    v2 = f"{sqlite_cloud.identity_url}/v2.0"
+    clouds = yaml.safe_load(sqlite_cloud.clouds_yaml.read_text())["clouds"]
+    clouds["v2"] = {"auth_type": "v2password", "identity_api_version": 2, "region_name": "ORD",
+                    "auth": {"auth_url": v2, "username": "demo", "password": demo["password"],
+                             "tenant_id": demo["tenant_id"]}}  # fmt: skip
+    clouds["rax"] = {"auth_type": "rackspace_apikey", "identity_api_version": 2, "region_name": "IAD",
+                     "auth": {"auth_url": v2, "username": "demo", "api_key": demo["api_key"]}}  # fmt: skip
+    path = tmp_path / "clouds.yaml"
+    path.write_text(yaml.safe_dump({"clouds": clouds}))
+    env = {**sqlite_cloud.env(), "OS_CLIENT_CONFIG_FILE": str(path)}
+    source = create_image(sqlite_cloud, "ORD", "rackspace-user", disk_bytes(MiB, seed=24))
+    result = run_copy(env, source["id"], "--from-cloud", "v2", "--to-cloud", "rax", "-f", "json", state=tmp_path / "j")
+    assert result.returncode == 0, result.stderr + result.stdout
+    report = json.loads(result.stdout)
+    assert report["source_region"] == "v2/ORD" and report["target_region"] == "rax/IAD"
+    assert report["method"] == "glance-download" and report["verified_by"].startswith("content digest")

@@ -312,3 +312,19 @@ def test_clouds_by_project_id_other_domain_and_application_credential(pair: Pair
     assert back["source_region"] == "acme/ORD" and back["target_region"] == "acme-app/IAD"
     assert back["method"] == "glance-download"
     assert pair.get_real("IAD", back["target_image"], user)["os_hash_value"] == sha512(data)
+
+
+def test_a_batch_from_real_glance_and_its_rerun(pair: Pair, tmp_path: Path) -> None:
+    marker = f"batch-{int(time.time() * 1000)}"
+    sources = [pair.real_image("ORD", f"{marker}-{i}", disk_bytes(MiB, seed=30 + i), batch=marker) for i in range(2)]
+    args = ("--all-with", f"batch={marker}", "--from-cloud", "real", "--from", "ORD", "--to-cloud", "imagehop",
+            "--to", "IAD")  # fmt: skip
+    first = pair.copy(*args, state=tmp_path / "j.db")
+    assert first["copied"] == 2 and first["failed"] == []
+    assert {r["method"] for r in first["images"]} == {"stream"}
+    for source in sources:
+        found = pair.imagehop_images("IAD", batch=marker, name=source["name"])
+        assert [i["os_hash_value"] for i in found] == [source["os_hash_value"]]
+    again = pair.copy(*args, state=tmp_path / "j.db")
+    assert [r["already_done"] for r in again["images"]] == [True, True]
+    assert len(pair.imagehop_images("IAD", batch=marker)) == 2

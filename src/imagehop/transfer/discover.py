@@ -88,7 +88,8 @@ def discover(side: Any) -> Capabilities:
         caps.tasks_api = False
     caps.object_store = cloud.has("object-store", side.region)
     if caps.object_store and side.swift is not None:
-        caps.tempurl = "tempurl" in side.swift.info() or not side.swift.info()
+        info = side.swift.info()
+        caps.tempurl = "tempurl" in info or not info  # a cloud that publishes no /info may still have it
     for entry in cloud.catalog():
         if entry.get("type") != "image":
             continue

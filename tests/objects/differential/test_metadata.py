@@ -85,6 +85,10 @@ def test_metadata_limits_across_posts(sides: Sides) -> None:
             {"container meta": sum(k.startswith("x-container-meta-") for k in s.req("HEAD", f"/{s.c()}").headers)}
         )
         out.append(s.obs(s.req("HEAD", f"/{s.c()}"), body="status"))
+        # Leave the shared account as it was: the cases after this one set account metadata too.
+        for round_ in range(4):
+            names = {f"X-Remove-Account-Meta-{s.c()}-R{round_}-{i}": "x" for i in range(30)}
+            s.req("POST", "", headers=names).raise_for_status()
         return out
 
     sides.compare(case)
@@ -92,7 +96,9 @@ def test_metadata_limits_across_posts(sides: Sides) -> None:
 
 # A prefix ending in U+10FFFF or U+D7FF: Swift 2.38's container server fails (503); imagehop lists what matches
 # (tests/objects/test_hostile_inputs.py). Compared here: the other parameters with those values.
-@pytest.mark.parametrize("prefix", ["\U0010ffff", "\U0010ffffa", "\ud7ff", "a\x00b"])
+# (NUL in prefix/marker/end_marker/delimiter: Swift 2.38 answers 200; imagehop answers 400, since PostgreSQL
+# cannot compare text holding NUL; see docs/api-coverage.md.)
+@pytest.mark.parametrize("prefix", ["\U0010ffff", "\U0010ffffa", "\ud7ff"])
 def test_odd_listing_prefixes(sides: Sides, prefix: str) -> None:
     def case(s: Side) -> list:
         s.req("PUT", f"/{s.c()}").raise_for_status()
