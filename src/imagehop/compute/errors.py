@@ -38,7 +38,3 @@ class Conflict(ComputeError):
 
 class OverLimit(ComputeError):
     status, kind = 413, "overLimit"
-
-
-class NotImplementedHere(ComputeError):
-    status, kind = 501, "notImplemented"  # Nova's key for 501s

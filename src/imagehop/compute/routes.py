@@ -26,7 +26,6 @@ from imagehop.compute.errors import (
     Forbidden,
     MethodNotAllowed,
     NotFound,
-    NotImplementedHere,
     OverLimit,
 )
 from imagehop.compute.images_port import ImageError
@@ -201,7 +200,7 @@ def compute_routes(region: Region) -> list[BaseRoute]:
             raise BadRequest("Malformed request body: an action body is an object with exactly one action.")
         ((action, args),) = body.items()
         if action in NOVA_ACTIONS:
-            raise NotImplementedHere(
+            raise BadRequest(
                 f"The server action {action} is not implemented in imagehop: its servers run no guest, so only "
                 "createImage is offered."
             )
@@ -292,14 +291,14 @@ def compute_routes(region: Region) -> list[BaseRoute]:
         return JSONResponse({"availabilityZoneInfo": [zone]})
 
     async def keypairs(ctx: Ctx) -> Response:
-        raise NotImplementedHere(
+        raise NotFound(
             "Keypairs are not implemented in imagehop: its servers run no guest, so there is nothing to log in "
             "to. Boot without --key-name."
         )
 
     async def not_found(ctx: Ctx) -> Response:
         path = ctx.request.url.path
-        raise NotImplementedHere(
+        raise NotFound(
             f"{ctx.request.method} {path} is not implemented in imagehop. Its compute API offers servers (boot, "
             "list, show, rename, delete, metadata, createImage), flavors, images, limits and availability zones "
             "(see docs/api-coverage.md)."
@@ -345,7 +344,7 @@ def compute_routes(region: Region) -> list[BaseRoute]:
 
 # --- limits ---------------------------------------------------------------------------------------
 
-# Server actions Nova offers and imagehop does not (a 501 instead of Nova's 400 for an unknown action).
+# Server actions Nova offers and imagehop does not: Nova's 400 for an unknown action, saying so.
 NOVA_ACTIONS = frozenset({
     "reboot", "resize", "confirmResize", "revertResize", "rebuild", "changePassword", "os-start", "os-stop",
     "pause", "unpause", "suspend", "resume", "lock", "unlock", "shelve", "shelveOffload", "unshelve", "rescue",

@@ -4,7 +4,7 @@ Regions, services, endpoints, projects, domains, users and roles, in Keystone's 
 Keystone's default policy (checked against a real Keystone 30): anyone lists the regions and sees
 their own user, projects and domain; listing endpoints, services, every project, domain, user or
 role needs the admin role, and anyone else gets Keystone's 403. Nothing here changes: a write
-answers 501, because imagehop manages users and tenants with ``imagehop user``.
+answers 405 (``Allow: GET, HEAD``) saying that imagehop manages users and tenants with ``imagehop user``.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from imagehop.identity.service import Forbidden, IdentityService, NotFound, NotImplementedHere, Token
+from imagehop.identity.service import Forbidden, IdentityService, NotFound, ReadOnly, Token
 from imagehop.identity.store import Project, User
 
 DOMAIN = {"id": "default", "name": "Default", "description": "The default domain", "enabled": True}
@@ -51,7 +51,7 @@ def directory_routes() -> list[Route]:
 def _read_only(path: str, handler: Handler) -> Route:
     async def endpoint(request: Request) -> Response:
         if request.method not in ("GET", "HEAD"):
-            raise NotImplementedHere(
+            raise ReadOnly(
                 f"{request.method} {request.url.path} is not implemented in imagehop: its identity API changes "
                 "nothing but tokens. Manage users and tenants with `imagehop user create|list|delete`."
             )

@@ -21,6 +21,7 @@ from imagehop.identity.service import (
     IdentityError,
     IdentityService,
     NotFound,
+    ReadOnly,
     Token,
     TooLarge,
     TooManyRequests,
@@ -414,6 +415,8 @@ def _error(status: int, title: str, message: str) -> JSONResponse:
 async def _identity_error(_request: Request, exc: Exception) -> Response:
     assert isinstance(exc, IdentityError)
     response = _error(exc.status, exc.title, exc.message)
+    if isinstance(exc, ReadOnly):
+        response.headers["Allow"] = "GET, HEAD"
     if isinstance(exc, TooManyRequests):
         response.headers["Retry-After"] = str(exc.retry_after)
     return response
@@ -427,7 +430,7 @@ async def _not_found(request: Request, _exc: Exception) -> Response:
             "and read-only regions, services, endpoints, projects, domains, users and roles; manage users with "
             "`imagehop user` (see docs/api-coverage.md)."
         )
-        return _error(501, "Not Implemented", message)
+        return _error(404, "Not Found", message)
     return _error(404, "Not Found", f"The resource {path} could not be found.")
 
 

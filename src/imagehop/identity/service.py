@@ -45,10 +45,10 @@ class NotFound(IdentityError):
     status, title = 404, "Not Found"
 
 
-class NotImplementedHere(IdentityError):
-    """A call of Keystone's API that imagehop does not offer (the message says what to use instead)."""
+class ReadOnly(IdentityError):
+    """A write to a resource imagehop only lists (``Allow: GET, HEAD``); the message says what to use instead."""
 
-    status, title = 501, "Not Implemented"
+    status, title = 405, "Method Not Allowed"
 
 
 class Conflict(IdentityError):
