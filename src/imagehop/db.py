@@ -88,7 +88,8 @@ tokens = sa.Table(
 # --- region: images ------------------------------------------------------------------------------
 # Glance v2 image records. Extra properties live in their own table, indexed on (name, value
 # prefix, image_id), so `GET /v2/images?<key>=<value>` is an index lookup whatever the image count;
-# listings page by keyset on (sort key, id), so a page costs the same at any depth.
+# listings page by keyset on (sort key, id), so a page costs the same at any depth, and walk one
+# index per kind of visibility (images/filters.py explains the plan).
 
 PROPERTY_PREFIX = 200  # characters of a property value covered by the lookup index
 
@@ -117,9 +118,15 @@ images = sa.Table(
     sa.Column("data_key", sa.String(255), nullable=True),
     sa.Index("ix_images_created", "created_at", "id"),
     sa.Index("ix_images_updated", "updated_at", "id"),
-    sa.Index("ix_images_name", "name", "id"),
+    # Lists walk these in the page's order (images/filters.py); name is NULLS FIRST on PostgreSQL.
+    sa.Index("ix_images_name", "name", "created_at", "id"),
     sa.Index("ix_images_owner", "owner", "created_at", "id"),
     sa.Index("ix_images_visibility", "visibility", "created_at", "id"),
+    sa.Index("ix_images_owner_visibility", "owner", "visibility", "created_at", "id"),
+    sa.Index("ix_images_owner_name", "owner", "name", "created_at", "id"),
+    sa.Index("ix_images_visibility_name", "visibility", "name", "created_at", "id"),
+    sa.Index("ix_images_owner_updated", "owner", "updated_at", "created_at", "id"),
+    sa.Index("ix_images_visibility_updated", "visibility", "updated_at", "created_at", "id"),
 )
 
 image_properties = sa.Table(

@@ -4,6 +4,16 @@ Every rule of Glance's list API is here: exact and ``in:``/``eq:`` filters on ba
 ``size_min``/``size_max``, ``gt:``… on timestamps, repeated ``tag``, ``visibility``,
 ``member_status``, ``os_hidden``, ``protected``, extra-property filters, sorting, ``limit`` and
 ``marker``. Pages are fetched by keyset on (sort keys…, id), so a page costs the same at any depth.
+
+The query plan keeps the cost of a page independent of the number of images in the region:
+
+- a property or tag filter that matches few images (at most ``DRIVE_LIMIT``) drives the query: its
+  index on ``(name, value, image_id)`` yields the candidates, each is fetched by primary key and
+  checked, and only those are sorted;
+- otherwise what the caller may see is a UNION of index walks, one per kind of visibility (owner,
+  public, community: ``(owner | visibility, created_at, id)``; shared with the caller: its member
+  index), each walked in the page's order and stopped after ``limit`` rows; the remaining filters
+  are checked on the rows walked (a property or tag by a primary-key probe).
 """
 
 from __future__ import annotations
@@ -21,6 +31,7 @@ from imagehop.images import store
 from imagehop.images.errors import BadRequest
 
 DEFAULT_LIMIT = 25
+DRIVE_LIMIT = 1000  # a lookup matching at most this many images drives the query (see above)
 MAX_LIMIT = 1000
 SORT_KEYS = ("name", "status", "container_format", "disk_format", "size", "id", "created_at", "updated_at")
 NULLABLE_SORT_KEYS = frozenset({"name", "container_format", "disk_format", "size"})
@@ -49,6 +60,26 @@ class ListQuery:
     member_status: str = "accepted"
     os_hidden: bool | None = False
     conditions: list[sa.ColumnElement[bool]] = field(default_factory=list)
+    lookups: list[Lookup] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Lookup:
+    """A property or tag filter, in its two forms: the ids it matches (an index walk that can drive
+    the query), and a condition on ``images.id`` (a primary-key probe per row walked)."""
+
+    ids: sa.Select
+    exists: sa.ColumnElement[bool]
+
+
+@dataclass(frozen=True)
+class Branch:
+    """One kind of visibility the caller may list: conditions on ``images`` and, for images shared
+    with the caller, the member statuses to walk (``members`` is False for the other kinds)."""
+
+    conditions: tuple[sa.ColumnElement[bool], ...]
+    members: bool = False
+    statuses: tuple[str, ...] | None = None
 
 
 def parse_bool(name: str, value: str) -> bool:
@@ -165,9 +196,9 @@ def parse(params: list[tuple[str, str]]) -> ListQuery:
             query.conditions.append(column == (_integer(name, value) if name in INTEGER_COLUMNS else value))
         else:
             # Any other key is an exact match on an extra property (?com.mycompany.image-of=db-slave-3).
-            query.conditions.append(store.property_match(name, value))
-    for tag in tags:
-        query.conditions.append(store.tag_match(tag))
+            query.lookups.append(Lookup(store.property_ids(name, value), store.property_exists(name, value)))
+    for tag in dict.fromkeys(tags):
+        query.lookups.append(Lookup(store.tag_ids(tag), store.tag_exists(tag)))
     query.sort = _sorting(sort_keys, sort_dirs, sort_param)
     return query
 
@@ -229,48 +260,86 @@ def _sorting(keys: list[str], dirs: list[str], sort: str | None) -> list[tuple[s
     return pairs
 
 
-def visible_to(caller: Caller, query: ListQuery) -> list[sa.ColumnElement[bool]]:
-    """What a caller may list, per ``visibility`` and ``member_status``."""
-    statuses = None if query.member_status == "all" else [query.member_status]
-    vis = images.c.visibility
-    conditions: list[sa.ColumnElement[bool]] = []
-    if query.visibility not in (None, "all"):
-        conditions.append(vis == query.visibility)
+def branches(caller: Caller, query: ListQuery) -> list[Branch]:
+    """What a caller may list, per ``visibility`` and ``member_status``: one branch per index walk."""
+    vis, owner = images.c.visibility, images.c.owner
     if caller.is_admin:
         if query.visibility is None:
-            conditions.append(sa.or_(vis != "community", images.c.owner == caller.tenant_id))
-        return conditions
-    own = images.c.owner == caller.tenant_id
-    shared = sa.and_(vis == "shared", store.member_of(caller.tenant_id, statuses))
+            return [Branch((sa.or_(vis != "community", owner == caller.tenant_id),))]
+        return [Branch(() if query.visibility == "all" else (vis == query.visibility,))]
+    statuses = None if query.member_status == "all" else (query.member_status,)
+    own = owner == caller.tenant_id
+    shared = Branch((store.shared_visibility(),), members=True, statuses=statuses)
     if query.visibility is None:
-        conditions.append(sa.or_(own, vis == "public", shared))
-    elif query.visibility == "all":
-        conditions.append(sa.or_(own, vis.in_(["public", "community"]), shared))
-    elif query.visibility == "private":
-        conditions.append(own)
-    elif query.visibility == "shared":
-        conditions.append(sa.or_(own, shared))
-    return conditions
+        return [Branch((own,)), Branch((vis == "public",)), shared]
+    if query.visibility == "all":
+        return [Branch((own,)), Branch((vis == "public",)), Branch((vis == "community",)), shared]
+    if query.visibility in ("public", "community"):
+        return [Branch((vis == query.visibility,))]
+    if query.visibility == "private":
+        return [Branch((own, vis == "private"))]
+    return [Branch((own, vis == "shared")), shared]  # visibility=shared
 
 
-def select(caller: Caller, query: ListQuery, marker: dict[str, Any] | None) -> sa.Select:
-    conditions = [*query.conditions, *visible_to(caller, query)]
-    if query.os_hidden is not None:
-        conditions.append(images.c.os_hidden == query.os_hidden)
-    if marker is not None:
-        conditions.append(after(query.sort, marker))
+def as_condition(caller: Caller, branch: Branch) -> sa.ColumnElement[bool]:
+    """A branch as a condition on one ``images`` row (for a query driven by a lookup)."""
+    conditions = list(branch.conditions)
+    if branch.members:
+        statuses = None if branch.statuses is None else list(branch.statuses)
+        conditions.append(store.member_exists(caller.tenant_id, statuses))
+    return sa.and_(*conditions)
+
+
+def ordering(sort: list[tuple[str, str]], columns: sa.ColumnCollection) -> list[sa.ColumnElement[Any]]:
     order = []
-    for key, direction in query.sort:
-        column = images.c[key]
+    for key, direction in sort:
+        column = columns[key]
         term = column.asc() if direction == "asc" else column.desc()
         if key in NULLABLE_SORT_KEYS:  # the same null order on SQLite and PostgreSQL
             term = term.nulls_first() if direction == "asc" else term.nulls_last()
         order.append(term)
-    return sa.select(images).where(*conditions).order_by(*order).limit(query.limit)
+    return order
+
+
+def select(caller: Caller, query: ListQuery, marker: dict[str, Any] | None, driver: Lookup | None = None) -> sa.Select:
+    """The page's query. ``driver``, one of ``query.lookups``, is walked first (see the module's doc)."""
+    common = list(query.conditions)
+    common += [lookup.exists for lookup in query.lookups if lookup is not driver]
+    if query.os_hidden is not None:
+        common.append(images.c.os_hidden == query.os_hidden)
+    if marker is not None:
+        common.append(after(query.sort, marker))
+    order = ordering(query.sort, images.c)
+    kinds = branches(caller, query)
+    if driver is not None:
+        matched = driver.ids.subquery("matched")
+        visible = [as_condition(caller, b) for b in kinds]
+        return (
+            sa.select(images)
+            .select_from(matched.join(images, images.c.id == matched.c.image_id))
+            .where(*common, sa.or_(*visible) if len(visible) > 1 else visible[0])
+            .order_by(*order)
+            .limit(query.limit)
+        )
+    walks = []
+    for branch in kinds:
+        source: sa.FromClause = images
+        where = [*common, *branch.conditions]
+        if branch.members:
+            source, on_members = store.shared_with(caller.tenant_id, branch.statuses and list(branch.statuses))
+            where += on_members
+        walks.append(sa.select(images).select_from(source).where(*where).order_by(*order).limit(query.limit))
+    if len(walks) == 1:
+        return walks[0]
+    union = sa.union(*[sa.select(walk.subquery()) for walk in walks]).subquery("visible")
+    return sa.select(union).order_by(*ordering(query.sort, union.c)).limit(query.limit)
 
 
 def after(sort: list[tuple[str, str]], marker: dict[str, Any]) -> sa.ColumnElement[bool]:
-    """Rows strictly after ``marker`` in the order ``sort`` (nulls first ascending, last descending)."""
+    """Rows strictly after ``marker`` in the order ``sort`` (nulls first ascending, last descending).
+
+    The first key's bound is also stated alone, as a range both databases start an index walk at.
+    """
     alternatives = []
     equal_so_far: list[sa.ColumnElement[bool]] = []
     for key, direction in sort:
@@ -286,4 +355,8 @@ def after(sort: list[tuple[str, str]], marker: dict[str, Any]) -> sa.ColumnEleme
             same = column == value
         alternatives.append(sa.and_(*equal_so_far, beyond))
         equal_so_far.append(same)
-    return sa.or_(*alternatives)
+    key, direction = sort[0]
+    first, value = images.c[key], marker[key]
+    if value is None or (key in NULLABLE_SORT_KEYS and direction == "desc"):
+        return sa.or_(*alternatives)
+    return sa.and_(first >= value if direction == "asc" else first <= value, sa.or_(*alternatives))

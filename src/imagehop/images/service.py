@@ -175,7 +175,8 @@ class ImageService:
                     raise BadRequest(f"Invalid marker. Image {query.marker} could not be found.")
             if query.limit == 0:
                 return [], False
-            rows = [dict(r) for r in conn.execute(filters.select(caller, query, marker)).mappings()]
+            page = filters.select(caller, query, marker, driver(conn, query))
+            rows = [dict(r) for r in conn.execute(page).mappings()]
             return store.complete(conn, rows), len(rows) == query.limit
 
     def update(self, caller: Caller, image_id: str, changes: list[Change]) -> Record:
@@ -383,6 +384,16 @@ class ImageService:
 
 
 # --- the rules, as plain functions ---------------------------------------------------------------
+
+
+def driver(conn: Any, query: filters.ListQuery) -> filters.Lookup | None:
+    """The property or tag filter matching the fewest images, if it matches few enough to drive the query."""
+    best: tuple[int, filters.Lookup] | None = None
+    for lookup in query.lookups:
+        count = store.count_upto(conn, lookup.ids, filters.DRIVE_LIMIT + 1)
+        if best is None or count < best[0]:
+            best = (count, lookup)
+    return best[1] if best is not None and best[0] <= filters.DRIVE_LIMIT else None
 
 
 def can_see(conn: Any, caller: Caller, image: Record) -> bool:

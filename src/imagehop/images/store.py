@@ -69,25 +69,30 @@ def get(conn: Connection, image_id: str, *, for_update: bool = False) -> Record 
     return complete(conn, [dict(row)])[0]
 
 
+_IDS = sa.bindparam("ids", expanding=True)
+# Built once: a list page runs them on every request, and a prebuilt statement skips SQLAlchemy's
+# construction and cache-key work (most of the page's cost at this size).
+_PROPERTIES_OF = sa.select(image_properties.c.image_id, image_properties.c.name, image_properties.c.value).where(
+    image_properties.c.image_id.in_(_IDS)
+)
+_TAGS_OF = (
+    sa.select(image_tags.c.image_id, image_tags.c.value)
+    .where(image_tags.c.image_id.in_(_IDS))
+    .order_by(image_tags.c.image_id, image_tags.c.value)
+)
+
+
 def complete(conn: Connection, rows: list[Record]) -> list[Record]:
     """Attach properties and tags to image rows, two queries for the whole page."""
-    ids = [r["id"] for r in rows]
     by_id = {r["id"]: r for r in rows}
     for r in rows:
         r["properties"], r["tags"] = {}, []
-    if not ids:
+    if not by_id:
         return rows
-    for image_id, name, value in conn.execute(
-        sa.select(image_properties.c.image_id, image_properties.c.name, image_properties.c.value).where(
-            image_properties.c.image_id.in_(ids)
-        )
-    ):
+    ids = list(by_id)
+    for image_id, name, value in conn.execute(_PROPERTIES_OF, {"ids": ids}):
         by_id[image_id]["properties"][name] = value
-    for image_id, value in conn.execute(
-        sa.select(image_tags.c.image_id, image_tags.c.value)
-        .where(image_tags.c.image_id.in_(ids))
-        .order_by(image_tags.c.image_id, image_tags.c.value)
-    ):
+    for image_id, value in conn.execute(_TAGS_OF, {"ids": ids}):
         by_id[image_id]["tags"].append(value)
     return rows
 
@@ -148,29 +153,63 @@ def delete(conn: Connection, image_id: str, owner: str | None, moment: datetime)
     conn.execute(images.delete().where(images.c.id == image_id))
 
 
-def property_match(name: str, value: str) -> sa.ColumnElement[bool]:
-    """``images.id`` is one of the images whose property ``name`` is exactly ``value`` (index lookup)."""
-    ids = sa.select(image_properties.c.image_id).where(
+def property_ids(name: str, value: str) -> sa.Select:
+    """Ids of the images whose property ``name`` is exactly ``value``: a walk of the lookup index."""
+    return sa.select(image_properties.c.image_id).where(
         image_properties.c.name == name,
         image_properties.c.value_key == value[:PROPERTY_PREFIX],
         image_properties.c.value == value,
     )
-    return images.c.id.in_(ids)
 
 
-def tag_match(tag: str) -> sa.ColumnElement[bool]:
-    return images.c.id.in_(sa.select(image_tags.c.image_id).where(image_tags.c.value == tag))
+def property_exists(name: str, value: str) -> sa.ColumnElement[bool]:
+    """``images.id`` has property ``name`` equal to ``value``: one primary-key probe per image."""
+    return sa.exists().where(
+        image_properties.c.image_id == images.c.id,
+        image_properties.c.name == name,
+        image_properties.c.value == value,
+    )
+
+
+def tag_ids(tag: str) -> sa.Select:
+    return sa.select(image_tags.c.image_id).where(image_tags.c.value == tag)
+
+
+def tag_exists(tag: str) -> sa.ColumnElement[bool]:
+    return sa.exists().where(image_tags.c.image_id == images.c.id, image_tags.c.value == tag)
+
+
+def count_upto(conn: Connection, ids: sa.Select, cap: int) -> int:
+    """How many rows ``ids`` yields, counting no further than ``cap`` (so it costs at most ``cap``)."""
+    return conn.execute(sa.select(sa.func.count()).select_from(ids.limit(cap).subquery())).scalar_one()
 
 
 # --- members ---------------------------------------------------------------------------------------
 
 
-def member_of(tenant_id: str, statuses: list[str] | None) -> sa.ColumnElement[bool]:
+def member_exists(tenant_id: str, statuses: list[str] | None) -> sa.ColumnElement[bool]:
     """``images.id`` is shared with ``tenant_id`` (with a member status among ``statuses``, if given)."""
-    query = sa.select(image_members.c.image_id).where(image_members.c.member_id == tenant_id)
+    query = sa.exists().where(image_members.c.image_id == images.c.id, image_members.c.member_id == tenant_id)
     if statuses is not None:
         query = query.where(image_members.c.status.in_(statuses))
-    return images.c.id.in_(query)
+    return query
+
+
+def shared_visibility() -> sa.ColumnElement[bool]:
+    """``visibility = 'shared'`` in a form no index serves (the column is never null)."""
+    return sa.func.coalesce(images.c.visibility, "") == "shared"
+
+
+def shared_with(tenant_id: str, statuses: list[str] | None) -> tuple[sa.FromClause, list[sa.ColumnElement[bool]]]:
+    """Images joined from the memberships of ``tenant_id``: a walk of that tenant's member index.
+
+    The caller's conditions on ``images.visibility`` must not be an index term here, or the
+    database would rather walk every shared image in order: see :func:`shared_visibility`.
+    """
+    conditions = [image_members.c.member_id == tenant_id]
+    if statuses is not None:
+        conditions.append(image_members.c.status.in_(statuses))
+    return image_members.join(images, images.c.id == image_members.c.image_id), conditions
 
 
 def get_member(conn: Connection, image_id: str, member_id: str) -> Record | None:
