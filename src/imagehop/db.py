@@ -159,6 +159,29 @@ image_members = sa.Table(
     sa.Index("ix_image_members_member", "member_id", "status", "image_id"),
 )
 
+# The block map of an image (DESIGN.md, "The content digest"): (index, SHA-256) of each non-zero
+# 2 MiB block of its virtual disk, stored when its bytes are (upload, import, snapshot), in the same
+# pass that computes the content digest. ``image_block_maps`` says a map exists (an image with no
+# non-zero block has a header and no rows); ``GET /v2/images/{id}/x-imagehop-blocks`` serves it.
+
+image_block_maps = sa.Table(
+    "image_block_maps",
+    region_metadata,
+    sa.Column("image_id", sa.String(36), sa.ForeignKey("images.id", ondelete="CASCADE"), primary_key=True),
+    sa.Column("block_size", sa.Integer, nullable=False),
+    sa.Column("virtual_size", sa.BigInteger, nullable=False),
+    sa.Column("content_digest", sa.String(80), nullable=False),
+    sa.Column("block_count", sa.BigInteger, nullable=False),  # non-zero blocks: the rows below
+)
+
+image_blocks = sa.Table(
+    "image_blocks",
+    region_metadata,
+    sa.Column("image_id", sa.String(36), sa.ForeignKey("images.id", ondelete="CASCADE"), primary_key=True),
+    sa.Column("block_index", sa.BigInteger, primary_key=True, autoincrement=False),
+    sa.Column("sha256", sa.LargeBinary(32), nullable=False),
+)
+
 # --- region: tasks -------------------------------------------------------------------------------
 # Every asynchronous task of the region: ``import`` / ``export`` (the v2 Tasks API, as Rackspace had
 # them) and ``api_image_import`` (interoperable import; ``image_id`` set, shown by

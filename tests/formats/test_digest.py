@@ -105,3 +105,42 @@ def test_sample_disk_digest_and_stream_digest(sample, threads):
             stream.feed(chunk)
     assert stream.finish() == (sample.digest, sample.size)
     assert list(stream.nonzero_blocks) == sample.nonzero_blocks
+
+
+@pytest.mark.parametrize("threads", [0, 2])
+def test_the_block_map_comes_from_the_same_pass(threads):
+    """(index, sha256) of each non-zero block, by hand; it gives back the digest; bad maps are refused."""
+    from imagehop.formats import BlockMap, block_map, digest_of_blocks
+
+    rng = random.Random(11)
+    size = 7 * MiB + 512
+    data = bytearray(size)
+    data[0:100] = rng.randbytes(100)
+    data[5 * MiB : 5 * MiB + 3] = b"\x07\x07\x07"
+    data[-1] = 1
+    expected = []
+    for index in range(4):
+        block = bytes(data[index * BLOCK : (index + 1) * BLOCK]).ljust(BLOCK, b"\0")
+        if any(block):
+            expected.append((index, hashlib.sha256(block).digest()))
+    assert [i for i, _ in expected] == [0, 2, 3]
+
+    made = block_map(RawDisk(BytesSource(bytes(data))), threads=threads)
+    assert list(made.items()) == expected and len(made) == 3 and made.block_count == 4
+    assert made.content_digest == content_digest(RawDisk(BytesSource(bytes(data))))
+    assert digest_of_blocks(expected, size) == made.content_digest
+    made.check()
+    assert made.block_length(3) == size - 3 * BLOCK and made.block_length(9) == 0
+
+    stream = RawStreamDigest(threads=threads)
+    stream.feed(bytes(data))
+    assert list(stream.block_map().items()) == expected
+
+    assert BlockMap.from_items(size, expected).content_digest == made.content_digest
+    assert BlockMap.from_items(size, expected).by_hash() == {sha: index for index, sha in expected}
+    with pytest.raises(ValueError):
+        BlockMap.from_items(size, [expected[1], expected[0]])  # out of order
+    with pytest.raises(ValueError):
+        BlockMap.from_items(size, [(4, expected[0][1])])  # outside a 4-block disk
+    with pytest.raises(ValueError):
+        BlockMap.from_items(size, expected[:2], made.content_digest).check()  # not the digest it claims

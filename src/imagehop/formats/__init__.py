@@ -4,7 +4,7 @@ Pure: bytes and files in, bytes out. No HTTP, no database, no external tools.
 """
 
 from .detect import FORMATS, detect_format, open_disk, open_file
-from .digest import ContentDigest, RawStreamDigest, content_digest
+from .digest import BlockMap, ContentDigest, RawStreamDigest, block_map, content_digest, digest_of_blocks
 from .disk import BLOCK_SIZE, VirtualDisk
 from .errors import DiskFormatError
 from .inspect import check_safe
@@ -25,6 +25,7 @@ from .vhd import (
 __all__ = [
     "BLOCK_SIZE",
     "FORMATS",
+    "BlockMap",
     "BytesSource",
     "ContentDigest",
     "DiskFormatError",
@@ -36,9 +37,11 @@ __all__ = [
     "VhdDisk",
     "VhdWriter",
     "VirtualDisk",
+    "block_map",
     "check_safe",
     "content_digest",
     "detect_format",
+    "digest_of_blocks",
     "dynamic_vhd_size",
     "extent_blocks",
     "file_data_extents",

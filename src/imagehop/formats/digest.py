@@ -11,6 +11,10 @@ only the virtual content and the (sector-rounded) size go in.
 Hashing the blocks is the expensive part (~1.5 GB/s per core). The per-block hashes are
 independent, so ``threads=N`` computes them on N worker threads (hashlib releases the GIL) while
 the caller goes on reading and writing; the outer hash is still fed strictly in order.
+
+The same pass yields the *block map*: (index, SHA-256) of every non-zero block, what the digest is
+made of. Stored beside an image, it lets another region compare two images block by block without
+reading them (incremental copies) and an exporter know the allocated blocks without a scan.
 """
 
 from __future__ import annotations
@@ -19,7 +23,9 @@ import hashlib
 import struct
 from array import array
 from collections import deque
+from collections.abc import Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
 
 from .disk import BLOCK_SIZE, SECTOR, ZERO_BLOCK, VirtualDisk, round_up
 
@@ -33,19 +39,93 @@ def _sha256(data: bytes) -> bytes:
     return hashlib.sha256(data).digest()
 
 
+@dataclass(frozen=True)
+class BlockMap:
+    """The (index, SHA-256) of every non-zero 2 MiB block of a disk, in index order, with the disk's
+    virtual size and content digest (which the map determines: :meth:`check` recomputes it)."""
+
+    virtual_size: int
+    content_digest: str
+    indexes: array  # array("q"), increasing
+    hashes: bytes  # 32 bytes per block, in the order of ``indexes``
+
+    def __len__(self) -> int:
+        return len(self.indexes)
+
+    @property
+    def block_count(self) -> int:
+        """Blocks of the whole disk, zeros included."""
+        return -(-round_up(self.virtual_size, SECTOR) // BLOCK_SIZE)
+
+    def items(self) -> Iterator[tuple[int, bytes]]:
+        hashes = self.hashes
+        for n, index in enumerate(self.indexes):
+            yield index, hashes[32 * n : 32 * n + 32]
+
+    def by_hash(self) -> dict[bytes, int]:
+        """Each block hash and the first index holding it."""
+        out: dict[bytes, int] = {}
+        for index, sha in self.items():
+            out.setdefault(sha, index)
+        return out
+
+    def block_length(self, index: int) -> int:
+        """The bytes of the disk in block ``index`` (the last block may be short)."""
+        return max(0, min(BLOCK_SIZE, self.virtual_size - index * BLOCK_SIZE))
+
+    def check(self) -> None:
+        """ValueError unless the entries are in order, inside the disk, and give the content digest."""
+        if len(self.hashes) != 32 * len(self.indexes):
+            raise ValueError("a block map needs one 32-byte hash per block")
+        if digest_of_blocks(self.items(), self.virtual_size) != self.content_digest:
+            raise ValueError("the block map does not give the content digest it claims")
+
+    @classmethod
+    def from_items(cls, virtual_size: int, items: Iterable[tuple[int, bytes]], content_digest: str = "") -> BlockMap:
+        """A map from (index, sha256) pairs in increasing index order; the digest is computed when
+        not given (give it to have :meth:`check` compare)."""
+        indexes, hashes = array("q"), bytearray()
+        last, count = -1, -(-round_up(virtual_size, SECTOR) // BLOCK_SIZE)
+        for index, sha in items:
+            if not last < index < count or len(sha) != 32:
+                raise ValueError(f"block map entry {index} is out of order, outside the disk, or not a SHA-256")
+            indexes.append(index)
+            hashes += sha
+            last = index
+        made = cls(virtual_size, content_digest, indexes, bytes(hashes))
+        if not content_digest:
+            made = cls(virtual_size, digest_of_blocks(made.items(), virtual_size), indexes, made.hashes)
+        return made
+
+
+def digest_of_blocks(items: Iterable[tuple[int, bytes]], virtual_size: int) -> str:
+    """The content digest of a disk given the (index, sha256) of its non-zero blocks, in order."""
+    outer = hashlib.sha256()
+    for index, sha in items:
+        outer.update(_INDEX.pack(index) + sha)
+    outer.update(_INDEX.pack(round_up(virtual_size, SECTOR)))
+    return PREFIX + outer.hexdigest()
+
+
 class _BlockHasher:
-    """The outer hash, fed (index, sha256(block)) in order; block hashes maybe on threads."""
+    """The outer hash, fed (index, sha256(block)) in order; block hashes maybe on threads. Keeps
+    the block hashes (32 bytes per non-zero block) for the block map."""
 
     def __init__(self, threads: int) -> None:
         self.outer = hashlib.sha256()
         self.threads = threads
+        self.hashes = bytearray()
         self._pool: ThreadPoolExecutor | None = None
         self._pending: deque[tuple[int, Future[bytes]]] = deque()
+
+    def _feed(self, index: int, sha: bytes) -> None:
+        self.outer.update(_INDEX.pack(index) + sha)
+        self.hashes += sha
 
     def add(self, index: int, block: bytes) -> None:
         """``block`` must not change afterwards (pass bytes, not a reused buffer)."""
         if not self.threads:
-            self.outer.update(_INDEX.pack(index) + _sha256(block))
+            self._feed(index, _sha256(block))
             return
         if self._pool is None:
             self._pool = ThreadPoolExecutor(self.threads, thread_name_prefix="content-digest")
@@ -55,7 +135,7 @@ class _BlockHasher:
 
     def _drain_one(self) -> None:
         index, future = self._pending.popleft()
-        self.outer.update(_INDEX.pack(index) + future.result())
+        self._feed(index, future.result())
 
     def settle(self) -> None:
         """Wait for every block hash and stop the worker threads (they restart if needed)."""
@@ -118,16 +198,26 @@ class ContentDigest:
         final.update(_INDEX.pack(self.sector_size))
         return PREFIX + final.hexdigest()
 
+    def block_map(self) -> BlockMap:
+        """The blocks fed so far as a :class:`BlockMap` (with the digest of those blocks)."""
+        digest = self.hexdigest()
+        return BlockMap(self.virtual_size, digest, array("q", self.nonzero_blocks), bytes(self._hasher.hashes))
+
 
 def content_digest(disk: VirtualDisk, *, threads: int = 1) -> str:
     """The content digest of a disk, reading only blocks that may hold data.
 
     By default the hashing runs on one worker thread, overlapping with the reads.
     """
+    return block_map(disk, threads=threads).content_digest
+
+
+def block_map(disk: VirtualDisk, *, threads: int = 1) -> BlockMap:
+    """The block map (and so the content digest) of a disk, in one read of its possible data."""
     digest = ContentDigest(disk.virtual_size, threads=threads)
     for index, data in disk.iter_blocks(BLOCK_SIZE):
         digest.update_block(index, data)
-    return digest.hexdigest()
+    return digest.block_map()
 
 
 class RawStreamDigest:
@@ -182,3 +272,8 @@ class RawStreamDigest:
             self._hasher.outer.update(_INDEX.pack(round_up(self.size, SECTOR)))
             self._result = PREFIX + self._hasher.outer.hexdigest()
         return self._result, self.size
+
+    def block_map(self) -> BlockMap:
+        """The stream's block map; call after :meth:`finish`."""
+        digest, size = self.finish()
+        return BlockMap(size, digest, array("q", self.nonzero_blocks), bytes(self._hasher.hashes))

@@ -31,6 +31,7 @@ class StoredData:
     sha512: str
     virtual_size: int | None
     content_digest: str | None
+    blocks: formats.BlockMap | None = None  # the block map, from the same pass as the digest
 
 
 class ImageData:
@@ -119,7 +120,8 @@ class ImageData:
         if progress is not None:
             progress(size)
         sha512 = known_hashes[1] if known_hashes is not None else writer.digests["sha512"]
-        return StoredData(key, info.size, info.etag, sha512, size, digest.hexdigest())
+        blocks = digest.block_map()
+        return StoredData(key, info.size, info.etag, sha512, size, blocks.content_digest, blocks)
 
     def check_safe(self, container: str, key: str, disk_format: str | None) -> None:
         """BadRequest if the stored bytes are a qcow2/VMDK that Glance's format inspector refuses
@@ -169,24 +171,25 @@ class DataWriter:
             except BadRequest:
                 self.data.delete(self.key)
                 raise
-        virtual_size, digest = None, None
+        blocks = None
         if self._raw_digest is not None:
-            digest, virtual_size = self._raw_digest.finish()
+            blocks = self._raw_digest.block_map()
         elif self.disk_format in MEASURED_FORMATS and info.size:
-            virtual_size, digest = self._measure()
-        return StoredData(self.key, info.size, info.etag, self._writer.digests["sha512"], virtual_size, digest)
+            blocks = self._measure()
+        virtual_size, digest = (blocks.virtual_size, blocks.content_digest) if blocks else (None, None)
+        return StoredData(self.key, info.size, info.etag, self._writer.digests["sha512"], virtual_size, digest, blocks)
 
-    def _measure(self) -> tuple[int | None, str | None]:
-        """Virtual size and content digest of a VHD or qcow2; (None, None) if it is not one.
+    def _measure(self) -> formats.BlockMap | None:
+        """The block map (virtual size, content digest) of a VHD or qcow2; None if it is not one.
 
         Read back through the object engine (whatever the blob store), never from a file directly.
         """
         try:
             with self.data.objects.open(ACCOUNT, CONTAINER, self.key) as reader:
                 disk = formats.open_disk(reader, self.disk_format)
-                return disk.virtual_size, formats.content_digest(disk)
+                return formats.block_map(disk)
         except (formats.DiskFormatError, ValueError, OSError, StoreError):
-            return None, None
+            return None
 
     def abort(self) -> None:
         self._writer.abort()

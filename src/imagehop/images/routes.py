@@ -164,6 +164,12 @@ def image_routes(region: Region) -> list[BaseRoute]:
     async def extents(request: Request, caller: Caller) -> Response:
         return JSONResponse(await run_in_threadpool(service.data_extents, caller, request.path_params["image_id"]))
 
+    async def block_map(request: Request, caller: Caller) -> Response:
+        image_id = request.path_params["image_id"]
+        after, limit = block_page_params(request.query_params)
+        head, entries = await run_in_threadpool(service.block_map, caller, image_id, after, limit)
+        return JSONResponse(block_map_view(image_id, head, entries, limit))
+
     async def stage(request: Request, caller: Caller) -> Response:
         check_store_header(request)
         check_octet_stream(request)
@@ -230,6 +236,7 @@ def image_routes(region: Region) -> list[BaseRoute]:
         resource("/v2/images/{image_id}", GET=show_image, PATCH=update_image, DELETE=delete_image),
         resource("/v2/images/{image_id}/file", GET=download, PUT=upload),
         resource("/v2/images/{image_id}/x-imagehop-extents", GET=extents),
+        resource("/v2/images/{image_id}/x-imagehop-blocks", GET=block_map),
         resource("/v2/images/{image_id}/stage", PUT=stage),
         resource("/v2/images/{image_id}/import", POST=start_import),
         resource("/v2/images/{image_id}/actions/deactivate", POST=deactivate),
@@ -377,6 +384,42 @@ def list_view(params: list[tuple[str, str]], page: list[dict[str, Any]], full: b
     body["schema"] = "/v2/schemas/images"
     if full and page:
         body["next"] = "/v2/images?" + urlencode([*kept, ("marker", page[-1]["id"])])
+    return body
+
+
+BLOCKS_PAGE = 4096  # block map entries per page by default (8 GiB of data, ~300 KB of JSON)
+BLOCKS_PAGE_MAX = 65536
+
+
+def block_page_params(query: Any) -> tuple[int, int]:
+    """``marker`` (the last block index already read; -1: from the start) and ``limit`` of a block map page."""
+    values = {}
+    for name, default, low, high in (("marker", -1, -1, 1 << 62), ("limit", BLOCKS_PAGE, 1, BLOCKS_PAGE_MAX)):
+        raw = query.get(name)
+        if raw is None:
+            values[name] = default
+            continue
+        try:
+            value = int(raw)
+        except ValueError:
+            raise BadRequest(f"Invalid {name} {raw[:40]!r}: expected an integer.") from None
+        if not low <= value <= high:
+            raise BadRequest(f"Invalid {name} {value}: it must be between {low} and {high}.")
+        values[name] = value
+    return values["marker"], values["limit"]
+
+
+def block_map_view(image_id: str, head: dict[str, Any], entries: list[tuple[int, bytes]], limit: int) -> dict[str, Any]:
+    """One page of a block map; ``next`` (as Glance's lists) while more entries may follow."""
+    body: dict[str, Any] = {
+        "block_size": head["block_size"], "virtual_size": head["virtual_size"],
+        "content_digest": head["content_digest"], "block_count": head["block_count"],
+        "blocks": [[index, sha.hex()] for index, sha in entries],
+    }  # fmt: skip
+    if len(entries) == limit:
+        body["next"] = f"/v2/images/{image_id}/x-imagehop-blocks?" + urlencode(
+            {"marker": entries[-1][0], "limit": limit}
+        )
     return body
 
 

@@ -23,7 +23,7 @@ from imagehop import formats
 from imagehop.config import QUOTAS, ImageSettings
 from imagehop.db import images as images_table
 from imagehop.identity.caller import Caller
-from imagehop.images import filters, recovery, store
+from imagehop.images import blocks, filters, recovery, store
 from imagehop.images.data import DataWriter, ImageData
 from imagehop.images.errors import BadRequest, Conflict, Forbidden, Gone, NotFound, TooLarge
 from imagehop.images.patch import Change
@@ -311,6 +311,7 @@ class ImageService:
             )  # fmt: skip
             if done:
                 store.set_property(conn, image_id, CONTENT_DIGEST, stored.content_digest)
+                save_blocks(conn, image_id, stored)
                 recovery.end(conn, image_id)
         recovery.forget(image_id)
         if not done:  # deleted while uploading
@@ -357,6 +358,7 @@ class ImageService:
             if store.exists(conn, image_id):
                 return store.get(conn, image_id)  # type: ignore[return-value]  # a resumed task
             store.insert(conn, row, image["properties"], image["tags"])
+            save_blocks(conn, image_id, stored)
             return store.get(conn, image_id)  # type: ignore[return-value]
 
     def tasks(self, caller: Caller, image_id: str) -> list[Record]:
@@ -373,6 +375,29 @@ class ImageService:
             raise NotFound(f"Image {image_id} has no data.")
         extents = self.data.extents(image["data_key"])
         return {"size": image["size"], "extents": [[offset, length] for offset, length in extents]}
+
+    def block_map(
+        self, caller: Caller, image_id: str, after: int, limit: int
+    ) -> tuple[Record, list[tuple[int, bytes]]]:
+        """A page of the image's block map (an imagehop extension: (index, SHA-256) of each non-zero
+        2 MiB block, what the content digest is made of): its header and up to ``limit`` entries after
+        block ``after``. Only the owner, members and admins read it; a deactivated image's map, as its
+        data, only admins."""
+        image = self.open_data(caller, image_id)
+        with self.engine.connect() as conn:
+            if not (
+                caller.is_admin
+                or image["owner"] == caller.tenant_id
+                or store.get_member(conn, image_id, caller.tenant_id)
+            ):
+                raise Forbidden(f"Only the owner and the members of image {image_id} may read its block map.")
+            head = blocks.header(conn, image_id)
+            if head is None or image["status"] not in ("active", "deactivated"):
+                raise NotFound(
+                    f"Image {image_id} has no block map: it has no data, its disk format is not one imagehop "
+                    "measures (raw, vhd, qcow2), or its bytes were stored before block maps existed."
+                )
+            return head, blocks.page(conn, image_id, after, limit)
 
     def open_data(self, caller: Caller, image_id: str) -> Record:
         """The image whose bytes the caller may read (no data: ``data_key`` is None)."""
@@ -396,6 +421,12 @@ def driver(conn: Any, query: filters.ListQuery) -> filters.Lookup | None:
     return best[1] if best is not None and best[0] <= filters.DRIVE_LIMIT else None
 
 
+def save_blocks(conn: Any, image_id: str, stored: Any) -> None:
+    """Store the block map that came with ``stored`` bytes (none for formats we do not measure)."""
+    if getattr(stored, "blocks", None) is not None:
+        blocks.save(conn, image_id, stored.blocks)
+
+
 def can_see(conn: Any, caller: Caller, image: Record) -> bool:
     if caller.is_admin or image["owner"] == caller.tenant_id:
         return True
@@ -404,6 +435,14 @@ def can_see(conn: Any, caller: Caller, image: Record) -> bool:
     if image["visibility"] == "shared":
         return store.get_member(conn, image["id"], caller.tenant_id) is not None
     return False
+
+
+def can_read_blocks(conn: Any, caller: Caller, image: Record) -> bool:
+    """Block maps (and so an image as the base of an incremental copy) are for the owner, the members
+    and admins: a public or community image of another project is visible, but not theirs to build on."""
+    if caller.is_admin or image["owner"] == caller.tenant_id:
+        return True
+    return store.get_member(conn, image["id"], caller.tenant_id) is not None
 
 
 def check_can_write(caller: Caller, image: Record) -> None:

@@ -16,6 +16,8 @@ from sqlalchemy.engine import Connection
 from imagehop.db import (
     PROPERTY_PREFIX,
     deleted_images,
+    image_block_maps,
+    image_blocks,
     image_members,
     image_properties,
     image_tags,
@@ -147,7 +149,7 @@ def set_property(conn: Connection, image_id: str, name: str, value: str | None) 
 
 def delete(conn: Connection, image_id: str, owner: str | None, moment: datetime) -> None:
     conn.execute(deleted_images.insert().values(id=image_id, owner=owner, deleted_at=moment))
-    for table in (image_properties, image_tags, image_members):
+    for table in (image_properties, image_tags, image_members, image_blocks, image_block_maps):
         conn.execute(table.delete().where(table.c.image_id == image_id))
     conn.execute(image_tasks.delete().where(image_tasks.c.image_id == image_id))
     conn.execute(images.delete().where(images.c.id == image_id))
