@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import struct
 
 import pytest
@@ -247,3 +248,18 @@ def test_qcow2_asked_for_but_not_given(tmp_path):
     err = qcow2_error(path)
     assert err.code == "396"
     assert "qcow2" in str(err)
+
+
+@pytest.mark.parametrize("subformat", ["dynamic", "fixed"])
+def test_a_vhd_cut_short_while_it_is_imported_fails_instead_of_reading_zeros(tmp_path, subformat):
+    # Validated when opened, then the file loses its data (another writer truncates it): the
+    # import's straight-into-buffer reads come back short and it fails with 111, never writing zeros.
+    from imagehop.formats import ContentDigest, write_raw_sparse
+
+    path = tmp_path / "disk.vhd"
+    path.write_bytes(vhd_bytes(subformat))
+    with open_file(path, "vhd") as disk, open(tmp_path / "out.raw", "wb") as out:
+        os.truncate(path, 1536 + 512)  # the headers stay, every data block is gone
+        with pytest.raises(DiskFormatError) as info:
+            write_raw_sparse(disk, out.fileno(), digest=ContentDigest(disk.virtual_size, threads=2))
+    assert info.value.code == "111"

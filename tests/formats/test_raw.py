@@ -75,3 +75,57 @@ def test_write_raw_sparse_leaves_holes_and_feeds_the_digest(sample, tmp_path):
     assert out.stat().st_blocks * 512 <= written + MiB
     assert written < 13 * MiB  # ~10 MiB of data: zero runs inside blocks are holes too
     assert os.path.getsize(out) == sample.size
+
+
+def test_write_raw_sparse_through_many_more_blocks_than_buffers(tmp_path):
+    # 40 distinct data blocks through the import's few reused buffers, hashed on threads and
+    # written behind: a buffer reused before its hash or write was done would change the digest
+    # or the bytes.
+    from tests.support import reference_digest
+
+    size = 96 * MiB
+    src, out = tmp_path / "in.raw", tmp_path / "out.raw"
+    with open(src, "wb") as f:
+        for i in range(40):
+            f.seek((i * 2 + (i % 3)) * MiB if i * 2 + 3 < 96 else i * MiB)
+            f.write(hashlib.sha256(str(i).encode()).digest() * (MiB // 32))
+        f.truncate(size)
+    data = src.read_bytes()
+    digest = ContentDigest(size, threads=2)
+    with open_file(src) as disk, open(out, "wb") as f:
+        write_raw_sparse(disk, f.fileno(), digest=digest)
+    assert hashlib.sha256(out.read_bytes()).digest() == hashlib.sha256(data).digest()
+    assert digest.hexdigest() == reference_digest(data, size)
+
+
+def test_a_buffer_comes_back_only_when_the_work_holding_it_is_done(tmp_path):
+    import threading
+    from concurrent.futures import Future
+
+    import pytest
+
+    from imagehop.formats.disk import BufferRing, WriteBehind
+
+    ring = BufferRing(count=1, size=4096)
+    buf = ring.take()
+    pending: Future[int] = Future()
+    ring.hold(buf, [pending, None])
+    threading.Thread(target=pending.set_result, args=(1,)).start()
+    assert ring.take() is buf  # waited for the hash or write that held it
+    assert pending.done()
+    failed: Future[int] = Future()
+    failed.set_exception(OSError("disk full"))
+    ring.hold(buf, [failed])
+    with pytest.raises(OSError, match="disk full"):
+        ring.take()
+    # a write that fails behind the reads is raised by finish(), not lost
+    path = tmp_path / "read-only"
+    path.write_bytes(b"")
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        writes = WriteBehind(fd)
+        writes.write(b"x" * 4096, 0)
+        with pytest.raises(OSError):
+            writes.finish()
+    finally:
+        os.close(fd)

@@ -122,16 +122,18 @@ class _BlockHasher:
         self.outer.update(_INDEX.pack(index) + sha)
         self.hashes += sha
 
-    def add(self, index: int, block: bytes) -> None:
-        """``block`` must not change afterwards (pass bytes, not a reused buffer)."""
+    def add(self, index: int, block: bytes | bytearray) -> Future[bytes] | None:
+        """``block`` must not change until the returned future is done (None: hashed already)."""
         if not self.threads:
             self._feed(index, _sha256(block))
-            return
+            return None
         if self._pool is None:
             self._pool = ThreadPoolExecutor(self.threads, thread_name_prefix="content-digest")
-        self._pending.append((index, self._pool.submit(_sha256, block)))
+        future = self._pool.submit(_sha256, block)
+        self._pending.append((index, future))
         while len(self._pending) > 2 * self.threads:  # bounded: a few blocks in flight
             self._drain_one()
+        return future
 
     def _drain_one(self) -> None:
         index, future = self._pending.popleft()
@@ -190,6 +192,23 @@ class ContentDigest:
         self.nonzero_blocks.append(index)
         self._hasher.add(index, data)
         return True
+
+    def submit_block(self, index: int, buf: bytearray) -> Future[bytes] | None:
+        """``update_block`` without copying a reused buffer: ``buf`` is hashed as it is (on the
+        worker threads when there are some), so it must not change until the returned future is
+        done (None: nothing in flight). For pipelines over a :class:`~.disk.BufferRing`."""
+        n = len(buf)
+        if index <= self._last or not 0 <= index < self.block_count or n != BLOCK_SIZE:
+            self.update_block(index, bytes(buf))  # the checks, and the zero-padded last block
+            return None
+        if self.virtual_size - index * BLOCK_SIZE < n:  # the last block, past the disk's end
+            self.update_block(index, bytes(buf))
+            return None
+        self._last = index
+        if buf == ZERO_BLOCK:  # bytearray vs bytes: memcmp
+            return None
+        self.nonzero_blocks.append(index)
+        return self._hasher.add(index, buf)
 
     def hexdigest(self) -> str:
         """``sha256:<hex>``. May be called at any time; feeding can continue afterwards."""

@@ -9,8 +9,10 @@ input format.
 from __future__ import annotations
 
 import os
+from collections import deque
 from collections.abc import Iterable, Iterator
-from typing import Protocol, Self, runtime_checkable
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import Any, Protocol, Self, runtime_checkable
 
 from .errors import PHYSICAL_SIZE_TOO_LARGE, VIRTUAL_SIZE_TOO_LARGE, DiskFormatError
 from .source import Source
@@ -40,6 +42,18 @@ class VirtualDisk(Protocol):
     def read(self, offset: int, length: int) -> bytes: ...
 
     def iter_blocks(self, block_size: int = BLOCK_SIZE) -> Iterator[tuple[int, bytes]]: ...
+
+
+def iter_blocks_into(disk: VirtualDisk, ring: BufferRing) -> Iterator[tuple[int, bytearray]]:
+    """``disk.iter_blocks_into(ring)`` for a reader that has it, else its blocks copied into the ring."""
+    own = getattr(disk, "iter_blocks_into", None)
+    if own is not None:
+        yield from own(ring)
+        return
+    for index, data in disk.iter_blocks(ring.size):
+        buf = ring.take()
+        buf[:] = data
+        yield index, buf
 
 
 def round_up(value: int, multiple: int) -> int:
@@ -130,6 +144,29 @@ class DiskBase:
             if not is_zero(data):
                 yield index, data
 
+    def read_into(self, offset: int, buf: bytearray) -> None:
+        """Fill ``buf`` with the disk's bytes at ``offset`` (zeros past the end). Readers that can
+        read straight into the buffer override this; the default copies what ``read`` returns."""
+        buf[:] = self.read(offset, len(buf))
+
+    def iter_blocks_into(self, ring: BufferRing) -> Iterator[tuple[int, bytearray]]:
+        """``iter_blocks`` into reused buffers of ``ring`` (each ``ring.size`` long): no fresh 2 MiB
+        allocation per block, whose page faults cost as much as the copy. The consumer hands each
+        yielded buffer back with ``ring.hold(buf, futures)`` (or ``ring.release(buf)``) before the
+        next one; it is reused once those futures are done."""
+        block_size = ring.size
+        for index in block_indexes(self.extents(), block_size):
+            buf = ring.take()
+            try:
+                self.read_into(index * block_size, buf)
+            except BaseException:
+                ring.release(buf)
+                raise
+            if buf == ZERO_BLOCK if block_size == BLOCK_SIZE else is_zero(buf):
+                ring.release(buf)
+                continue
+            yield index, buf
+
     def close(self) -> None:
         close = getattr(self.source, "close", None)
         if close is not None:
@@ -145,7 +182,7 @@ class DiskBase:
         return f"<{type(self).__name__} {self.format} virtual_size={self.virtual_size}>"
 
 
-def pwrite_all(fd: int, data: bytes | memoryview, offset: int) -> None:
+def pwrite_all(fd: int, data: bytes | bytearray | memoryview, offset: int) -> None:
     """``os.pwrite`` until everything is written."""
     view = memoryview(data)
     while view:
@@ -154,20 +191,28 @@ def pwrite_all(fd: int, data: bytes | memoryview, offset: int) -> None:
         offset += n
 
 
-def pwrite_sparse(fd: int, data: bytes, offset: int) -> int:
+def _zero_granule(data: bytes | bytearray, start: int, end: int) -> bool:
+    """Whether ``data[start:end]`` is all zeros: the first and last bytes answer for almost every
+    granule of real data without a copy; only a granule that starts and ends with zeros is compared."""
+    if data[start] or data[end - 1]:
+        return False
+    return data[start:end] == ZERO_BLOCK[: end - start]
+
+
+def pwrite_sparse(fd: int, data: bytes | bytearray, offset: int) -> int:
     """Write ``data`` at ``offset`` but skip 64 KiB-aligned runs of zeros (they stay holes).
 
     The target range must read as zeros already (a freshly truncated file). Returns the number
-    of bytes actually written. ``data`` must be ``bytes`` (slices compare with a memcmp).
+    of bytes actually written. ``data`` must be ``bytes`` or ``bytearray`` (slices compare with a
+    memcmp; a memoryview's would crawl).
     """
     n = len(data)
     view = memoryview(data)
     written = 0
     run_start = -1
-    zero = ZERO_BLOCK[:HOLE_GRANULE]
     for start in range(0, n, HOLE_GRANULE):
         end = min(start + HOLE_GRANULE, n)
-        if data[start:end] == (zero if end - start == HOLE_GRANULE else zero[: end - start]):
+        if _zero_granule(data, start, end):
             if run_start >= 0:
                 pwrite_all(fd, view[run_start:start], offset + run_start)
                 written += start - run_start
@@ -178,3 +223,85 @@ def pwrite_sparse(fd: int, data: bytes, offset: int) -> int:
         pwrite_all(fd, view[run_start:], offset + run_start)
         written += n - run_start
     return written
+
+
+class BufferRing:
+    """A few reusable block buffers for a pipeline: read into one, hand it to threads (hashing,
+    writing), and it comes back for reuse once their futures are done. Bounds the memory of the
+    pipeline at ``count`` blocks, and its work in flight with it."""
+
+    def __init__(self, count: int = 8, size: int = BLOCK_SIZE) -> None:
+        self.size = size
+        self._free: deque[bytearray] = deque(bytearray(size) for _ in range(count))
+        self._held: deque[tuple[bytearray, list[Future[Any]]]] = deque()
+
+    def take(self) -> bytearray:
+        if self._free:
+            return self._free.popleft()
+        buf, futures = self._held.popleft()
+        try:
+            for future in futures:
+                future.result()
+        except BaseException:
+            self._free.append(buf)
+            raise
+        return buf
+
+    def hold(self, buf: bytearray, futures: Iterable[Future[Any] | None]) -> None:
+        self._held.append((buf, [f for f in futures if f is not None]))
+
+    def release(self, buf: bytearray) -> None:
+        self._free.append(buf)
+
+    def drain(self) -> None:
+        """Wait for all work on the buffers; the first error is raised (after waiting for all)."""
+        error: BaseException | None = None
+        while self._held:
+            buf, futures = self._held.popleft()
+            for future in futures:
+                exc = future.exception()
+                error = error or exc
+            self._free.append(buf)
+        if error is not None:
+            raise error
+
+
+class WriteBehind:
+    """``pwrite_sparse`` on worker threads, so the kernel's copy into the page cache overlaps the
+    next read and the hashing (``os.pwrite`` releases the GIL), as qemu-img spreads its writes over a
+    thread pool. ``write`` returns the write's future (hold the buffer until it is done, see
+    :class:`BufferRing`); ``finish()`` waits for every write and returns the bytes written, raising
+    the error of any failed write."""
+
+    def __init__(self, fd: int, *, threads: int = 2) -> None:
+        self.fd = fd
+        self._pool = ThreadPoolExecutor(threads, thread_name_prefix="write-behind")
+        self._pending: deque[Future[int]] = deque()
+        self._written = 0
+
+    def write(self, data: bytes | bytearray | memoryview, offset: int, *, sparse: bool = True) -> Future[int]:
+        while self._pending and self._pending[0].done():
+            self._written += self._pending.popleft().result()
+        future = self._pool.submit(pwrite_sparse if sparse else _pwrite_counted, self.fd, data, offset)
+        self._pending.append(future)
+        return future
+
+    def finish(self) -> int:
+        try:
+            while self._pending:
+                self._written += self._pending.popleft().result()
+        finally:
+            self.close()
+        return self._written
+
+    def close(self) -> None:
+        """Wait for the writes in flight (errors dropped: ``finish`` raises them) and stop the threads."""
+        for future in self._pending:
+            future.exception()
+        self._pending.clear()
+        self._pool.shutdown()
+
+
+def _pwrite_counted(fd: int, data: bytes | bytearray | memoryview, offset: int) -> int:
+    pwrite_all(fd, data, offset)
+    return len(data)

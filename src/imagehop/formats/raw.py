@@ -6,11 +6,13 @@ cares about not writing zeros: ``write_raw_sparse`` only writes non-zero blocks.
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Callable, Iterator
 
-from .disk import BLOCK_SIZE, ZERO_BLOCK, DiskBase, VirtualDisk, check_limits, pwrite_sparse
-from .source import Source, source_extents
+from .digest import ContentDigest
+from .disk import BLOCK_SIZE, ZERO_BLOCK, BufferRing, DiskBase, VirtualDisk, WriteBehind, check_limits, iter_blocks_into
+from .source import Source, read_into, source_extents
 
 
 class RawDisk(DiskBase):
@@ -40,6 +42,12 @@ class RawDisk(DiskBase):
             data += bytes(length - len(data))
         return data
 
+    def read_into(self, offset: int, buf: bytearray) -> None:
+        view = memoryview(buf)
+        got = read_into(self.source, offset, view) if offset < self.virtual_size else 0
+        if got < len(buf):
+            view[got:] = ZERO_BLOCK[: len(buf) - got] if len(buf) - got <= BLOCK_SIZE else bytes(len(buf) - got)
+
 
 def iter_raw(disk: VirtualDisk, chunk_size: int = BLOCK_SIZE) -> Iterator[bytes]:
     """The disk's bytes in order, exactly ``virtual_size`` of them, as chunks of ``chunk_size``.
@@ -68,24 +76,36 @@ def write_raw_sparse(
     fd: int,
     *,
     on_block: Callable[[int, bytes], object] | None = None,
+    digest: ContentDigest | None = None,
 ) -> int:
     """Write ``disk`` as a raw image into the open file ``fd``, leaving zero blocks as holes.
 
     The file is truncated first and ends exactly ``virtual_size`` bytes long; zero runs inside
-    data blocks are skipped too (64 KiB granules), as ``qemu-img convert -S`` does. ``on_block`` is
-    called with (index, data) for every non-zero 2 MiB block, in order: pass
-    ``ContentDigest(disk.virtual_size).update_block`` to get the content digest in the same
-    pass. Returns the number of data bytes written. Does not fsync.
+    data blocks are skipped too (64 KiB granules), as ``qemu-img convert -S`` does. ``digest`` (a
+    ``ContentDigest(disk.virtual_size, threads=2)``) gets every non-zero 2 MiB block in the same
+    pass, hashed on its threads beside the reads and the writes; ``on_block`` is called with
+    (index, bytes) for every non-zero block, in order, for any other use. The blocks are read into
+    a few reused buffers and written on two threads behind the reads, as qemu-img does. Returns
+    the number of data bytes written. Does not fsync.
     """
     size = disk.virtual_size
     if os.fstat(fd).st_size:
         os.ftruncate(fd, 0)
-    written = 0
-    for index, data in disk.iter_blocks(BLOCK_SIZE):
-        if on_block is not None:
-            on_block(index, data)
-        offset = index * BLOCK_SIZE
-        chunk = data if offset + BLOCK_SIZE <= size else data[: size - offset]
-        written += pwrite_sparse(fd, chunk, offset)
-    os.ftruncate(fd, size)
-    return written
+    os.ftruncate(fd, size)  # the final length at once: the writes behind land inside the file
+    ring = BufferRing()
+    writes = WriteBehind(fd)
+    try:
+        for index, buf in iter_blocks_into(disk, ring):
+            hashed = digest.submit_block(index, buf) if digest is not None else None
+            if on_block is not None:
+                on_block(index, bytes(buf))
+            offset = index * BLOCK_SIZE
+            data = buf if offset + BLOCK_SIZE <= size else memoryview(buf)[: size - offset].tobytes()
+            ring.hold(buf, (hashed, writes.write(data, offset)))
+        ring.drain()
+    except BaseException:
+        writes.close()
+        with contextlib.suppress(BaseException):
+            ring.drain()
+        raise
+    return writes.finish()

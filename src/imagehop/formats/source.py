@@ -32,6 +32,17 @@ def source_extents(source: Source) -> Iterator[tuple[int, int]]:
         yield (0, source.size)
 
 
+def read_into(source: Source, offset: int, view: memoryview) -> int:
+    """Read up to ``len(view)`` bytes at ``offset`` into ``view``; returns how many (short only at
+    the end of the source). Straight into the buffer when the source offers ``preadinto``."""
+    preadinto = getattr(source, "preadinto", None)
+    if preadinto is not None:
+        return preadinto(offset, view)
+    data = source.pread(offset, len(view))
+    view[: len(data)] = data
+    return len(data)
+
+
 def file_data_extents(fd: int, size: int | None = None) -> Iterator[tuple[int, int]]:
     """Data ranges of an open file from ``SEEK_DATA``/``SEEK_HOLE``, in order.
 
@@ -110,6 +121,19 @@ class FileSource:
                 got += len(more)
             data = b"".join(parts)
         return data
+
+    def preadinto(self, offset: int, view: memoryview) -> int:
+        """``os.preadv`` into ``view`` until it is full or the file ends; returns the bytes read."""
+        if offset < 0:
+            raise ValueError("negative offset")
+        want = max(0, min(len(view), self.size - offset))
+        got = 0
+        while got < want:
+            n = os.preadv(self.fd, [view[got:want]], offset + got)
+            if not n:
+                break
+            got += n
+        return got
 
     def extents(self) -> Iterator[tuple[int, int]]:
         return file_data_extents(self.fd, self.size)

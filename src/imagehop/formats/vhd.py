@@ -20,6 +20,7 @@ maximum geometry: blktap's ``vhd-util check`` calls it "geometry too large" on d
 
 from __future__ import annotations
 
+import contextlib
 import os
 import struct
 import time
@@ -32,10 +33,13 @@ from .disk import (
     BLOCK_SIZE,
     SECTOR,
     ZERO_BLOCK,
+    BufferRing,
     DiskBase,
     VirtualDisk,
+    WriteBehind,
     block_indexes,
     check_limits,
+    iter_blocks_into,
     merge_extents,
     pwrite_all,
     pwrite_sparse,
@@ -50,7 +54,7 @@ from .errors import (
     DiskFormatError,
     corrupt,
 )
-from .source import Source, source_extents
+from .source import Source, read_into, source_extents
 
 FOOTER_COOKIE = b"conectix"
 HEADER_COOKIE = b"cxsparse"
@@ -353,6 +357,29 @@ class VhdDisk(DiskBase):
             pos += n
         return parts[0] if len(parts) == 1 else b"".join(parts)
 
+    def read_into(self, offset: int, buf: bytearray) -> None:
+        """Straight into ``buf`` when the range lies in one stored block (or a fixed disk's data)."""
+        length = len(buf)
+        inside = max(0, min(length, self.virtual_size - offset))
+        view = memoryview(buf)
+        if not self.dynamic:
+            got = read_into(self.source, offset, view[:inside]) if inside else 0
+        else:
+            index, inner = divmod(offset, self.block_size) if self.block_size else (0, 0)
+            if offset < 0 or inner + inside > self.block_size:  # spans blocks: the general path
+                buf[:] = self.read(offset, length)
+                return
+            sector = self._bat[index] if inside else UNALLOCATED
+            if sector == UNALLOCATED:
+                got = inside
+                view[:inside] = ZERO_BLOCK[:inside] if inside <= BLOCK_SIZE else bytes(inside)
+            else:
+                got = read_into(self.source, sector * SECTOR + self._bitmap_size + inner, view[:inside])
+        if got != inside:
+            raise corrupt("VHD data is truncated")
+        if inside < length:
+            view[inside:] = ZERO_BLOCK[: length - inside] if length - inside <= BLOCK_SIZE else bytes(length - inside)
+
     def allocated_blocks(self) -> list[int]:
         """Indexes of allocated blocks (dynamic disks; ``block_size`` units)."""
         return [i for i, sector in enumerate(self._bat) if sector != UNALLOCATED]
@@ -588,13 +615,24 @@ class VhdWriter:
         first = FOOTER_SIZE + HEADER_SIZE + bat_bytes(self.current_size)
         offset = first
         placed = []
-        for index, data in self.disk.iter_blocks(BLOCK_SIZE):
-            # two writes, never a 2 MiB concatenation (fresh big buffers cost page faults); zero
-            # runs inside the block stay holes of the output file, as qemu leaves them
-            pwrite_all(fd, _BITMAP, offset)
-            pwrite_sparse(fd, data, offset + SECTOR)
-            placed.append((index, offset))
-            offset += SECTOR + BLOCK_SIZE
+        ring = BufferRing()
+        writes = WriteBehind(fd)
+        try:
+            for index, buf in iter_blocks_into(self.disk, ring):
+                # bitmap and data as two writes, never a 2 MiB concatenation; the blocks are read
+                # into reused buffers and written on threads behind the reads; zero runs inside a
+                # block stay holes of the output file, as qemu leaves them
+                writes.write(_BITMAP, offset, sparse=False)
+                ring.hold(buf, (writes.write(buf, offset + SECTOR),))
+                placed.append((index, offset))
+                offset += SECTOR + BLOCK_SIZE
+            ring.drain()
+        except BaseException:
+            writes.close()
+            with contextlib.suppress(BaseException):
+                ring.drain()
+            raise
+        writes.finish()
         self._allocated = [index for index, _ in placed]
         footer = self.footer()
         pwrite_all(fd, footer, offset)
