@@ -155,9 +155,8 @@ def test_boot_failures_end_in_error_with_a_fault(cloud: Cloud, demo: Api, base_i
 
 
 def _count(demo: Api) -> int:
-    return len(demo("GET", "/servers", params={"status": "DELETED"}).json()["servers"]) + len(
-        demo("GET", "/servers").json()["servers"]
-    )
+    """The tenant's servers (a deletion in flight from an earlier test is already out of this list)."""
+    return len(demo("GET", "/servers").json()["servers"])
 
 
 @pytest.mark.parametrize(
@@ -216,9 +215,9 @@ def test_bad_actions(demo: Api, base_image: dict) -> None:
     server = demo.boot(base_image["id"], name="actions")
     demo.wait_status(server["id"], "ACTIVE")
     sid = server["id"]
-    # Nova's other actions are named as not implemented (501); an action Nova has not either, 400
+    # Nova's other actions get Nova's 400 for an unknown action, saying they are not implemented here
     reboot = demo("POST", f"/servers/{sid}/action", json={"reboot": {"type": "SOFT"}})
-    assert reboot.status_code == 501 and "not implemented in imagehop" in reboot.text
+    assert reboot.status_code == 400 and "reboot is not implemented in imagehop" in reboot.json()["badRequest"]["message"]
     assert demo("POST", f"/servers/{sid}/action", json={"teleport": {}}).status_code == 400
     assert demo("POST", f"/servers/{sid}/action", json={"createImage": {}}).status_code == 400
     assert (
@@ -268,12 +267,13 @@ def test_flavor_extra_specs_versions_and_unknown_routes(demo: Api) -> None:
         assert version["version"] == "2.47"
         assert httpx.head(url).status_code == 200
 
-    # A missing resource is Nova's 404; a path imagehop does not offer says so (501); a known path with
+    # A missing resource is Nova's 404; a path imagehop does not offer is a 404 that says so; a known path with
     # another method is a 405 that says what is allowed.
     missing_server = demo("GET", "/servers/8b2d1a6e-0000-4000-8000-000000000000")
     assert missing_server.status_code == 404 and missing_server.json()["itemNotFound"]["code"] == 404
     unknown = demo("GET", "/no-such-thing")
-    assert unknown.status_code == 501 and "/no-such-thing is not implemented in imagehop" in unknown.text
+    assert unknown.status_code == 404
+    assert "/no-such-thing is not implemented in imagehop" in unknown.json()["itemNotFound"]["message"]
     for method, path, allowed in (
         ("DELETE", "/flavors", "GET"),
         ("POST", "/servers/8b2d1a6e-0000-4000-8000-000000000000", "DELETE, GET, PUT"),

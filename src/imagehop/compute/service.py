@@ -106,8 +106,13 @@ class ComputeService:
         return row, request.admin_pass or secrets.token_urlsafe(12)
 
     def get_server(self, caller: Caller, server_id: str) -> Record:
+        """The server, as Nova shows it: once deleted it is not found (only ``?status=DELETED`` lists it
+        while its disk goes), so clients that wait for a 404 after a delete stop waiting."""
         with self.engine.connect() as conn:
-            return self._visible(conn, caller, server_id)
+            server = self._visible(conn, caller, server_id)
+        if server["status"] == "DELETED":
+            raise NotFound(f"Instance {server_id} could not be found.")
+        return server
 
     def list_servers(self, caller: Caller, query: ServerQuery) -> tuple[list[Record], bool]:
         """The servers the caller sees that match ``query`` (newest first), and whether the page is full."""
