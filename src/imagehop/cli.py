@@ -599,6 +599,13 @@ FORMATS = ["table", "json", "yaml", "value"]
     type=click.Choice(["raw", "qcow2", "vhd"]),
     help="Convert the disk format while streaming (qcow2/VHD to raw, raw/qcow2 to a dynamic VHD).",
 )
+@click.option(
+    "--base",
+    "base_image",
+    help="Build on this target image (id or name): only the blocks it lacks move [default: the target image with "
+    "the coordinating property that has the most blocks in common, when the target is imagehop].",
+)
+@click.option("--no-base", is_flag=True, help="Always copy the whole image (no incremental copy).")
 @click.option("--all-with", callback=_key_value, help="Copy every source image with this property KEY=VALUE.")
 @click.option(
     "--from-file", type=click.Path(exists=True, dir_okay=False), help="Copy the images named in FILE, one a line."
@@ -628,7 +635,8 @@ FORMATS = ["table", "json", "yaml", "value"]
 @click.option("--debug", is_flag=True, help="Log every HTTP call and show the full traceback of an error.")
 def copy(
     image: str | None, from_region: str | None, to_region: str | None, from_cloud: str | None, to_cloud: str | None,
-    tag: tuple[str, str] | None, method: str, convert: str | None, all_with: tuple[str, str] | None,
+    tag: tuple[str, str] | None, method: str, convert: str | None, base_image: str | None, no_base: bool,
+    all_with: tuple[str, str] | None,
     from_file: str | None, concurrency: int, boot_name: str | None, flavor: str | None, container: str, parallel: int,
     segment_size: int, poll_interval: float, keep_exported: bool, state: str | None, dry_run: bool, fmt: str,
     columns: tuple[str, ...], as_json: bool, debug: bool,
@@ -658,6 +666,8 @@ def copy(
     batch = image is None
     if batch and tag is not None:
         raise click.UsageError("--tag names one image; a batch tags each copy imagehop.source=REGION/ID")
+    if base_image and (no_base or batch):
+        raise click.UsageError("--base names the base of one copy; it goes with neither --no-base nor a batch")
 
     def fail(message: str, resumable: bool) -> NoReturn:
         advice = "\nRun the same command again to continue where it stopped." if resumable else ""
@@ -673,7 +683,7 @@ def copy(
         fail(exc.message, False)
     options = CopyOptions(
         tag, container, parallel, segment_size << 20, keep_exported, dry_run, poll_interval,
-        method=method, boot=boot_name, flavor=flavor, convert=convert,
+        method=method, boot=boot_name, flavor=flavor, convert=convert, base=base_image, no_base=no_base,
     )  # fmt: skip
     journal = Journal(state)
     if batch:
@@ -818,7 +828,10 @@ def _report_rows(report) -> list[tuple[str, str, Any]]:  # type: ignore[no-untyp
         ("content_digest", "content digest", report.digest),
         ("disk_format", "disk format", report.disk_format),
         ("visibility", "visibility", report.visibility),
-        ("bytes_moved", "bytes moved", f"{report.bytes_moved:,}" if not report.dry_run else None),
+        ("base", "base", f"{report.base['image_id']} ({report.base['name']})" if report.base else None),
+        ("bytes_moved", "bytes moved", _moved(report) if not report.dry_run else None),
+        ("blocks_reused", "blocks reused", f"{report.blocks_reused:,} of {report.base['blocks_total']:,}"
+         if report.base and not report.dry_run else None),
         ("verified_by", "verified by", report.verified_by),
     ]  # fmt: skip
     for kind, task in report.tasks.items():
@@ -829,6 +842,13 @@ def _report_rows(report) -> list[tuple[str, str, Any]]:  # type: ignore[no-untyp
         ("seconds", "time", f"{report.seconds:.1f} s"),
     ]
     return [(c, label, v) for c, label, v in rows if v not in (None, "")]
+
+
+def _moved(report) -> str:  # type: ignore[no-untyped-def]
+    """Bytes moved, and (incremental copies) what share of the image that is."""
+    if not report.image_size or not report.base:
+        return f"{report.bytes_moved:,}"
+    return f"{report.bytes_moved:,} of {report.image_size:,} ({100 * report.bytes_moved / report.image_size:.1f} %)"
 
 
 def _print_copy_report(report, fmt: str, columns: tuple[str, ...]) -> None:  # type: ignore[no-untyped-def]
@@ -851,6 +871,8 @@ def _print_copy_report(report, fmt: str, columns: tuple[str, ...]) -> None:  # t
     if report.dry_run and not report.already_done:
         console.print(f"Plan: copy {report.source_image} from {report.source_region} to {report.target_region} by "
                       f"{report.why}", soft_wrap=True)  # fmt: skip
+        if report.incremental:
+            console.print(report.incremental[:1].upper() + report.incremental[1:] + ".", soft_wrap=True)
         console.print(f"Then tag it {report.coordinating_property} and verify. (--dry-run: nothing was changed)")
         return
     table = Table("", "", show_header=False, box=None)

@@ -97,7 +97,8 @@ def test_report_formats_columns_and_the_dry_run(sqlite_cloud: Cloud, image: dict
     assert report["dry_run"] is True and report["target_image"] is None and report["method"] == "glance-download"
     assert report["why"].startswith("glance-download: imagehop/IAD pulls the image from imagehop/ORD itself")
     found = report["discovered"]["target"]
-    assert found["import_methods"] == ["glance-direct", "web-download", "glance-download", "copy-image"]
+    methods = ["glance-direct", "web-download", "glance-download", "copy-image", "imagehop-delta"]
+    assert found["import_methods"] == methods
     assert found["tasks_api"] and found["object_store"] and found["content_digest"] and "v2.0" in found["versions"]
 
     # --os-cloud names the source cloud; without --from, its region_name (ORD) is the source region.

@@ -27,20 +27,21 @@ import httpx
 from starlette.concurrency import run_in_threadpool
 
 from imagehop import formats
+from imagehop.formats import delta as delta_stream
 from imagehop.identity.caller import Caller
 from imagehop.identity.catalog import Catalog
 from imagehop.identity.service import IdentityError, IdentityService
-from imagehop.images import recovery, store, web
+from imagehop.images import delta, recovery, store, web
 from imagehop.images.data import ACCOUNT
-from imagehop.images.errors import BadRequest, Conflict, Forbidden, ImageError, TooLarge
-from imagehop.images.service import CONTENT_DIGEST, ImageService, check_can_write, now
+from imagehop.images.errors import BadRequest, Conflict, Forbidden, ImageError, NotFound, TooLarge
+from imagehop.images.service import CONTENT_DIGEST, ImageService, can_read_blocks, check_can_write, now
 from imagehop.objects.store import NoSuchObject
 from imagehop.streams import BodyTooLarge, pump
 
 log = logging.getLogger(__name__)
 
 Record = dict[str, Any]
-METHODS = ("glance-direct", "web-download", "glance-download", "copy-image")
+METHODS = ("glance-direct", "web-download", "glance-download", "copy-image", "imagehop-delta")
 LOCK = "os_glance_import_task"
 IMPORTING = "os_glance_importing_to_stores"
 FAILED = "os_glance_failed_import"
@@ -144,6 +145,13 @@ class Importer:
                 uuid.UUID(str(remote_id))
             except ValueError:
                 raise BadRequest(f"Remote image id does not look like a UUID: {remote_id}") from None
+        base_id = None
+        if name == "imagehop-delta":
+            check_delta_request(method)
+            base_id = method["base_image_id"]
+        if name == "glance-download" and delta.BASE_KEY in method:
+            check_base_spec(method[delta.BASE_KEY])
+            base_id = method[delta.BASE_KEY]["image_id"]
         task_id = str(uuid.uuid4())
         moment = now()
         with self.service.engine.begin() as conn:
@@ -159,8 +167,15 @@ class Importer:
                 raise Conflict("'container_format' and 'disk_format' need to be set before import")
             if name == "copy-image" and status != "active":
                 raise Conflict("Image needs to be active to be copied")
-            if name == "glance-direct" and status != "uploading":
-                raise Conflict("Image needs to be staged before 'glance-direct' method can be used")
+            if name in ("glance-direct", "imagehop-delta") and status != "uploading":
+                raise Conflict(f"Image needs to be staged before '{name}' method can be used")
+            if name == "imagehop-delta" and image["disk_format"] != "raw":
+                raise BadRequest("imagehop-delta builds raw images: create the image with disk_format raw.")
+            if base_id is not None:
+                base = store.get(conn, base_id) if _is_uuid(base_id) else None
+                if base is None or not can_read_blocks(conn, caller, base):
+                    raise NotFound(f"No base image found with ID {str(base_id)[:40]} (only your own images, or ones "
+                                   "shared with you, can be a base).")  # fmt: skip
             if name in ("web-download", "glance-download") and status != "queued":
                 raise Conflict(f"Image needs to be in 'queued' state to use '{name}' method")
             if name in ("web-download", "glance-download"):
@@ -188,19 +203,27 @@ class Importer:
         task_id, image_id = task["id"], task["image_id"]
         method = task["input"]["import_req"]["method"]
         name = method["name"]
+        extra: dict[str, Any] = {}
         try:
             if name == "glance-direct":
                 self._store(task_id, image_id, self._staged(image_id), expected=None)
                 self.service.data.objects.delete_object(ACCOUNT, STAGING, image_id)
             elif name == "web-download":
                 self._store(task_id, image_id, web.fetch(method["uri"], self.allow_private), expected=None)
+            elif name == "imagehop-delta":
+                extra["x-imagehop-delta"] = self._store_staged_delta(task_id, image_id, method)
+                self.service.data.objects.delete_object(ACCOUNT, STAGING, image_id)
             elif name == "glance-download":
                 token = self._delegated_token(task)
                 try:
                     remote, base, headers = self._remote(image_id, method, token)
                     with httpx.Client(headers=headers, timeout=60) as client:
-                        disk = sparse_remote_disk(client, base, remote)
-                        if disk is not None:
+                        spec = method.get(delta.BASE_KEY) if delta_pull_possible(remote) else None
+                        disk = None if spec else sparse_remote_disk(client, base, remote)
+                        if spec:
+                            extra["x-imagehop-delta"] = self._store_delta_pull(task_id, image_id, client, base, remote,
+                                                                               spec)  # fmt: skip
+                        elif disk is not None:
                             try:
                                 self._store_disk(task_id, image_id, disk, remote)
                             finally:
@@ -215,7 +238,7 @@ class Importer:
             raise ImportFailed(public_message(exc, name)) from exc
         self.recover(task, reset=False, failed=False)
         message = "Copied to store 'local'" if name == "copy-image" else "Import complete"
-        return {"image_id": image_id, "message": message}
+        return {"image_id": image_id, "message": message, **extra}
 
     def _delegated_token(self, task: Record) -> str:
         """A short-lived token of the task's user and project, while the caller's own would have lasted."""
@@ -297,6 +320,73 @@ class Importer:
                     raise ImageError(f"The downloaded image does not match the remote one: {what} differs.")
         self.service._finish_upload(image_id, stored)
 
+    def _store_delta_pull(
+        self, task_id: str, image_id: str, client: httpx.Client, url: str, remote: Record, spec: dict
+    ) -> dict[str, Any]:
+        """An incremental glance-download: blocks the local base holds are copied from it, the others
+        fetched from the remote region with Range requests (each checked against the remote block map,
+        a corrupted one fetched once more). Without a usable base every block is fetched."""
+        items = remote_block_map(client, url, remote)
+        with self.service.engine.connect() as conn:
+            base, why = delta.base_problem(conn, str(spec["image_id"]), str(spec["content_digest"]))
+        self._start_saving(image_id)
+        size = int(remote["size"])
+        wanted = [(i, sha) for i, sha in items if base is None or sha not in base.by_hash]
+        ranges = RangeSource(client, url + "/file", size, _runs([i for i, _ in wanted], size))
+        spare = RangeSource(client, url + "/file", size, [(0, size)])
+
+        def fetch(index: int, length: int, sha: bytes | None = None) -> bytes:
+            block = ranges.pread(index * delta.BLOCK, length) if sha is not None else b""
+            if sha is None or not delta.matches(block, sha):  # corrupted on the way, or a fallback: once more
+                block = spare.pread(index * delta.BLOCK, length)
+            return block
+
+        def records() -> Iterator[tuple[int, bytes, bytes | None]]:
+            for index, sha in items:
+                if base is not None and sha in base.by_hash:
+                    yield index, sha, None
+                else:
+                    yield index, sha, fetch(index, min(delta.BLOCK, size - index * delta.BLOCK), sha)
+
+        try:
+            built = delta.build(
+                self.service.data, image_id, size, records(), base, (remote["checksum"], remote["os_hash_value"]),
+                fallback=lambda index, length: fetch(index, length), progress=Progress(self.service, task_id),
+            )  # fmt: skip
+        finally:
+            ranges.close()
+            spare.close()
+        built.fallback = built.fallback or why
+        if (built.stored.content_digest, built.stored.size) != (remote[CONTENT_DIGEST], remote["size"]):
+            self.service.data.delete(built.stored.key)
+            raise ImageError("The downloaded image does not match the remote one: content digest differs.")
+        self.service._finish_upload(image_id, built.stored)
+        return built.result(str(spec["image_id"]))
+
+    def _store_staged_delta(self, task_id: str, image_id: str, method: dict) -> dict[str, Any]:
+        """imagehop-delta: the staged delta stream and the local base make the image, verified by the
+        requested content digest; a base that is gone or changed fails it (the client sends in full)."""
+        with self.service.engine.connect() as conn:
+            base, why = delta.base_problem(conn, str(method["base_image_id"]), str(method["base_content_digest"]))
+        if base is None:
+            raise ImageError(f"Cannot build on the base: {why}. Send the image in full.")
+        self._start_saving(image_id)
+        size = int(method["size"])
+        with self.service.data.objects.open(ACCOUNT, STAGING, image_id) as reader:
+            records = delta_stream.decode(reader.iter_range(0, reader.info.size), size)
+            built = delta.build(
+                self.service.data, image_id, size, records, base, (method["checksum"], method["os_hash_value"]),
+                progress=Progress(self.service, task_id),
+            )  # fmt: skip
+        if built.stored.content_digest != method["content_digest"]:
+            self.service.data.delete(built.stored.key)
+            raise ImageError(
+                f"The image built from the base and the blocks sent has content digest {built.stored.content_digest}, "
+                f"not {method['content_digest']}: it was not kept."
+            )
+        self.service._finish_upload(image_id, built.stored)
+        return built.result(base.image_id)
+
     def _remote(self, image_id: str, method: dict, token: str) -> tuple[Record, str, dict[str, str]]:
         region = str(method["glance_region"])
         endpoint = next((r.url for r in self.catalog.regions if r.name.lower() == region.lower()), None)
@@ -320,6 +410,77 @@ class Importer:
             )  # fmt: skip
 
         return remote, base, headers
+
+
+def delta_pull_possible(remote: Record) -> bool:
+    """A remote image an incremental pull can build: raw, with its hashes and content digest."""
+    needed = ("checksum", "os_hash_value", CONTENT_DIGEST, "size")
+    return (
+        remote.get("disk_format") == "raw"
+        and remote.get("os_hash_algo") == "sha512"
+        and all(remote.get(key) for key in needed)
+    )
+
+
+def remote_block_map(client: httpx.Client, url: str, remote: Record) -> list[tuple[int, bytes]]:
+    """The remote image's whole block map (every page), checked against its content digest."""
+    items: list[tuple[int, bytes]] = []
+    path = url + "/x-imagehop-blocks"
+    head: dict[str, Any] = {}
+    while path:
+        response = client.get(path)
+        if response.status_code != 200:
+            raise ImageError(f"Remote image block map: HTTP {response.status_code}.")
+        head = response.json()
+        items += [(int(index), bytes.fromhex(sha)) for index, sha in head["blocks"]]
+        after = head.get("next")
+        path = url.split("/v2/images/", 1)[0] + after if after else ""
+    if head.get("content_digest") != remote[CONTENT_DIGEST]:
+        raise ImageError("The remote image's block map does not match its content digest.")
+    try:
+        formats.BlockMap.from_items(int(head["virtual_size"]), items, remote[CONTENT_DIGEST]).check()
+    except ValueError as exc:
+        raise ImageError(f"The remote image's block map is not valid: {exc}.") from None
+    return items
+
+
+def _runs(indexes: list[int], size: int) -> list[tuple[int, int]]:
+    """(offset, length) byte ranges of consecutive blocks, for one Range request each."""
+    out: list[tuple[int, int]] = []
+    for index in indexes:
+        offset = index * delta.BLOCK
+        length = min(delta.BLOCK, size - offset)
+        if out and out[-1][0] + out[-1][1] == offset:
+            out[-1] = (out[-1][0], out[-1][1] + length)
+        else:
+            out.append((offset, length))
+    return out
+
+
+def _is_uuid(value: Any) -> bool:
+    try:
+        uuid.UUID(str(value))
+    except ValueError:
+        return False
+    return True
+
+
+def check_base_spec(spec: Any) -> None:
+    if not (isinstance(spec, dict) and isinstance(spec.get("image_id"), str)
+            and isinstance(spec.get("content_digest"), str)):  # fmt: skip
+        raise BadRequest(f"'{delta.BASE_KEY}' must be an object with image_id and content_digest.")
+
+
+def check_delta_request(method: dict) -> None:
+    """The fields an imagehop-delta import needs, with their types."""
+    strings = ("base_image_id", "base_content_digest", "content_digest", "checksum", "os_hash_value")
+    missing = [k for k in strings if not isinstance(method.get(k), str) or not method.get(k)]
+    size = method.get("size")
+    if missing or not isinstance(size, int) or isinstance(size, bool) or not 0 < size <= MAX_DOWNLOAD:
+        raise BadRequest(
+            "imagehop-delta needs base_image_id, base_content_digest, content_digest, checksum, os_hash_value "
+            f"(strings) and size (a positive integer): {', '.join(missing) or 'size'} missing or invalid."
+        )
 
 
 def remote_chunks(client: httpx.Client, base: str) -> Iterator[bytes]:

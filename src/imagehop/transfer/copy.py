@@ -19,6 +19,7 @@ from functools import cached_property
 from typing import Any
 
 from imagehop.transfer import discover as disc
+from imagehop.transfer import incremental as inc
 from imagehop.transfer import stream as direct
 from imagehop.transfer.clouds import CloudSession
 from imagehop.transfer.compute import BootError, ComputeClient
@@ -94,6 +95,8 @@ class CopyOptions:
     boot: str | None = None  # a server name to boot from the copy
     flavor: str | None = None
     convert: str | None = None  # raw, qcow2 or vhd
+    base: str | None = None  # the target image to build on (id or name); None: the best one found
+    no_base: bool = False  # always a full copy
 
 
 @dataclass
@@ -122,6 +125,12 @@ class CopyReport:
     left_out: dict[str, str] = field(default_factory=dict)  # property -> why it was not carried
     notes: list[str] = field(default_factory=list)
     discovered: dict[str, Any] | None = None  # what each side offers (with --dry-run)
+    image_size: int = 0  # bytes of the source image
+    bytes_to_move: int = 0  # what the plan expects to move (the image size for a full copy)
+    base: dict[str, Any] | None = None  # the base of an incremental copy (see transfer/incremental.py)
+    incremental: str = ""  # why incremental with that base, or why a full copy
+    blocks_reused: int = 0  # blocks the target took from the base
+    blocks_sent: int = 0  # blocks that moved
 
     def as_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -267,12 +276,25 @@ def _copy_image(
         return report
 
     report.disk_format = check_format(image, target, options.convert)
+    report.image_size = report.bytes_to_move = int(image.get("size") or 0)
+    plan, report.incremental = _plan_incremental(source, target, image, (key, value), options)
+    if plan is not None:
+        report.base, report.bytes_to_move = plan.as_dict(), plan.bytes_to_move
+    else:
+        report.incremental += f"; the whole image ({report.image_size:,} bytes) moves"
     # A re-run keeps the method its first run chose, so it continues the same steps, unless told otherwise.
     journaled = str(state.get("method") or "")
     if journaled in disc.WAYS and options.method in ("auto", journaled):
         choice = disc.Choice(journaled, "the way the interrupted run chose", upload=str(state.get("upload") or ""))
     else:
         choice = choose_method(source, target, image, options)
+        if plan is not None and options.method == "auto" and choice.method in ("web-download", "tasks"):
+            passed = [*choice.passed_over, (choice.method, "it moves the whole image; the target can build on a base")]
+            choice = disc.Choice("stream", f"only the blocks {target.label}'s base lacks pass through this client, "
+                                 f"into its {inc.DELTA_METHOD} import", passed, upload="delta")  # fmt: skip
+    if plan is not None and choice.method not in ("glance-download", "stream"):
+        report.incremental = f"full copy: the {choice.method} way moves whole images (incremental: pull or stream)"
+        plan, report.base, report.bytes_to_move = None, None, report.image_size
     method = report.method = choice.method
     report.why = choice.explain()
     if options.dry_run:
@@ -302,7 +324,8 @@ def _copy_image(
         obj = location.split("/", 1)[1]
     if method in ("glance-download", "web-download"):
         try:
-            new_id = _pull(source, target, image, method, location, options, state, step, say, note)
+            new_id = _pull(source, target, image, method, location, options, state, step, say, note,
+                           plan if method == "glance-download" else None)  # fmt: skip
         except PullRefused as exc:
             if options.method != "auto" or method != "web-download":
                 raise CopyError(str(exc), resumable=False) from None
@@ -310,7 +333,20 @@ def _copy_image(
             method = state["method"] = report.method = "stream"
             state["upload"] = disc.stream_upload(target.capabilities, report.disk_format)
             journal.save_state(job, state)
-    if method == "stream":
+    delta_id = None
+    if method == "stream" and (plan is None or state.get("delta_failed")) and state.get("delta_image"):
+        target.glance.delete_image(state.pop("delta_image"))  # an interrupted run's incremental image
+        state.pop("created", None)
+        journal.save_state(job, state)
+    if method == "stream" and plan is not None and not state.get("delta_failed"):
+        delta_id = _stream_delta(source, target, image, plan, state, step, say, report, note)
+        if delta_id is None:  # the target could not build on the base: the whole image, as a stream would
+            state["delta_failed"] = report.incremental
+            state["upload"] = disc.stream_upload(target.capabilities, report.disk_format)
+            journal.save_state(job, state)
+    if delta_id is not None:
+        new_id = delta_id
+    elif method == "stream":
         if state.get("upload") == "segments" and not options.convert:
             new_id = _stream_segments(source, target, image, options, journal, state, step, say, report)
         else:
@@ -327,6 +363,8 @@ def _copy_image(
         report.tasks["pull"] = str(state["pulled"].get("task") or "")
         report.bytes_moved = int(new_image.get("size") or 0)  # fetched by the target, none through here
         report.move = {"bytes": report.bytes_moved, "through_client": 0}
+        if plan is not None:
+            _pulled_delta(target, new_id, report, note)
     new_image = _carry(target, new_image, image, {**props, key: value}, report, note)
     step("tagged", properties=len(props))
 
@@ -587,7 +625,7 @@ class PullRefused(Exception):
 
 def _pull(
     source: Endpoint, target: Endpoint, image: dict[str, Any], method: str, location: str, options: CopyOptions,
-    state: dict, step: Callable, say: Progress, note: Callable[[str], None],
+    state: dict, step: Callable, say: Progress, note: Callable[[str], None], plan: inc.BasePlan | None = None,
 ) -> str:  # fmt: skip
     """Ask the target region to fetch the bytes itself; returns the new, active image's id.
 
@@ -610,6 +648,8 @@ def _pull(
                 "name": "glance-download", "glance_image_id": image["id"], "glance_region": source.region,
                 "glance_service_interface": "public",
             }  # fmt: skip
+            if plan is not None:  # imagehop's extension: build on this base, fetch only what it lacks
+                request[inc.BASE_KEY] = plan.spec
         else:
             container, obj = location.split("/", 1)
             swift = _need_swift(source)
@@ -617,7 +657,14 @@ def _pull(
                 note(f"set a TempURL key (X-Account-Meta-Temp-URL-Key) on the {source.label} account: it had none")
             request = {"name": "web-download", "uri": swift.temp_url(container, obj, TEMPURL_SECONDS)}
         try:
-            glance.start_import(new_id, request)
+            try:
+                glance.start_import(new_id, request)
+            except GlanceError as exc:
+                if exc.status != 404 or inc.BASE_KEY not in request:
+                    raise
+                note(f"the base {plan.image_id if plan else ''} is gone from {target.label}: copying in full")
+                del request[inc.BASE_KEY]
+                glance.start_import(new_id, request)
         except GlanceError as exc:
             glance.delete_image(new_id)
             del state["created"]
@@ -633,6 +680,127 @@ def _pull(
         raise
     step("pulled", image=new_id, task=task_id)
     return str(new_id)
+
+
+def _plan_incremental(
+    source: Endpoint, target: Endpoint, image: dict[str, Any], coordinating: tuple[str, str], options: CopyOptions
+) -> tuple[inc.BasePlan | None, str]:
+    """The base to build on in the target (block maps compared, no bytes read), or why a full copy."""
+    if options.no_base:
+        return None, "full copy: --no-base"
+    if options.convert:
+        return None, "full copy: --convert makes new bytes"
+    why = inc.unsupported(image, target.label, target.capabilities.offers(inc.DELTA_METHOD))
+    if why:
+        if options.base:
+            raise final(f"--base {options.base} cannot be used: {why.removeprefix('full copy: ')}")
+        return None, why
+    try:
+        return inc.plan_base(source.glance, target.glance, image, coordinating, options.base)
+    except inc.BaseError as exc:
+        raise final(str(exc)) from None
+
+
+def _pulled_delta(target: Endpoint, new_id: str, report: CopyReport, note: Callable[[str], None]) -> None:
+    """What the target's incremental pull reused and fetched, from its import task's result."""
+    poll = target.glance.import_task(new_id)
+    result = ((poll.task.get("result") or {}) if poll is not None else {}).get("x-imagehop-delta")
+    if not isinstance(result, dict):
+        report.incremental = "full copy: the target did not report building on the base"
+        report.base = None
+        return
+    report.blocks_reused, report.blocks_sent = int(result["blocks_reused"]), int(result["blocks_sent"])
+    report.bytes_moved = int(result["bytes_sent"])
+    report.move = {"bytes": report.bytes_moved, "through_client": 0, "blocks_reused": report.blocks_reused}
+    if result.get("fallback"):
+        report.incremental = f"full copy: {result['fallback']} (the target fetched every block)"
+        report.base = None
+        note(report.incremental)
+
+
+def _stream_delta(
+    source: Endpoint, target: Endpoint, image: dict[str, Any], plan: inc.BasePlan, state: dict, step: Callable,
+    say: Progress, report: CopyReport, note: Callable[[str], None],
+) -> str | None:  # fmt: skip
+    """Stage only the blocks the base lacks into a new raw target image and import it with
+    ``imagehop-delta``; the new image's id, or None when the target could not build on the base
+    (nothing is left behind then, and the caller streams the whole image). A block the target finds
+    corrupted is sent once more."""
+    glance = target.glance
+    if "delta" in state:
+        done = state["delta"]
+        report.blocks_reused, report.blocks_sent = done["reused"], done["sent"]
+        report.bytes_moved = done["bytes"]
+        report.move = {"bytes": done["bytes"], "upload": "delta", "blocks_reused": done["reused"]}
+        return str(state["created"]["image"])
+    current = _reuse_created(glance, state)
+    if current is not None and current.get("status") not in ("queued", "importing", "saving"):
+        glance.delete_image(current["id"])  # a partial stage or a failed build: start that image again
+        del state["created"]
+        current = None
+    if current is None:
+        current = _create_target(target, image, "raw", step)
+    new_id = state["delta_image"] = str(current["id"])
+    sent = inc.Sent()
+    for attempt in (1, 2):
+        if current.get("status") == "queued":
+            say("move", {"object": f"{source.label} image {image['id']} (changed blocks)", "size": plan.bytes_to_move})
+            sent = inc.Sent()
+            records = inc.delta_records(source.glance, image["id"], plan, sent)
+
+            def counted(chunks: Any) -> Any:
+                for chunk in chunks:
+                    say("bytes", {"n": len(chunk)})
+                    yield chunk
+
+            try:
+                glance.put_data(new_id, counted(inc.delta_stream.encode(records)), inc.delta_length(plan), stage=True)
+            except direct.StreamError as exc:
+                glance.delete_image(new_id)
+                state.pop("created", None)
+                state.pop("delta_image", None)
+                raise CopyError(f"reading the changed blocks stopped: {exc}") from None
+            try:
+                glance.start_import(new_id, inc.delta_import(plan, image))
+            except GlanceError as exc:
+                if exc.status != 404:
+                    raise
+                glance.delete_image(new_id)  # the base was deleted since the plan: nothing to build on
+                state.pop("created", None)
+                state.pop("delta_image", None)
+                report.incremental = f"full copy: the base {plan.image_id} is gone from {target.label}"
+                report.base = None
+                note(report.incremental)
+                return None
+            say("import", {"id": new_id, "status": "started", "message": inc.DELTA_METHOD})
+        try:
+            task_id = _wait_active(glance, new_id, say)
+            break
+        except CopyError as exc:
+            text = str(exc)
+            if "corrupted on the way" in text and attempt == 1:
+                note(f"{target.label} found a block corrupted on the way; sending the changed blocks again")
+                current = glance.get_image(new_id) or {}
+                continue
+            glance.delete_image(new_id)
+            state.pop("created", None)
+            state.pop("delta_image", None)
+            if "Cannot build on the base" in text:
+                report.incremental = f"full copy: {text.split('failed: ', 1)[-1]}"
+                report.base = None
+                note(report.incremental)
+                return None
+            raise
+    if task_id:
+        report.tasks["import"] = task_id
+    poll = glance.import_task(new_id)
+    result = ((poll.task.get("result") or {}) if poll is not None else {}).get("x-imagehop-delta") or {}
+    report.blocks_reused = int(result.get("blocks_reused", plan.blocks_reused))
+    report.blocks_sent = int(result.get("blocks_sent", sent.blocks))
+    report.bytes_moved = int(result.get("bytes_sent", sent.bytes))
+    report.move = {"bytes": report.bytes_moved, "upload": "delta", "blocks_reused": report.blocks_reused}
+    step("delta", reused=report.blocks_reused, sent=report.blocks_sent, bytes=report.bytes_moved)
+    return new_id
 
 
 def _wait_active(

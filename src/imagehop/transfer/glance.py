@@ -223,6 +223,23 @@ class GlanceClient:
     def delete_image(self, image_id: str) -> None:
         self._call("DELETE", f"/images/{image_id}", ok=(204, 404))
 
+    def block_map(self, image_id: str) -> tuple[dict[str, Any], list[tuple[int, bytes]]] | None:
+        """imagehop's ``x-imagehop-blocks`` of an image, every page: ``(header, [(index, sha256)])``;
+        ``None`` where the cloud has none for it (not imagehop, not readable by us, or no map)."""
+        items: list[tuple[int, bytes]] = []
+        path, head = f"/images/{image_id}/x-imagehop-blocks", {}
+        while path:
+            response = self._call("GET", path, ok=(200, 400, 403, 404, 405))
+            if response.status_code != 200:
+                return None
+            head = response.json()
+            items += [(int(index), bytes.fromhex(sha)) for index, sha in head.get("blocks", [])]
+            nxt = head.get("next")
+            path = nxt.removeprefix("/v2") if nxt else ""
+        head.pop("blocks", None)
+        head.pop("next", None)
+        return head, items
+
     # --- interoperable import ------------------------------------------------------------------
 
     def import_methods(self) -> list[str]:
