@@ -16,6 +16,7 @@ from bench.abuse import bench_abuse
 from bench.anycloud import bench_anycloud
 from bench.formats import bench_formats
 from bench.harness import BIN, Section, machine, median, start_cloud
+from bench.incremental import bench_incremental
 from bench.job import bench_job
 from bench.listing import bench_listing
 from bench.objects import bench_objects
@@ -66,6 +67,7 @@ def main() -> None:
         try:
             sections.append(bench_job(cloud, work, random_mib, zero_mib, runs))
             sections.append(bench_anycloud(cloud, work, random_mib, zero_mib, runs))
+            sections.append(bench_incremental(cloud, work, 128 if args.quick else 2048, 1.0, runs))
         finally:
             cloud.stop()
         sections.append(bench_listing(work, (1000, 2000) if args.quick else (10_000, 100_000)))

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
 
+from imagehop import formats
 from imagehop.transfer import discover as disc
 from imagehop.transfer import incremental as inc
 from imagehop.transfer import stream as direct
@@ -755,7 +756,7 @@ def _stream_delta(
 
             try:
                 glance.put_data(new_id, counted(inc.delta_stream.encode(records)), inc.delta_length(plan), stage=True)
-            except direct.StreamError as exc:
+            except (direct.StreamError, formats.DiskFormatError) as exc:
                 glance.delete_image(new_id)
                 state.pop("created", None)
                 state.pop("delta_image", None)
