@@ -22,3 +22,5 @@ class Region:
     objects: ObjectStore  # the region's object storage engine, used in-process by every service
     tasks: TaskSettings = field(default_factory=TaskSettings)  # the [tasks] settings
     images: ImageSettings = field(default_factory=ImageSettings)  # the [images] settings
+    # seals the hashes an export hands to an import (tasks/sealed.py); empty: nothing is sealed or trusted
+    integrity_key: bytes = b""

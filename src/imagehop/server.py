@@ -39,6 +39,7 @@ from imagehop import db
 from imagehop.compute.routes import compute_routes
 from imagehop.config import RegionSettings, Settings
 from imagehop.console import build_console_app
+from imagehop.console.session import load_secret
 from imagehop.explain import Explained
 from imagehop.http_protocol import Utf8RequestLineProtocol
 from imagehop.identity.bootstrap import bootstrap, read_credentials
@@ -52,6 +53,7 @@ from imagehop.objects.blobs import open_blob_store
 from imagehop.objects.routes import object_routes
 from imagehop.objects.store import ObjectStore
 from imagehop.region import Region
+from imagehop.tasks import sealed
 from imagehop.tasks.routes import task_routes
 from imagehop.tasks.worker import TaskWorker, start_worker
 
@@ -136,8 +138,10 @@ def build_region(settings: Settings, region_settings: RegionSettings, url: str, 
     region_dir = settings.region_dir(region_settings)
     region_dir.mkdir(parents=True, exist_ok=True)
     objects = ObjectStore(engine, region_dir, open_blob_store(region_settings.blob, region_dir))
+    # One key for every region of the deployment, from the secret its processes already share.
+    key = sealed.derive_key(load_secret(settings.data_dir, settings.console_secret_key))
     return Region(region_settings.name, url, engine, region_dir, identity, objects,
-                  tasks=settings.tasks, images=settings.images)  # fmt: skip
+                  tasks=settings.tasks, images=settings.images, integrity_key=key)  # fmt: skip
 
 
 def prepare_identity(settings: Settings) -> Deployment:

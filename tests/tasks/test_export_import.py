@@ -169,3 +169,46 @@ def test_import_reads_slo_and_dlo(tcloud: Cloud, fmt: str, tmp_path: Path) -> No
         task = run_task(demo, {"type": "import", "input": source})
         assert task["status"] == "success", task
         assert demo.get(f"/v2/images/{task['result']['image_id']}").json()["imagehop.content_digest"] == expected
+
+
+def test_an_export_seals_its_hashes_and_only_the_same_content_takes_them(tcloud: Cloud) -> None:
+    """The export seals the image's MD5 and SHA-512 on the VHD; an import in another region takes
+    them only when the disk it stores has the sealed content digest and size. A seal moved onto
+    other content, or one whose hashes were edited, gives the true hashes of what was imported."""
+    import hashlib
+
+    ord_glance, iad_glance = Glance(tcloud, region="ORD"), Glance(tcloud, region="IAD")
+    ord_swift, iad_swift = Swift(tcloud, region="ORD"), Swift(tcloud, region="IAD")
+    first, second = disk_bytes(SIZE, seed=41), disk_bytes(SIZE, seed=42)
+    images = [create_image(tcloud, "ORD", f"sealed-{n}", data) for n, data in enumerate((first, second))]
+    ord_swift.put("/sealed")
+    for image in images:
+        task = run_task(ord_glance, {"type": "export", "input": {"image_uuid": image["id"],
+                                                                 "receiving_swift_container": "sealed"}})  # fmt: skip
+        assert task["status"] == "success", task
+    heads = [ord_swift.head(f"/sealed/{image['id']}.vhd").headers for image in images]
+    seals = [{k: v for k, v in head.items() if k.startswith("x-object-meta-imagehop-raw-")} for head in heads]
+    words = seals[0]["x-object-meta-imagehop-raw-hashes"].split()
+    assert words[:4] == ["v1", str(SIZE), images[0]["imagehop.content_digest"], hashlib.md5(first).hexdigest()]
+    assert seals[0]["x-object-meta-imagehop-raw-sha512"] == hashlib.sha512(first).hexdigest()
+    vhds = [ord_swift.get(f"/sealed/{image['id']}.vhd").content for image in images]
+    iad_swift.put("/moved")
+    edited = {**seals[0], "x-object-meta-imagehop-raw-sha512": hashlib.sha512(second).hexdigest()}
+    cases = [
+        ("kept", vhds[0], seals[0], first, "MD5 and SHA-512 taken from the export's sealed hashes"),
+        ("moved-onto-other", vhds[1], seals[0], second, "the export's sealed hashes are of other content; hashing it"),
+        ("edited", vhds[0], edited, first, None),  # not a seal of ours: ignored
+    ]
+    for name, vhd, seal, data, logged in cases:
+        iad_swift.put(f"/moved/{name}.vhd", vhd, headers=seal)
+        task = run_task(iad_glance, {"type": "import", "input": {"import_from": f"moved/{name}.vhd",
+                                                                 "image_properties": {"name": name}}})  # fmt: skip
+        assert task["status"] == "success", task
+        new = iad_glance.get(f"/v2/images/{task['result']['image_id']}").json()
+        assert new["checksum"] == hashlib.md5(data).hexdigest(), name
+        assert new["os_hash_value"] == hashlib.sha512(data).hexdigest(), name
+        assert new["imagehop.content_digest"] == reference_digest(data) and new["size"] == SIZE
+        assert hashlib.md5(iad_glance.get(f"/v2/images/{new['id']}/file").content).hexdigest() == new["checksum"]
+        # the task's own log line, written before it succeeded, says which way the hashes came
+        lines = [line for line in tcloud.logged().splitlines() if f"import of image {new['id']}: " in line]
+        assert [line.split(": ", 2)[-1] for line in lines] == ([logged] if logged else []), name

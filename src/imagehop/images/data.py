@@ -99,7 +99,7 @@ class ImageData:
             # The caller knows the MD5 and SHA-512 of these exact bytes and checks the content digest
             # afterwards (equal digest and size: identical raw bytes), so neither is computed again.
             writer = self.objects.writer(ACCOUNT, CONTAINER, key, known_etag=known_hashes[0])
-        digest = formats.ContentDigest(disk.virtual_size)
+        digest = formats.ContentDigest(disk.virtual_size, threads=2)  # SHA-256 beside the reads and writes
         size = disk.virtual_size
         try:
             position = 0

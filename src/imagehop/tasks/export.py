@@ -20,8 +20,10 @@ from typing import Any
 
 from imagehop import formats
 from imagehop.images import store as image_store
+from imagehop.images.service import CONTENT_DIGEST
 from imagehop.objects import slo
 from imagehop.objects.store import NoSuchContainer, NoSuchObject, ObjectWriter
+from imagehop.tasks import sealed
 from imagehop.tasks.context import TaskContext, swift_account
 from imagehop.tasks.errors import TaskFailed
 
@@ -82,8 +84,26 @@ def run(ctx: TaskContext, task: dict, progress: Callable[[int, int], None]) -> d
         allocated = formats.extent_blocks(disk) if disk.format == "raw" else None
         writer = formats.VhdWriter(disk, subformat="dynamic", allocated_blocks=allocated)
         total = writer.size
-        write_object(ctx, account, container, name, iter(writer), total, task["id"], progress)
+        meta = raw_hashes_meta(ctx, image, disk)
+        write_object(ctx, account, container, name, iter(writer), total, task["id"], progress, meta)
     return {"export_location": f"{container}/{name}"}
+
+
+def raw_hashes_meta(ctx: TaskContext, image: dict, disk: formats.VirtualDisk) -> dict[str, str]:
+    """The image's stored hashes, sealed for an import of this VHD (tasks/sealed.py): only for a raw
+    image whose bytes are exactly the disk the VHD holds (a whole number of sectors)."""
+    digest = image["properties"].get(CONTENT_DIGEST)
+    if (
+        not ctx.region.integrity_key
+        or disk.format != "raw"
+        or image.get("os_hash_algo") != "sha512"
+        or not (image.get("checksum") and image.get("os_hash_value") and digest)
+        or image.get("size") != disk.virtual_size
+        or disk.virtual_size % formats.disk.SECTOR
+    ):
+        return {}
+    hashes = sealed.RawHashes(disk.virtual_size, digest, image["checksum"], image["os_hash_value"])
+    return sealed.seal(ctx.region.integrity_key, hashes)
 
 
 def write_object(
@@ -95,10 +115,11 @@ def write_object(
     total: int,
     task_id: str,
     progress: Callable[[int, int], None],
+    extra_meta: dict[str, str] | None = None,
 ) -> None:
     """``total`` bytes of ``chunks`` as object ``name``: plain, or an SLO over segments when big."""
     segment_size = ctx.settings.export_segment_size
-    meta = {TASK_META: task_id}
+    meta = {TASK_META: task_id, **(extra_meta or {})}
     objects = ctx.objects
     if total <= segment_size:
         writer = objects.writer(account, container, name, content_type=CONTENT_TYPE, meta=meta)

@@ -18,9 +18,10 @@ from collections.abc import Callable
 from typing import Any
 
 from imagehop import formats
+from imagehop.images.data import StoredData
 from imagehop.images.errors import ImageError
 from imagehop.objects.store import BrokenLargeObject, NoSuchContainer, NoSuchObject
-from imagehop.tasks import store
+from imagehop.tasks import sealed, store
 from imagehop.tasks.context import TaskContext, swift_account, task_caller
 from imagehop.tasks.errors import TaskFailed
 
@@ -47,6 +48,23 @@ def check_input(data: Any) -> tuple[str, str, str, dict]:
     if not isinstance(properties, dict):
         raise TaskFailed("Unsupported element in image_properties, please consult the documentation.")
     return container, name, fmt, properties
+
+
+def store_disk(
+    ctx: TaskContext, image_id: str, disk: formats.VirtualDisk, progress: Callable[[int], object],
+    claimed: sealed.RawHashes | None,
+) -> StoredData:  # fmt: skip
+    """Store the disk as the image's raw data. With a valid seal from an export, its MD5 and SHA-512
+    are taken once the content digest and size computed here prove the bytes are the same; if they
+    differ, the disk is stored again with every hash computed."""
+    if claimed is not None and claimed.size == disk.virtual_size:
+        stored = ctx.images.data.write_disk(image_id, disk, progress, known_hashes=(claimed.md5, claimed.sha512))
+        if (stored.content_digest, stored.size) == (claimed.content_digest, claimed.size):
+            log.info("import of image %s: MD5 and SHA-512 taken from the export's sealed hashes", image_id)
+            return stored
+        ctx.images.data.delete(stored.key)
+        log.info("import of image %s: the export's sealed hashes are of other content; hashing it", image_id)
+    return ctx.images.data.write_disk(image_id, disk, progress)
 
 
 def run(ctx: TaskContext, task: dict, progress: Callable[[int, int], None]) -> dict:
@@ -81,8 +99,9 @@ def run(ctx: TaskContext, task: dict, progress: Callable[[int, int], None]) -> d
             with ctx.images.engine.begin() as conn:
                 store.update(conn, task["id"], image_id=image_id)
         size = disk.virtual_size
+        claimed = sealed.unseal(ctx.region.integrity_key, reader.info.meta)
         try:
-            stored = ctx.images.data.write_disk(image_id, disk, lambda done: progress(done, size))
+            stored = store_disk(ctx, image_id, disk, lambda done: progress(done, size), claimed)
         except formats.DiskFormatError as exc:
             log.info("import task %s: %s: %s", task["id"], exc.rackspace_message, exc.message)
             raise TaskFailed(exc.rackspace_message) from None

@@ -13,7 +13,7 @@ import secrets
 import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from urllib.parse import quote, unquote, urlsplit
 
 import httpx
@@ -39,6 +39,7 @@ class ObjectHead:
     slo: bool
     dlo_prefix: str | None  # "<container>/<prefix>" of a Dynamic Large Object
     content_type: str
+    meta: dict[str, str] = field(default_factory=dict)  # the X-Object-Meta-* headers, names lower-case
 
 
 @dataclass(frozen=True)
@@ -168,6 +169,7 @@ class SwiftClient:
             slo=h.get("x-static-large-object", "").lower() == "true",
             dlo_prefix=h.get("x-object-manifest"),
             content_type=h.get("content-type", "application/octet-stream"),
+            meta={k.lower(): v for k, v in h.items() if k.lower().startswith("x-object-meta-")},
         )
 
     def large_object_segments(self, container: str, name: str, head: ObjectHead) -> list[Segment] | None:
