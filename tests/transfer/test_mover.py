@@ -84,6 +84,25 @@ def test_slo_source_segments_are_sent_with_their_etags(regions, tmp_path: Path) 
     assert result.etag == ord_.head_object("exports", "big.raw").etag
 
 
+def test_source_segments_larger_than_a_piece_are_cut_and_moved_in_parallel(regions, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    # An export's segments are 1 GiB: moved whole, each would go down one connection. Segments larger
+    # than the segment size are cut into ranges (checked by the MD5 sent against the target's ETag);
+    # smaller ones keep their own ETags. Also the object's metadata travels with it.
+    ord_, iad = regions
+    data = disk_bytes(13 * MiB + 7, seed=12)
+    put_slo(ord_, "cut.vhd", data, 6 * MiB)  # segments of 6, 6 and 1 MiB (+7 bytes)
+    ord_.request("POST", ord_._url("exports", "cut.vhd"), headers={"X-Object-Meta-Kept": "yes"}, ok=(202,))
+
+    result = move_object(ord_, "exports", "cut.vhd", iad, "imports", "cut.vhd", journal=Journal(tmp_path / "j.db"),
+                         parallel=3, segment_size=2 * MiB)  # fmt: skip
+    assert result.segments == 3 + 3 + 1
+    assert "cut piece" in result.verified_by and "ETags checked by the target" in result.verified_by
+    assert download(iad, "imports", "cut.vhd") == data
+    sizes = [int(e["bytes"]) for e in iad.list_objects("imports_segments", "cut.vhd/")]
+    assert sorted(sizes) == sorted([2 * MiB] * 6 + [MiB + 7])
+    assert iad.head_object("imports", "cut.vhd").meta.get("x-object-meta-kept") == "yes"
+
+
 def test_an_interrupted_move_resumes_without_resending(regions, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     ord_, iad = regions
     data = disk_bytes(16 * MiB, seed=3)
