@@ -257,3 +257,62 @@ def test_a_copy_killed_mid_way_is_finished_by_the_next_run(cloud: Cloud, tmp_pat
     new = Glance(cloud, region="IAD").image(report["target_image"])
     assert_identical(new, new_data, target_bytes(cloud, "IAD", new["id"]))
     assert len(images_with(cloud, "IAD", "name=killed")) == 2
+
+
+def test_a_base_deleted_while_the_delta_is_staged_gives_a_full_stream(cloud: Cloud, tmp_path: Path) -> None:
+    tag = "com.mycompany.image-of=inc-deleted"
+    data = dense(7)
+    v1 = create_image(cloud, "ORD", "deleted-base", data)
+    common = ["--from", "ORD", "--to", "IAD", "--tag", tag, "--method", "stream"]
+    first = json.loads(copy_cli(cloud.env(), v1["id"], *common, state=tmp_path / "j.db").stdout)
+    new_data = changed(data, *range(1, 64))  # all blocks but one: the client stages 126 MiB, long enough
+    v2 = create_image(cloud, "ORD", "deleted-base", new_data)
+    glance = Glance(cloud, region="IAD")
+    state = tmp_path / "k.db"
+    proc = copy_process(cloud.env(), v2["id"], *common, state=state)
+    try:
+        # the delta is being staged: the base was chosen and named; now it goes
+        wait_for(lambda: [i for i in glance.get("/v2/images?os_hidden=true").json()["images"]
+                          if i["status"] == "uploading"], "the delta is being staged", timeout=120)  # fmt: skip
+        assert glance.delete(f"/v2/images/{first['target_image']}").status_code == 204
+        out, err = proc.communicate(timeout=300)
+    finally:
+        proc.kill()
+    assert proc.returncode == 0, err
+    report = json.loads(out)
+    assert report["base"] is None and report["blocks_reused"] == 0
+    assert report["incremental"].startswith("full copy: ") and first["target_image"] in report["incremental"]
+    assert report["bytes_moved"] == SIZE
+    new = glance.image(report["target_image"])
+    assert_identical(new, new_data, target_bytes(cloud, "IAD", new["id"]))
+    # nothing half-made is left: the copy is the one image with the property
+    assert [i["id"] for i in images_with(cloud, "IAD", tag)] == [new["id"]]
+    assert [i for i in glance.get("/v2/images?os_hidden=true").json()["images"] if i["name"] == "deleted-base"] == []
+
+
+def test_a_delta_stream_killed_mid_way_is_finished_by_the_next_run(cloud: Cloud, tmp_path: Path) -> None:
+    tag = "com.mycompany.image-of=inc-stream-killed"
+    data = dense(8)
+    v1 = create_image(cloud, "ORD", "stream-killed", data)
+    common = ["--from", "ORD", "--to", "IAD", "--tag", tag, "--method", "stream"]
+    copy_cli(cloud.env(), v1["id"], *common, state=tmp_path / "j.db")
+    new_data = changed(data, *range(0, 64, 2))
+    v2 = create_image(cloud, "ORD", "stream-killed", new_data)
+    glance = Glance(cloud, region="IAD")
+    state = tmp_path / "k.db"
+    proc = copy_process(cloud.env(), v2["id"], *common, state=state)
+    try:
+        wait_for(lambda: [i for i in glance.get("/v2/images?os_hidden=true").json()["images"]
+                          if i["status"] == "uploading"], "the delta is being staged", timeout=120)  # fmt: skip
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    finally:
+        proc.kill()
+        proc.communicate()
+    assert not any('"delta"' in row[0] for row in journal_rows(state, "SELECT state FROM jobs"))  # killed mid-way
+    report = json.loads(copy_cli(cloud.env(), v2["id"], *common, state=state).stdout)
+    assert report["move"]["upload"] == "delta" and report["steps"][-3:] == ["delta", "tagged", "verified"]
+    assert (report["blocks_reused"], report["blocks_sent"]) == (32, 32)
+    new = glance.image(report["target_image"])
+    assert_identical(new, new_data, target_bytes(cloud, "IAD", new["id"]))
+    assert len([i for i in images_with(cloud, "IAD", "name=stream-killed")]) == 2
