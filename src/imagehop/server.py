@@ -46,7 +46,7 @@ from imagehop.identity.bootstrap import bootstrap, read_credentials
 from imagehop.identity.catalog import Catalog, RegionEndpoint
 from imagehop.identity.routes import build_identity_app
 from imagehop.identity.service import IdentityError, IdentityService
-from imagehop.images.routes import image_routes
+from imagehop.images.routes import image_routes, not_found_route
 from imagehop.logs import AccessLog
 from imagehop.objects import acl as object_acl
 from imagehop.objects.blobs import open_blob_store
@@ -232,7 +232,7 @@ def build_region_app(region: Region) -> Starlette:
     checks = [lambda: _ping(region.engine), lambda: _ping(region.identity.engine), region.objects.blobs.check]
     routes = [
         *health_routes(f"region {region.name}", checks),
-        Mount("/image", routes=[*image_routes(region), *task_routes(region)]),
+        Mount("/image", routes=[*image_routes(region), *task_routes(region), not_found_route()]),
         Mount("/compute", routes=compute_routes(region)),
         *object_routes(region),
     ]

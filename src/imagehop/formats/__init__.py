@@ -7,7 +7,7 @@ from .detect import FORMATS, detect_format, open_disk, open_file
 from .digest import BlockMap, ContentDigest, RawStreamDigest, block_map, content_digest, digest_of_blocks
 from .disk import BLOCK_SIZE, VirtualDisk
 from .errors import DiskFormatError
-from .inspect import check_safe
+from .inspect import check_safe, content_format, format_mismatch
 from .qcow2 import Qcow2Disk
 from .raw import RawDisk, iter_raw, write_raw_sparse
 from .source import BytesSource, FileSource, Source, file_data_extents
@@ -40,12 +40,14 @@ __all__ = [
     "block_map",
     "check_safe",
     "content_digest",
+    "content_format",
     "detect_format",
     "digest_of_blocks",
     "dynamic_vhd_size",
     "extent_blocks",
     "file_data_extents",
     "fixed_vhd_size",
+    "format_mismatch",
     "iter_raw",
     "iter_vhd",
     "open_disk",

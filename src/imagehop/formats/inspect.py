@@ -4,8 +4,11 @@ Since CVE-2024-32498 Glance refuses, on upload and import, a qcow2 or VMDK that 
 opens it read another file: a qcow2 backing file or external data file, a VMDK with a parent or with
 extents in other files (a descriptor file, or more than one extent). We also refuse a qcow2 whose
 mapping is inconsistent (cross-linked clusters, tables inside metadata, a decompression bomb).
-Data that is not of the claimed format at all passes: Glance stores it too, and nothing here will
-ever open it as that format.
+
+Since Glance 33 (``[image_format] require_image_format_match``, on by default) an upload of a
+``bare`` image must also *be* the format it claims: :func:`content_format` names the format the
+bytes look like, as Glance's inspectors recognise them, and :func:`format_mismatch` says when
+Glance refuses the pair (raw takes anything; formats Glance cannot inspect take unrecognised bytes).
 """
 
 from __future__ import annotations
@@ -13,8 +16,10 @@ from __future__ import annotations
 import struct
 
 from .errors import HAS_PARENT, UNSUPPORTED_TYPE, DiskFormatError
+from .qcow2 import MAGIC as QCOW2_MAGIC
 from .qcow2 import Qcow2Disk
 from .source import Source
+from .vhd import FOOTER_COOKIE
 
 VMDK_MAGIC = b"KDMV"
 VMDK_DESCRIPTOR = b"# Disk DescriptorFile"
@@ -68,4 +73,49 @@ def check_vmdk(source: Source) -> None:
         raise DiskFormatError(UNSUPPORTED_TYPE, f"The VMDK has {extents} extents; only one is allowed", unsafe=True)
 
 
-__all__ = ["check_safe", "check_vmdk"]
+# The formats Glance's inspectors recognise (format_inspector.ALL_FORMATS).
+INSPECTABLE = frozenset({"raw", "qcow2", "vhd", "vhdx", "vmdk", "vdi", "iso", "gpt", "luks"})
+ISO_DESCRIPTORS = (0x8001, 0x8801, 0x9001)
+
+
+def content_format(source: Source) -> str:
+    """The format the bytes look like: one of :data:`INSPECTABLE` (``raw`` when nothing else fits).
+
+    As Glance's inspectors, except that a fixed VHD (only a footer, at the end) is a ``vhd`` too:
+    Glance 33 recognises a VHD by its header copy only, so refuses fixed VHDs as ``vhd``.
+    """
+    head = source.pread(0, 512)
+    if head[:4] == QCOW2_MAGIC:
+        return "qcow2"
+    if head[:8] == FOOTER_COOKIE:
+        return "vhd"
+    if head[:8] == b"vhdxfile":
+        return "vhdx"
+    if head[:4] == VMDK_MAGIC or head.startswith(VMDK_DESCRIPTOR):
+        return "vmdk"
+    if head[0x40:0x44] == b"\x7f\x10\xda\xbe":
+        return "vdi"
+    if head[:6] == b"LUKS\xba\xbe":
+        return "luks"
+    size = source.size
+    if any(offset + 5 <= size and source.pread(offset, 5) == b"CD001" for offset in ISO_DESCRIPTORS):
+        return "iso"
+    if head[510:512] == b"\x55\xaa" and size >= 520 and source.pread(512, 8) == b"EFI PART":
+        return "gpt"
+    if size >= 512:
+        tail = source.pread(size - 512, 9)
+        if tail[:8] == FOOTER_COOKIE or tail[1:9] == FOOTER_COOKIE:
+            return "vhd"
+    return "raw"
+
+
+def format_mismatch(disk_format: str | None, found: str) -> str | None:
+    """Glance's refusal when bytes of format ``found`` are uploaded as ``disk_format``, else None."""
+    if disk_format is None or found == disk_format or disk_format == "raw":
+        return None
+    if found == "raw" and disk_format not in INSPECTABLE:
+        return None  # ami, ari, aki, ploop: not inspectable, and nothing else recognised
+    return f"Image disk_format {disk_format} does not match stream data {found}"
+
+
+__all__ = ["INSPECTABLE", "check_safe", "check_vmdk", "content_format", "format_mismatch"]

@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 from imagehop import formats
-from imagehop.images.errors import BadRequest
+from imagehop.images.errors import BadRequest, UnsupportedMediaType
 from imagehop.objects.store import NoSuchContainer, NoSuchObject, ObjectStore, ObjectWriter, StoreError
 from imagehop.region import Region
 
@@ -45,9 +45,9 @@ class ImageData:
             self.objects.ensure_container(ACCOUNT, CONTAINER)
             self._ready = True
 
-    def writer(self, image_id: str, disk_format: str | None) -> DataWriter:
+    def writer(self, image_id: str, disk_format: str | None, container_format: str | None = None) -> DataWriter:
         self._container()
-        return DataWriter(self, image_id, disk_format)
+        return DataWriter(self, image_id, disk_format, container_format)
 
     def size(self, key: str) -> int:
         return self.objects.head(ACCOUNT, CONTAINER, key).size
@@ -134,6 +134,18 @@ class ImageData:
             except formats.DiskFormatError as exc:
                 raise BadRequest(f"Image data is not acceptable: {exc}") from None
 
+    def check_format(self, container: str, key: str, disk_format: str | None, empty: bool = False) -> None:
+        """415 as Glance 33 answers an upload whose bytes are not the ``disk_format`` it claims."""
+        found = "raw"
+        if not empty:
+            with self.objects.open(ACCOUNT, container, key) as source:
+                found = formats.content_format(source)
+        refusal = formats.format_mismatch(disk_format, found)
+        if refusal is not None:
+            raise UnsupportedMediaType(
+                f"The request media type application/octet-stream is not supported by this server. {refusal}"
+            )
+
     def staged_size(self, image_id: str) -> int:
         """Bytes staged for ``image_id`` (0 when none)."""
         try:
@@ -149,10 +161,13 @@ class ImageData:
 class DataWriter:
     """Streams one image's bytes; :meth:`commit` makes them durable and measures them."""
 
-    def __init__(self, data: ImageData, image_id: str, disk_format: str | None) -> None:
+    def __init__(
+        self, data: ImageData, image_id: str, disk_format: str | None, container_format: str | None = None
+    ) -> None:
         self.data = data
         self.key = image_id
         self.disk_format = disk_format
+        self.container_format = container_format
         self._writer: ObjectWriter = data.objects.writer(ACCOUNT, CONTAINER, image_id, hashes=("sha512",))
         self._raw_digest = formats.RawStreamDigest() if disk_format == "raw" else None
         self.size = 0
@@ -165,12 +180,14 @@ class DataWriter:
 
     def commit(self) -> StoredData:
         info = self._writer.commit()
-        if info.file_id:
-            try:
+        try:
+            if self.container_format == "bare":  # Glance inspects bare images only
+                self.data.check_format(CONTAINER, self.key, self.disk_format, empty=not info.file_id)
+            if info.file_id:
                 self.data.check_safe(CONTAINER, self.key, self.disk_format)
-            except BadRequest:
-                self.data.delete(self.key)
-                raise
+        except (BadRequest, UnsupportedMediaType):
+            self.data.delete(self.key)
+            raise
         blocks = None
         if self._raw_digest is not None:
             blocks = self._raw_digest.block_map()

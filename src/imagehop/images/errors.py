@@ -42,7 +42,7 @@ class UnsupportedMediaType(ImageError):
 
 
 class RangeNotSatisfiable(ImageError):
-    status, title = 416, "Requested Range Not Satisfiable"
+    status, title = 416, "Request Range Not Satisfiable"  # webob's title, as Glance answers
 
 
 class Unavailable(ImageError):

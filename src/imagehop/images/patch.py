@@ -8,6 +8,7 @@ Only single-token pointers are valid: Glance images are flat.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -71,22 +72,19 @@ def _change(item: Any, draft: int) -> Change:
 
 
 def _pointer(path: Any) -> str:
-    """The single key a restricted JSON pointer names (``/a~1b`` → ``a/b``)."""
+    """The single key a restricted JSON pointer names (``/a~1b`` → ``a/b``), checked and decoded as
+    Glance does: leading slashes dropped, each token stripped of spaces."""
     if not isinstance(path, str) or not path.startswith("/"):
         raise BadRequest(f'Pointer `{path}` does not start with "/".')
-    if path.endswith("/"):
-        raise BadRequest(f'Pointer `{path}` end with "/".')
-    if "//" in path:
+    if re.search(r"/\s*?/", path[1:]):
         raise BadRequest(f'Pointer `{path}` contains adjacent "/".')
-    tokens = path[1:].split("/")
-    for token in tokens:
-        index = token.find("~")
-        while index != -1:
-            if token[index + 1 : index + 2] not in ("0", "1"):
-                raise BadRequest(f'Pointer `{path}` contains "~" not part of a recognized escape sequence.')
-            index = token.find("~", index + 2)
+    if len(path) > 1 and path.endswith("/"):
+        raise BadRequest(f'Pointer `{path}` end with "/".')
+    if re.search("~[^01]", path) or path.endswith("~"):
+        raise BadRequest(f'Pointer `{path}` contains "~" not part of a recognized escape sequence.')
+    tokens = [part.replace("~1", "/").replace("~0", "~").strip() for part in path.lstrip("/").split("/")]
     if len(tokens) > 1:
         if tokens[0] == "locations":
             return "locations"
-        raise BadRequest(f"Invalid JSON pointer for this resource: '{path}'")
-    return tokens[0].replace("~1", "/").replace("~0", "~")
+        raise BadRequest(f"Invalid JSON pointer for this resource: '/{'/'.join(tokens)}'")
+    return tokens[0]

@@ -93,26 +93,33 @@ def image_routes(region: Region) -> list[BaseRoute]:
 
     # --- images
 
+    @takes_body
     async def create_image(request: Request, caller: Caller) -> Response:
         body = await read_json(request)
         image = await run_in_threadpool(service.create, caller, body)
-        headers = {"Location": f"/v2/images/{image['id']}", "OpenStack-image-import-methods": ",".join(IMPORT_METHODS)}
-        return JSONResponse(image_view(image), status_code=201, headers=headers)
+        headers = {
+            "Location": f"/v2/images/{image['id']}",
+            "OpenStack-image-import-methods": ",".join(IMPORT_METHODS),
+            "OpenStack-image-store-ids": STORE_ID,  # as a multi-store Glance: the stores an import may name
+        }
+        return JSONResponse(image_view(image, caller.is_admin), status_code=201, headers=headers)
 
+    @takes_body
     async def list_images(request: Request, caller: Caller) -> Response:
         params = list(request.query_params.multi_items())
         page, full = await run_in_threadpool(service.list, caller, params)
-        return JSONResponse(list_view(params, page, full))
+        return JSONResponse(list_view(params, page, full, caller.is_admin))
 
     async def show_image(request: Request, caller: Caller) -> Response:
         image = await run_in_threadpool(service.get, caller, request.path_params["image_id"])
-        return JSONResponse(image_view(image))
+        return JSONResponse(image_view(image, caller.is_admin))
 
+    @takes_body
     async def update_image(request: Request, caller: Caller) -> Response:
         draft = patch.media_draft(request.headers.get("content-type"))
         changes = patch.parse(await read_json(request), draft)
         image = await run_in_threadpool(service.update, caller, request.path_params["image_id"], changes)
-        return JSONResponse(image_view(image))
+        return JSONResponse(image_view(image, caller.is_admin))
 
     async def delete_image(request: Request, caller: Caller) -> Response:
         await run_in_threadpool(service.delete, caller, request.path_params["image_id"])
@@ -138,6 +145,7 @@ def image_routes(region: Region) -> list[BaseRoute]:
 
     # --- data
 
+    @takes_body
     async def upload(request: Request, caller: Caller) -> Response:
         check_store_header(request)
         check_octet_stream(request)
@@ -150,14 +158,15 @@ def image_routes(region: Region) -> list[BaseRoute]:
         if not image["data_key"]:
             return Response(status_code=204)
         size = image["size"] or 0
-        start, end = parse_range(request.headers.get("range") or request.headers.get("content-range"), size)
-        headers = {"Content-Length": str(end - start), "Content-Type": "application/octet-stream"}
-        status = 200
-        if (start, end) != (0, size):
-            status = 206
+        headers = {"Content-Type": "application/octet-stream"}
+        status, start, end = 200, 0, size
+        wanted = requested_range(request.headers, size)
+        if wanted is not None:
+            status, (start, end) = 206, wanted
             headers["Content-Range"] = f"bytes {start}-{end - 1}/{size}"
-        elif image["checksum"]:
-            headers["Content-MD5"] = image["checksum"]
+        headers["Content-Length"] = str(end - start)
+        if image["checksum"]:
+            headers["Content-MD5"] = image["checksum"]  # the image's, on a range too (as Glance)
         chunks = iterate_in_threadpool(service.data.read(image["data_key"], start, end - start))
         return StreamingResponse(chunks, status_code=status, headers=headers)
 
@@ -170,6 +179,7 @@ def image_routes(region: Region) -> list[BaseRoute]:
         head, entries = await run_in_threadpool(service.block_map, caller, image_id, after, limit)
         return JSONResponse(block_map_view(image_id, head, entries, limit))
 
+    @takes_body
     async def stage(request: Request, caller: Caller) -> Response:
         check_store_header(request)
         check_octet_stream(request)
@@ -177,6 +187,7 @@ def image_routes(region: Region) -> list[BaseRoute]:
         await importer.stage(caller, request.path_params["image_id"], request.stream(), size)
         return Response(status_code=204)
 
+    @takes_body
     async def start_import(request: Request, caller: Caller) -> Response:
         body = await read_json(request)
         token = request.headers["x-auth-token"]
@@ -187,6 +198,7 @@ def image_routes(region: Region) -> list[BaseRoute]:
 
     # --- members
 
+    @takes_body
     async def create_member(request: Request, caller: Caller) -> Response:
         body = await read_json(request)
         member = await run_in_threadpool(members.create, service, caller, request.path_params["image_id"], body)
@@ -201,6 +213,7 @@ def image_routes(region: Region) -> list[BaseRoute]:
         member = await run_in_threadpool(members.get, service, caller, p["image_id"], p["member_id"])
         return JSONResponse(member_view(member))
 
+    @takes_body
     async def update_member(request: Request, caller: Caller) -> Response:
         p = request.path_params
         body = await read_json(request)
@@ -267,6 +280,8 @@ def resource(path: str, **handlers: Handler) -> Route:
             else:
                 bodies.check_request_text(request)
                 caller = await require_caller(request)
+                if not getattr(handler, "takes_body", False) and has_body(request):
+                    raise BadRequest("A body is not expected with this request.")
                 response = await handler(request, caller)
         except bodies.UnstorableText as exc:
             response = error_response(request, 400, "Bad Request", str(exc))
@@ -276,11 +291,45 @@ def resource(path: str, **handlers: Handler) -> Route:
         except IdentityError as exc:
             response = error_response(request, exc.status, exc.title, exc.message)
             if exc.status == 401:
-                response.headers["WWW-Authenticate"] = "X-Auth-Token"
+                response.headers["WWW-Authenticate"] = www_authenticate(request)
         response.headers["x-openstack-request-id"] = request_id
         return response
 
     return Route(path, endpoint, methods=["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "COPY"])
+
+
+def takes_body(handler: Handler) -> Handler:
+    """Mark a handler that reads (or, as Glance's list, ignores) a request body; any other answers
+    a request with a body with Glance's 400 "A body is not expected with this request."."""
+    handler.takes_body = True  # type: ignore[attr-defined]
+    return handler
+
+
+def has_body(request: Request) -> bool:
+    """As Glance's ``has_body``: a chunked body, or a declared length above zero."""
+    if "transfer-encoding" in request.headers:
+        return True
+    length = (request.headers.get("content-length") or "").strip()
+    return length.isdigit() and int(length) > 0
+
+
+def www_authenticate(request: Request) -> str:
+    """What keystonemiddleware answers a request without a valid token with: where to get one."""
+    region: Region | None = getattr(request.app.state, "region", None)
+    if region is None:
+        return "X-Auth-Token"
+    return f'Keystone uri="{region.identity.catalog.identity_url}/v3"'
+
+
+def not_found_route() -> Route:
+    """Every other path under ``/image``: Glance's 404, after authentication (as its pipeline does)."""
+
+    async def missing(request: Request, caller: Caller) -> Response:
+        raise NotFound("The resource could not be found.")
+
+    missing = takes_body(missing)
+    methods = ("GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "COPY")
+    return resource("/{path:path}", **{method: missing for method in methods})
 
 
 def error_response(request: Request, status: int, title: str, message: str) -> Response:
@@ -291,7 +340,7 @@ def error_response(request: Request, status: int, title: str, message: str) -> R
         f"<html>\n <head>\n  <title>{code}</title>\n </head>\n <body>\n  <h1>{code}</h1>\n"
         f"  {html.escape(message)}<br /><br />\n\n\n\n </body>\n</html>"
     )
-    return Response(body, status_code=status, media_type="text/html")
+    return Response(body, status_code=status, headers={"Content-Type": "text/html; charset=UTF-8"})
 
 
 async def read_json(request: Request) -> Any:
@@ -312,7 +361,7 @@ def check_store_header(request: Request) -> None:
 
 
 def check_octet_stream(request: Request) -> None:
-    media = (request.headers.get("content-type") or "").split(";")[0].strip().lower()
+    media = (request.headers.get("content-type") or "").split(";")[0].strip()  # compared as is, as webob does
     if media != "application/octet-stream":
         raise UnsupportedMediaType(f"Content-Type must be application/octet-stream, not {media or '(none)'}.")
 
@@ -329,27 +378,62 @@ def declared_size(request: Request) -> int | None:
     return int(text)
 
 
-_RANGE = re.compile(r"^bytes[ =]([0-9]{0,20})-([0-9]{0,20})(?:/([0-9]{1,20}|\*))?$")
+# webob's parsers, as Glance reads the headers; but the whole header must match and numbers have at
+# most 20 digits (webob takes a valid prefix and fails with a 500 on a number too long to convert).
+_RANGE = re.compile(r"bytes *= *([0-9]{0,20}) *- *([0-9]{0,20}) *", re.IGNORECASE)
+_CONTENT_RANGE = re.compile(r"bytes (?:([0-9]{1,20})-([0-9]{1,20})|[*])/(?:([0-9]{1,20})|[*]) *")
 
 
-def parse_range(header: str | None, size: int) -> tuple[int, int]:
-    """(start, end) with ``end`` exclusive; the whole image without a header; 416 if unsatisfiable."""
-    if not header:
-        return 0, size
-    match = _RANGE.match(header.strip())
-    if not match or (not match.group(1) and not match.group(2)):
-        raise RangeNotSatisfiable(f"Invalid range {header[:80]!r}: use bytes=first-last.")
-    first, last = match.group(1), match.group(2)
-    if not first:  # suffix: the last N bytes
-        n = int(last)
-        if n == 0 or size == 0:
-            raise RangeNotSatisfiable(f"Range {header!r} cannot be satisfied for {size} bytes.")
-        return max(0, size - n), size
-    start = int(first)
-    end = min(int(last) + 1, size) if last else size
-    if start >= size or start >= end:
-        raise RangeNotSatisfiable(f"Range {header!r} cannot be satisfied for {size} bytes.")
-    return start, end
+def requested_range(headers: Any, size: int) -> tuple[int, int] | None:
+    """(start, end exclusive) of a ranged download, None for the whole image (200); as Glance does:
+    ``Range`` first (one range only: 400 for several), else ``Content-Range`` (which Glance still
+    takes in requests); anything it cannot serve is a 416."""
+    header = headers.get("range")
+    if header is not None:
+        if "," in header:
+            raise BadRequest(
+                "Requests with multiple ranges are not supported in Glance. "
+                "You may make multiple single-range requests instead."
+            )
+        match = _RANGE.fullmatch(header)
+        if not match or not (match.group(1) or match.group(2)):
+            raise RangeNotSatisfiable("Invalid Range header.")
+        first, last = match.groups()
+        if not first:  # a suffix: the last N bytes (all of them when N >= size)
+            n = int(last)
+            return (size - n if 0 < n < size else 0), size
+        start = int(first)
+        end = int(last) + 1 if last else None
+        if end is not None and start >= end:
+            raise RangeNotSatisfiable("Invalid Range header.")
+        if start >= size:
+            raise RangeNotSatisfiable(
+                "Invalid start position in Range header. "
+                f"Start position MUST be in the inclusive range [0, {size - 1}]."
+            )
+        return start, (end if end is not None and end < size else size)
+    header = headers.get("content-range")
+    if header is None:
+        return None
+    match = _CONTENT_RANGE.fullmatch(header)
+    valid = match is not None and match.group(1) is not None
+    if valid:
+        start, end = int(match.group(1)), int(match.group(2)) + 1
+        length = int(match.group(3)) if match.group(3) else None
+        valid = start < end and (length is None or (end <= length and start < length))
+    if not valid:
+        raise RangeNotSatisfiable("Invalid Content-Range header.")
+    if length is None and end > size:
+        raise RangeNotSatisfiable(
+            "Invalid stop position in Content-Range header. The stop position MUST be in the inclusive range "
+            f"[0, {size - 1}]."
+        )
+    if start >= size:
+        raise RangeNotSatisfiable(
+            "Invalid start position in Content-Range header. "
+            f"Start position MUST be in the inclusive range [0, {size - 1}]."
+        )
+    return start, min(end, size)
 
 
 # --- rendering -----------------------------------------------------------------------------------
@@ -359,7 +443,7 @@ def timestamp(moment: datetime | None) -> str | None:
     return moment.strftime("%Y-%m-%dT%H:%M:%SZ") if moment else None
 
 
-def image_view(image: dict[str, Any]) -> dict[str, Any]:
+def image_view(image: dict[str, Any], admin: bool = False) -> dict[str, Any]:
     image_id = image["id"]
     view: dict[str, Any] = {key: value for key, value in image["properties"].items() if key not in HIDDEN_PROPERTIES}
     view.update(
@@ -372,14 +456,18 @@ def image_view(image: dict[str, Any]) -> dict[str, Any]:
         min_disk=image["min_disk"], self=f"/v2/images/{image_id}", file=f"/v2/images/{image_id}/file",
         schema="/v2/schemas/image",
     )  # fmt: skip
-    if image["data_key"]:
-        view["stores"] = STORE_ID  # multi-store Glance: the stores that hold the data
+    if image["data_key"] and (admin or image["status"] != "deactivated"):
+        # multi-store Glance: the stores that hold the data (from its locations, hidden from all
+        # but admins while the image is deactivated)
+        view["stores"] = STORE_ID
     return view
 
 
-def list_view(params: list[tuple[str, str]], page: list[dict[str, Any]], full: bool) -> dict[str, Any]:
+def list_view(
+    params: list[tuple[str, str]], page: list[dict[str, Any]], full: bool, admin: bool = False
+) -> dict[str, Any]:
     kept = [(k, v) for k, v in params if k != "marker"]
-    body: dict[str, Any] = {"images": [image_view(i) for i in page]}
+    body: dict[str, Any] = {"images": [image_view(i, admin) for i in page]}
     body["first"] = "/v2/images" + (f"?{urlencode(kept)}" if kept else "")
     body["schema"] = "/v2/schemas/images"
     if full and page:

@@ -52,6 +52,8 @@ CONTENT_DIGEST = "imagehop.content_digest"
 SERVICE_OWNED = frozenset({CONTENT_DIGEST})
 HIDDEN_PROPERTIES = frozenset({"os_glance_stage_host", "os_glance_hash_op_host", recovery.WRITER})
 _UUID = re.compile(UUID_PATTERN)
+# Read-only attributes Glance's create accepts and ignores (with their schema's maxLength).
+IGNORED_ON_CREATE = {"os_hash_algo": 64, "os_hash_value": 128}
 
 
 def now() -> datetime:
@@ -120,8 +122,10 @@ class ImageService:
             raise BadRequest("Request body must be a JSON object describing the image.")
         if not caller.can_write:
             raise Forbidden("You are not authorized to create images (read-only role).")
-        for key in body:
-            if key != "id":
+        for key, value in body.items():
+            if key in IGNORED_ON_CREATE:  # Glance takes and drops them (its domain computes both)
+                _nullable_string(key, value, IGNORED_ON_CREATE[key])
+            elif key != "id":
                 check_settable(key)
         image_id = body.get("id")
         if image_id is None:
@@ -137,7 +141,7 @@ class ImageService:
             "data_key": None, "properties": {}, "tags": [],
         }  # fmt: skip
         for key, value in body.items():
-            if key == "id":
+            if key == "id" or key in IGNORED_ON_CREATE:
                 continue
             if key == "owner" and value != caller.tenant_id and not caller.is_admin:
                 raise Forbidden("You are not permitted to create images owned by another project.")
@@ -289,7 +293,7 @@ class ImageService:
     def _begin_upload(self, caller: Caller, image_id: str) -> DataWriter:
         image = self._begin_saving(caller, image_id)
         try:
-            return self.data.writer(image_id, image["disk_format"])
+            return self.data.writer(image_id, image["disk_format"], image["container_format"])
         except BaseException:
             with self.engine.begin() as conn:
                 store.set_status(conn, image_id, ["saving"], "queued", now())
@@ -405,6 +409,8 @@ class ImageService:
             image = self._visible(conn, caller, image_id)
         if image["status"] == "deactivated" and not caller.is_admin:
             raise Forbidden("The requested image has been deactivated. Image data download is forbidden.")
+        if not caller.can_write:  # Glance's download_image: admin, or a member role (a reader may not)
+            raise Forbidden("You are not authorized to complete download_image action.")
         return image
 
 
@@ -559,8 +565,7 @@ def apply_change(caller: Caller, image: Record, change: Change) -> None:
         raise Conflict(f"Property {key} already present.")
     if key == "owner" and not caller.is_admin and change.value != image["owner"]:
         raise Forbidden("Only an administrator may change the owner of an image.")
-    changes_format = key in ("disk_format", "container_format") and change.value != image[key]
-    if changes_format and image["status"] not in ("queued", "importing"):
+    if key in ("disk_format", "container_format") and image["status"] not in ("queued", "importing"):
         raise Forbidden(f"Attribute {key} can be only replaced for a queued image.")
     if key == "visibility" and change.value == image["visibility"]:
         return  # re-stating "public" needs no publicize right

@@ -18,7 +18,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute
 
 from imagehop.identity.caller import Caller
-from imagehop.images.routes import read_json, resource
+from imagehop.images.routes import read_json, resource, takes_body
 from imagehop.region import Region
 from imagehop.tasks.service import TaskService
 
@@ -30,11 +30,13 @@ def task_routes(region: Region) -> list[BaseRoute]:
     service = TaskService(region.engine, region.tasks)
     retry_after = str(region.tasks.retry_after)
 
+    @takes_body
     async def create_task(request: Request, caller: Caller) -> Response:
         body = await read_json(request)
         task = await run_in_threadpool(service.create, caller, body, request.state.request_id)
         return JSONResponse(task_view(task), status_code=201, headers={"Location": f"/v2/tasks/{task['id']}"})
 
+    @takes_body
     async def list_tasks(request: Request, caller: Caller) -> Response:
         params = list(request.query_params.multi_items())
         page, full = await run_in_threadpool(service.list, caller, params)

@@ -1,0 +1,273 @@
+"""Run one Glance v2 request sequence against imagehop and against a real Glance 33, and compare.
+
+A case is a function of a :class:`Side`; it makes requests with ``side.req(...)`` and returns
+observations made with ``side.obs(response, ...)``: the status code, the headers that matter (named by
+the case) and the body, normalised so that what must differ between two servers does not count:
+
+- ids: every UUID is replaced by ``<id-N>``, N counting the distinct UUIDs in the order the case sees
+  them (so "the same image" and "another image" still count); project and user ids by the actor's
+  name (``<project:owner>``, ``<user:owner>``); request ids by ``<req>``;
+- times: digits become ``d`` (the shape, e.g. ``dddd-dd-ddTdd:dd:ddZ``, still counts);
+- URLs: the server's own ``scheme://host:port`` becomes ``BASE``;
+- ``imagehop.content_digest``, imagehop's own read-only property, and its own import methods
+  (``imagehop-*`` in ``OpenStack-image-import-methods``) are left out (docs/api-coverage.md);
+- an error's ``Content-Length`` is not compared (the wording differs);
+- ``tags`` are sorted (a set in Glance, in no particular order); a 204's ``Content-Type`` and
+  ``Content-Length`` (webob's ``text/html`` and ``0``) are not compared;
+- the identity service's URL (in ``WWW-Authenticate``) becomes ``IDENTITY``.
+
+Error bodies are compared by status, media type and, for JSON, ``code`` and ``title`` (the wording of
+``message`` differs); ``body="status"`` ignores the body.
+
+:func:`Sides.compare` runs the case on both servers and asserts the two lists are equal, except the
+documented differences it is given: each names one step and one key, and pins what each server
+answers there (so a documented difference also fails the test when either server changes).
+
+Actors, the same on both sides: ``owner`` (project A, role member), ``other`` (project B, member),
+``reader`` (project A, role reader), ``admin`` (the admin project, role admin), ``anon`` (no token).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlsplit
+
+import httpx
+
+ACTORS = ("owner", "other", "reader", "admin")
+OURS_ONLY_PROPERTIES = frozenset({"imagehop.content_digest"})
+OURS_ONLY_PREFIX = "imagehop-"  # imagehop's own import methods (imagehop-delta), beside Glance's
+UUID_RE = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
+REQ_RE = re.compile(r"req-[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
+ISO = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?(Z|[+-]\d\d:\d\d)?")
+HTTP_DATE = re.compile(r"[A-Z][a-z]{2}, \d\d [A-Z][a-z]{2} \d{4} \d\d:\d\d:\d\d GMT")
+TIME_HEADERS = {"date", "last-modified"}
+JSON = "application/json"
+OCTET = "application/octet-stream"
+PATCH21 = "application/openstack-images-v2.1-json-patch"
+PATCH20 = "application/openstack-images-v2.0-json-patch"
+DOCUMENTED: set[str] = set()  # node ids of the cases that passed with documented differences
+
+
+@dataclass
+class Side:
+    """One image service under test: its ``.../image`` URL, and a token, project and user per actor."""
+
+    name: str  # "imagehop" or "glance"
+    base: str  # scheme://host:port/image
+    tokens: dict[str, str]
+    projects: dict[str, str]
+    users: dict[str, str]
+    identity: str  # the identity service's URL (in WWW-Authenticate)
+    client: httpx.Client = field(default_factory=lambda: httpx.Client(timeout=120))
+    tag: str = ""  # per case: a property value that makes the case's images findable on this server
+    _ids: dict[str, str] = field(default_factory=dict)
+
+    def start_case(self, tag: str) -> None:
+        self.tag = tag
+        self._ids = {}
+
+    def req(
+        self,
+        method: str,
+        path: str,
+        *,
+        who: str = "owner",
+        json_body: Any = None,
+        body: bytes | str | None = None,
+        headers: dict[str, str] | None = None,
+        params: list[tuple[str, str]] | dict[str, str] | None = None,
+        accept: str | None = JSON,
+    ) -> httpx.Response:
+        """``path`` is relative to ``.../image`` (``/v2/images``); ``json_body`` is sent as JSON with
+        ``Content-Type: application/json`` unless ``headers`` name another."""
+        sent: dict[str, str] = {}
+        if accept is not None:
+            sent["Accept"] = accept
+        if who != "anon":
+            sent["X-Auth-Token"] = self.tokens[who]
+        content: bytes | str | None = body
+        if json_body is not None:
+            content = json.dumps(json_body)
+            sent["Content-Type"] = JSON
+        sent.update(headers or {})
+        url = httpx.URL(self.base + path, params=params) if params is not None else httpx.URL(self.base + path)
+        return self.client.send(self.client.build_request(method, url, headers=sent, content=content))
+
+    # --- helpers of many cases
+
+    def new_id(self) -> str:
+        return str(uuid.uuid4())
+
+    def create(self, who: str = "owner", **attrs: Any) -> str:
+        """An image made with POST /v2/images (raw/bare, tagged with the case), which must answer 201."""
+        body = {"disk_format": "raw", "container_format": "bare", "case": self.tag, **attrs}
+        response = self.req("POST", "/v2/images", who=who, json_body=body)
+        assert response.status_code == 201, f"{self.name}: {response.status_code} {response.text}"
+        return response.json()["id"]
+
+    def upload(self, image_id: str, data: bytes = b"x" * 1024, who: str = "owner") -> httpx.Response:
+        response = self.req("PUT", f"/v2/images/{image_id}/file", who=who, body=data, headers={"Content-Type": OCTET})
+        assert response.status_code == 204, f"{self.name}: {response.status_code} {response.text}"
+        return response
+
+    def patch(self, image_id: str, ops: Any, who: str = "owner", media: str = PATCH21) -> httpx.Response:
+        return self.req("PATCH", f"/v2/images/{image_id}", who=who, body=json.dumps(ops),
+                        headers={"Content-Type": media})  # fmt: skip
+
+    def show(self, image_id: str, who: str = "owner") -> dict:
+        response = self.req("GET", f"/v2/images/{image_id}", who=who)
+        assert response.status_code == 200, f"{self.name}: {response.status_code} {response.text}"
+        return response.json()
+
+    # --- observations
+
+    def obs(self, response: httpx.Response, *headers: str, body: str | None = "auto", note: str = "") -> dict:
+        """What counts of one answer: status, the named headers (absent: None) and the body.
+
+        ``body``: "auto" compares JSON as data (errors by code and title) and anything else as text;
+        "status" or None ignores it; "keys" compares only a JSON object's sorted keys.
+        """
+        seen: dict[str, Any] = {"status": response.status_code}
+        if note:
+            seen["note"] = note
+        if response.status_code == 204:  # webob's "text/html" and "Content-Length: 0" on a 204 mean nothing
+            headers = tuple(h for h in headers if h.lower() not in ("content-type", "content-length"))
+        if response.status_code >= 400:  # error pages differ in wording, so in length
+            headers = tuple(h for h in headers if h.lower() != "content-length")
+        for name in headers:
+            value = response.headers.get(name)
+            if value is not None and name.lower() in TIME_HEADERS:
+                value = re.sub(r"\d", "d", HTTP_DATE.sub("HTTP-DATE", value))
+            if value is not None and name.lower() == "openstack-image-import-methods":
+                value = ",".join(v for v in value.split(",") if not v.startswith(OURS_ONLY_PREFIX))
+            if value is not None and name.lower() == "openstack-image-store-ids":
+                # Glance adds its reserved stores (staging, tasks) once it has used them
+                value = ",".join(v for v in value.split(",") if not v.startswith("os_glance_"))
+            seen[name.lower()] = None if value is None else self.text(value)
+        if body in ("auto", "keys"):
+            seen["body"] = self.body(response, keys_only=body == "keys")
+        return seen
+
+    def body(self, response: httpx.Response, keys_only: bool = False) -> Any:
+        media = response.headers.get("content-type", "").split(";")[0].strip()
+        if not response.content:
+            return ""
+        if response.status_code >= 400:
+            if media == JSON:
+                data = response.json()
+                return {"error": media, "code": data.get("code"), "title": data.get("title"),
+                        "keys": sorted(data)}  # fmt: skip
+            return {"error": media}
+        if media == JSON:
+            data = self.value(response.json())
+            return sorted(data) if keys_only and isinstance(data, dict) else data
+        return self.text(response.content.decode("utf-8", errors="replace"))
+
+    def value(self, data: Any) -> Any:
+        """JSON data normalised (see the module's doc)."""
+        if isinstance(data, dict):
+            out = {k: self.value(v) for k, v in data.items() if k not in OURS_ONLY_PROPERTIES}
+            if isinstance(out.get("tags"), list) and all(isinstance(t, str) for t in out["tags"]):
+                out["tags"] = sorted(out["tags"])  # a set in Glance: its order is arbitrary
+            return out
+        if isinstance(data, list):
+            return [self.value(v) for v in data]
+        if isinstance(data, str):
+            return self.text(data)
+        return data
+
+    def text(self, text: str) -> str:
+        parts = urlsplit(self.base)
+        text = text.replace(self.identity, "IDENTITY")
+        text = text.replace(f"{parts.scheme}://{parts.netloc}", "BASE")
+        if self.tag:
+            text = text.replace(self.tag, "<case>")
+        for actor in ACTORS:
+            if self.projects.get(actor):
+                text = re.sub(rf"\b{re.escape(self.projects[actor])}\b", f"<project:{actor}>", text)
+            if self.users.get(actor):
+                text = re.sub(rf"\b{re.escape(self.users[actor])}\b", f"<user:{actor}>", text)
+        text = REQ_RE.sub("<req>", text)
+        text = UUID_RE.sub(lambda m: self._ids.setdefault(m.group(0).lower(), f"<id-{len(self._ids) + 1}>"), text)
+        return ISO.sub(lambda m: re.sub(r"\d", "d", m.group(0)), text)
+
+
+@dataclass(frozen=True)
+class Differs:
+    """A documented difference: at observation ``step``, ``key`` is ``ours`` on imagehop and ``theirs``
+    on Glance (docs/api-coverage.md says why)."""
+
+    step: int
+    key: str
+    ours: Any
+    theirs: Any
+    why: str
+    whole_step: bool = False  # the rest of the step follows from ``key`` (e.g. an error page and an image)
+
+
+@dataclass
+class Sides:
+    """imagehop and the real Glance, in that order."""
+
+    ours: Side
+    theirs: Side
+    counter: int = 0
+    documented: list[str] = field(default_factory=list)
+
+    def compare(self, case: Callable[[Side], list], *differs: Differs, label: str = "") -> list:
+        """Run ``case`` on both servers; assert equal observations but for the documented differences."""
+        self.counter += 1
+        results = []
+        for side in (self.ours, self.theirs):
+            side.start_case(f"d{self.counter:03d}-{uuid.uuid4().hex[:8]}")
+            results.append(case(side))
+        ours, theirs = results
+        if differs:
+            DOCUMENTED.add(os.environ.get("PYTEST_CURRENT_TEST", "").rsplit(" ", 1)[0])
+        for known in differs:
+            assert known.step < min(len(ours), len(theirs)), f"no step {known.step}: {known.why}"
+            mine, yours = ours[known.step].get(known.key), theirs[known.step].get(known.key)
+            assert (mine, yours) == (known.ours, known.theirs), (
+                f"documented difference ({known.why}) at step {known.step}, {known.key!r}: expected imagehop "
+                f"{known.ours!r} and Glance {known.theirs!r}, got {mine!r} and {yours!r}"
+            )
+            if known.whole_step:
+                ours[known.step] = theirs[known.step] = {"documented": known.key}
+            else:
+                ours[known.step] = {**ours[known.step], known.key: "<documented>"}
+                theirs[known.step] = {**theirs[known.step], known.key: "<documented>"}
+        assert ours == theirs, _diff(label, ours, theirs)
+        return ours
+
+
+def _diff(label: str, ours: Any, theirs: Any) -> str:
+    lines = [f"imagehop and Glance 33 differ{': ' + label if label else ''}"]
+    if isinstance(ours, list) and isinstance(theirs, list):
+        for index, (a, b) in enumerate(zip(ours, theirs, strict=False)):
+            if a != b:
+                lines.append(f"  step {index}:\n    imagehop: {_short(a, b)}\n    glance:   {_short(b, a)}")
+        if len(ours) != len(theirs):
+            lines.append(f"  {len(ours)} observations against {len(theirs)}")
+    else:
+        lines.append(f"  imagehop: {ours}\n  glance:   {theirs}")
+    return "\n".join(lines)
+
+
+def _short(mine: Any, yours: Any) -> Any:
+    """An observation with only what differs from the other side's, where its body is a JSON object."""
+    if not (isinstance(mine, dict) and isinstance(yours, dict)):
+        return mine
+    out = {}
+    for key in sorted(set(mine) | set(yours), key=str):
+        a, b = mine.get(key, "<absent>"), yours.get(key, "<absent>")
+        if a == b:
+            continue
+        out[key] = _short(a, b) if isinstance(a, dict) and isinstance(b, dict) else a
+    return out
