@@ -117,8 +117,9 @@ def serve(
     role: str | None, workers: int, database_url: str | None, log_level: str | None, access_log: str | None,
 ) -> None:  # fmt: skip
     """Run identity and every region in one process until Ctrl-C (or one role of a scaled-out deployment)."""
-    from imagehop import logs, roles, server
+    from imagehop import logs, memory, roles, server
 
+    memory.limit_malloc_arenas()
     if role is not None:
         if data_dir:
             Path(data_dir).mkdir(parents=True, exist_ok=True)
@@ -181,8 +182,9 @@ def worker(
     database_url: str | None, log_level: str | None,
 ) -> None:  # fmt: skip
     """Run the regions' tasks (export, import, image imports, compute jobs) and housekeeping; run any number."""
-    from imagehop import logs, roles
+    from imagehop import logs, memory, roles
 
+    memory.limit_malloc_arenas()
     settings = _settings(config=config, data_dir=data_dir, host=host, database_url=database_url)
     names = _served_regions(settings, regions)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
