@@ -68,6 +68,13 @@ def main() -> None:
             sections.append(bench_job(cloud, work, random_mib, zero_mib, runs))
             sections.append(bench_anycloud(cloud, work, random_mib, zero_mib, runs))
             sections.append(bench_incremental(cloud, work, 128 if args.quick else 2048, 1.0, runs))
+            memory = Section("Server peak memory")
+            memory.lines.append(
+                f"VmHWM of the one `imagehop serve` that ran the whole job, the copies with a real Glance and the"
+                f" incremental copies above: {cloud.server_rss_mb():.0f} MiB (target < 200 MiB; the object storage"
+                " section reports its own server's)."
+            )
+            sections.append(memory)
         finally:
             cloud.stop()
         sections.append(bench_listing(work, (1000, 2000) if args.quick else (10_000, 100_000)))

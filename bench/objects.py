@@ -11,6 +11,7 @@ adds them to docs/benchmarks.md. Each side gets the same client work:
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import subprocess
 import sys
@@ -100,40 +101,25 @@ def _segment_mib(size_mib: int) -> int:
     return max(1, min(256, size_mib // 4))
 
 
-def _side(
-    name: str, url: str, token: Callable[[], str], env: dict[str, str], path: Path, work: Path, runs: int, small: int
-) -> dict[str, float]:
+def _run_once(url: str, token: Callable[[], str], env: dict[str, str], path: Path, work: Path, small: int
+              ) -> dict[str, float]:  # fmt: skip
     size_mb = path.stat().st_size / 1e6
-    puts, gets, ups, downs, sputs, sgets = [], [], [], [], [], []
-    for _ in range(runs):
-        put, get = _put_get(url, token(), path)
-        puts.append(size_mb / put)
-        gets.append(size_mb / get)
-        up, down = _cli(env, path, work, _segment_mib(path.stat().st_size // MiB))
-        ups.append(size_mb / up)
-        downs.append(size_mb / down)
-        sp, sg = _small(url, token(), small)
-        sputs.append(sp)
-        sgets.append(sg)
-    figures = {
-        "put": median(puts),
-        "get": median(gets),
-        "cli_up": median(ups),
-        "cli_down": median(downs),
-        "small_put": median(sputs),
-        "small_get": median(sgets),
-    }
-    print(name, {k: round(v, 1) for k, v in figures.items()}, file=sys.stderr)
-    return figures
+    put, get = _put_get(url, token(), path)
+    up, down = _cli(env, path, work, _segment_mib(path.stat().st_size // MiB))
+    small_put, small_get = _small(url, token(), small)
+    return {"put": size_mb / put, "get": size_mb / get, "cli_up": size_mb / up, "cli_down": size_mb / down,
+            "small_put": small_put, "small_get": small_get}  # fmt: skip
 
 
 def bench_objects(work: Path, size_mib: int, runs: int, small: int, with_swift: bool = True) -> Section:
+    """Both servers up at once and the runs interleaved (imagehop, Swift, imagehop, ...), so that the
+    noise of a shared machine falls on both sides alike; medians of each figure."""
     path = work / "object.bin"
     with open(path, "wb") as handle:
         block = os.urandom(MiB)
         for i in range(size_mib):
             handle.write(block[i % 7 :] + block[: i % 7])
-    results: dict[str, dict[str, float]] = {}
+    runs_of: dict[str, list[dict[str, float]]] = {"imagehop": [], "swift": []}
     cloud = start_cloud(work / "objects-cloud")
     try:
         demo = cloud.credentials["demo"]
@@ -143,21 +129,25 @@ def bench_objects(work: Path, size_mib: int, runs: int, small: int, with_swift: 
         def token() -> str:
             return _token_v3(identity, "demo", demo["password"], demo["tenant_id"])
 
-        results["imagehop"] = _side("imagehop", url, token, cloud.swift_env("ORD"), path, work, runs, small)
+        with contextlib.ExitStack() as stack:
+            peer = None
+            if with_swift:
+                sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+                from tests.peers import swift as swift_peer
+
+                peer = stack.enter_context(swift_peer.running_swift(work / "real-swift"))
+            for _ in range(runs):
+                runs_of["imagehop"].append(_run_once(url, token, cloud.swift_env("ORD"), path, work, small))
+                if peer is not None:
+                    runs_of["swift"].append(
+                        _run_once(peer.storage_url(), lambda: peer.token()[1], peer.cli_env(), path, work, small)
+                    )
+        server_rss = cloud.server_rss_mb()
     finally:
         cloud.stop()
-    if with_swift:
-        sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-        from tests.peers import swift as swift_peer
-
-        with swift_peer.running_swift(work / "real-swift") as peer:
-
-            def swift_token() -> str:
-                return peer.token()[1]
-
-            results["swift"] = _side(
-                "Swift 2.38", peer.storage_url(), swift_token, peer.cli_env(), path, work, runs, small
-            )
+    results = {side: {key: median([r[key] for r in done]) for key in done[0]} for side, done in runs_of.items() if done}
+    for side, figures in results.items():
+        print(side, {k: round(v, 1) for k, v in figures.items()}, file=sys.stderr)
     rows = [
         ("PUT, one streamed request (MB/s)", "put"),
         ("GET, one request (MB/s)", "get"),
@@ -168,8 +158,11 @@ def bench_objects(work: Path, size_mib: int, runs: int, small: int, with_swift: 
     ]
     section = Section("Object storage: PUT/GET throughput")
     section.lines.append(
-        f"A {size_mib} MiB random object, medians of {runs} runs; the real Swift is 2.38.3 all-in-one (one replica,"
-        " tempauth) from tests/peers/swift.py on the same machine. `python -m bench.objects`."
+        f"A {size_mib} MiB random object, medians of {runs} runs, the two servers up at once and their runs"
+        " interleaved; the real Swift is 2.38.3 all-in-one (one replica, tempauth) from tests/peers/swift.py on the"
+        " same machine. `python -m bench.objects`. Target (PERFORMANCE.md): `swift upload` and `swift download`"
+        f" through imagehop >= 1.3x the real Swift. imagehop's server peak RSS (VmHWM) over these runs:"
+        f" {server_rss:.0f} MiB."
     )
     section.lines.append("")
     header = "| what | imagehop |" + (" Swift 2.38 | ratio |" if "swift" in results else "")
