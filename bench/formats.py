@@ -9,8 +9,10 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from bench.harness import Section, Timing, make_image, measure, median
+if TYPE_CHECKING:
+    from bench.harness import Section, Timing
 
 MiB = 1 << 20
 
@@ -38,6 +40,9 @@ def allocated_mib(path: Path) -> float:
 
 
 def bench_formats(work: Path, random_mib: int, zero_mib: int, runs: int) -> Section:
+    # imported here, not at the top: the timed child processes (``_ours``) load only imagehop.formats
+    from bench.harness import Section, make_image, measure, median
+
     raw = work / "formats.raw"
     make_image(raw, random_mib, zero_mib)
     ours_vhd, qemu_vhd = work / "ours.vhd", work / "qemu.vhd"

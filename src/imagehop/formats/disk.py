@@ -267,13 +267,14 @@ class BufferRing:
 
 
 class WriteBehind:
-    """``pwrite_sparse`` on worker threads, so the kernel's copy into the page cache overlaps the
-    next read and the hashing (``os.pwrite`` releases the GIL), as qemu-img spreads its writes over a
-    thread pool. ``write`` returns the write's future (hold the buffer until it is done, see
-    :class:`BufferRing`); ``finish()`` waits for every write and returns the bytes written, raising
-    the error of any failed write."""
+    """``pwrite_sparse`` on a worker thread, so the kernel's copy into the page cache overlaps the
+    next read and the hashing (``os.pwrite`` releases the GIL), as qemu-img moves its writes off its
+    main loop. One thread by default: the file system takes the inode lock for each buffered write
+    anyway, so a second writer would only wait for it. ``write`` returns the write's future (hold
+    the buffer until it is done, see :class:`BufferRing`); ``finish()`` waits for every write and
+    returns the bytes written, raising the error of any failed write."""
 
-    def __init__(self, fd: int, *, threads: int = 2) -> None:
+    def __init__(self, fd: int, *, threads: int = 1) -> None:
         self.fd = fd
         self._pool = ThreadPoolExecutor(threads, thread_name_prefix="write-behind")
         self._pending: deque[Future[int]] = deque()

@@ -85,7 +85,7 @@ def write_raw_sparse(
     ``ContentDigest(disk.virtual_size, threads=2)``) gets every non-zero 2 MiB block in the same
     pass, hashed on its threads beside the reads and the writes; ``on_block`` is called with
     (index, bytes) for every non-zero block, in order, for any other use. The blocks are read into
-    a few reused buffers and written on two threads behind the reads, as qemu-img does. Returns
+    a few reused buffers and written on a thread behind the reads, as qemu-img does. Returns
     the number of data bytes written. Does not fsync.
     """
     size = disk.virtual_size
