@@ -96,8 +96,11 @@ def peak_rss_mib(pid: int) -> float:
 
 @pytest.mark.slow
 @pytest.mark.e2e
+@pytest.mark.parametrize("sqlite_cloud", ["sqlite-file"], indirect=True)
 def test_six_gib_sparse_slo_streams_in_flat_memory(sqlite_cloud: Cloud) -> None:
-    """Single-backend (SQLite): the bytes path is under test; the database holds five rows."""
+    """Single-backend (SQLite) on the file store: the bytes path and the files' holes are under test;
+    the database holds five rows. Sparse storage on S3 and Swift is proved by
+    tests/scaleout/test_blob_stores.py (only the data runs reach the store)."""
     url, h = storage_url(sqlite_cloud), {"X-Auth-Token": sqlite_cloud.token()}
     httpx.put(f"{url}/huge", headers=h)
     httpx.put(f"{url}/huge_segments", headers=h)

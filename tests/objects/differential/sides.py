@@ -156,14 +156,19 @@ class Sides:
     theirs: Side
     counter: int = 0
 
-    def compare(self, case: Callable[[Side], Any], label: str = "") -> Any:
-        """Run ``case`` on both servers (fresh containers each time); assert the observations are equal."""
+    def run(self, case: Callable[[Side], Any]) -> tuple[Any, Any]:
+        """Run ``case`` on both servers (fresh containers each time): (imagehop's, Swift's) observations."""
         self.counter += 1
         results = []
         for side in (self.ours, self.theirs):
             side.prefix = f"d{self.counter:03d}-"
             results.append(case(side))
         ours, theirs = results
+        return ours, theirs
+
+    def compare(self, case: Callable[[Side], Any], label: str = "") -> Any:
+        """Run ``case`` on both servers; assert the observations are equal."""
+        ours, theirs = self.run(case)
         assert ours == theirs, _diff(label, ours, theirs)
         return ours
 

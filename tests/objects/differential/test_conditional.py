@@ -74,12 +74,15 @@ def test_conditional_requests(sides: Sides, name: str) -> None:
      "bytes=0-1," * 60 + "0-1", "bytes=\u00e9-1"],
 )  # fmt: skip
 def test_ranges(sides: Sides, name: str, spec: str) -> None:
-    if (name, spec) == ("dlo", "bytes=-0"):
-        pytest.skip("Swift 2.38 answers 500 (An error occurred); imagehop answers 416 as for other objects")
-
     def case(s: Side) -> list:
         _objects(s)
         headers = {"Range": spec.encode("utf-8")}
         return [_multipart(s, s.req("GET", f"/{s.c()}/{name}", headers=headers))]
 
+    if (name, spec) == ("dlo", "bytes=-0"):
+        # A documented difference (docs/api-coverage.md), pinned on both sides: Swift 2.38 fails (500, "An
+        # error occurred") on an empty suffix of a DLO; imagehop answers 416 as for every other object.
+        [ours], [theirs] = sides.run(case)
+        assert (ours["status"], theirs["status"]) == (416, 500), (ours, theirs)
+        return
     sides.compare(case)
