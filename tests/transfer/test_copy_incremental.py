@@ -11,7 +11,7 @@ from pathlib import Path
 
 import httpx
 
-from tests.support import BLOCK, Cloud, Glance, MiB, create_image, disk_bytes, reference_digest, wait_for
+from tests.support import BLOCK, Cloud, Glance, MiB, create_image, disk_bytes, make_cloud, reference_digest, wait_for
 from tests.support.images import wait_image
 from tests.support.transfer import copy_cli, copy_process, images_with, journal_rows, two_clouds
 
@@ -316,3 +316,39 @@ def test_a_delta_stream_killed_mid_way_is_finished_by_the_next_run(cloud: Cloud,
     new = glance.image(report["target_image"])
     assert_identical(new, new_data, target_bytes(cloud, "IAD", new["id"]))
     assert len([i for i in images_with(cloud, "IAD", "name=stream-killed")]) == 2
+
+
+def test_bad_delta_imports_are_refused_and_change_nothing(backend: str, tmp_path: Path) -> None:
+    """On a cloud with a 1 MiB image_size_total quota: the quota counts what a small stage may build."""
+    with make_cloud(tmp_path, backend, regions=("ORD",), config="[images]\nimage_size_total = 1\n") as cloud:
+        glance = Glance(cloud)
+        data = disk_bytes(2 * MiB, seed=9, layout=[(0, 2 * MiB, "random")])
+        base = create_image(cloud, "ORD", "base", data)
+        digest = base["imagehop.content_digest"]
+        body = {"name": "imagehop-delta", "base_image_id": base["id"], "base_content_digest": digest,
+                "content_digest": digest, "size": 2 * MiB, "checksum": base["checksum"],
+                "os_hash_value": base["os_hash_value"]}  # fmt: skip
+        stream = delta_stream([(0, hashlib.sha256(data).digest(), None)])
+        octet = {"Content-Type": "application/octet-stream"}
+
+        def attempt(image_id: str, method: dict) -> httpx.Response:
+            return glance.post(f"/v2/images/{image_id}/import", json={"method": method})
+
+        queued = glance.create(name="not-staged", disk_format="raw", container_format="bare")
+        response = attempt(queued["id"], body)
+        assert response.status_code == 409 and "needs to be staged" in response.text
+        staged = glance.create(name="staged", disk_format="raw", container_format="bare")
+        assert glance.put(f"/v2/images/{staged['id']}/stage", content=stream, headers=octet).status_code == 204
+        for broken, words in (({"size": "big"}, "size"), ({"checksum": None}, "checksum")):
+            response = attempt(staged["id"], {**body, **broken})
+            assert response.status_code == 400 and words in response.json()["message"]
+        response = attempt(staged["id"], body)
+        assert response.status_code == 413 and "image_size_total" in response.text
+        vhd = glance.create(name="vhd", disk_format="vhd", container_format="bare")
+        assert glance.put(f"/v2/images/{vhd['id']}/stage", content=stream, headers=octet).status_code == 204
+        response = attempt(vhd["id"], body)
+        assert response.status_code == 400 and "builds raw images" in response.text
+        assert glance.image(queued["id"])["status"] == "queued"
+        for image in (staged, vhd):
+            after = glance.image(image["id"])
+            assert after["status"] == "uploading" and "os_glance_import_task" not in after

@@ -120,6 +120,10 @@ def test_imagehop_to_real_glance_streams_and_carries_everything(pair: Pair, tmp_
     assert "not glance-download: real/ORD does not share a Keystone catalog with imagehop/IAD" in report["why"]
     assert "not web-download: the URL serves a VHD and real/ORD would keep it as a VHD" in report["why"]
     assert report["bytes_moved"] == len(data)
+    # a real Glance has no base to build on: a full copy, and the report says why
+    assert report["base"] is None and report["incremental"].startswith(
+        "full copy: real/ORD is not imagehop (it offers no imagehop-delta import), so every byte of the image moves"
+    )
     target = pair.get_real("ORD", report["target_image"])
     assert target["status"] == "active" and target["os_hash_value"] == sha512(data) and target["size"] == len(data)
     assert target["checksum"] == hashlib.md5(data).hexdigest()

@@ -180,6 +180,8 @@ class Importer:
                 raise Conflict(f"Image needs to be in 'queued' state to use '{name}' method")
             if name in ("web-download", "glance-download"):
                 self.service.check_quota(conn, caller, "image_size_total", "image_count_uploading")
+            if name == "imagehop-delta":  # a small stage may build a large image: the size quota counts
+                self.service.check_quota(conn, caller, "image_size_total")
             if name != "copy-image":
                 store.set_status(conn, image_id, [status], "importing", moment)
             store.set_property(conn, image_id, LOCK, task_id)
