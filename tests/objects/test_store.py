@@ -79,6 +79,42 @@ def test_writer_keeps_holes_and_reports_extents(store: ObjectStore) -> None:
         assert b"".join(reader) == expected
 
 
+def test_copy_from_takes_another_objects_bytes_by_reference_on_the_file_store(store: ObjectStore) -> None:
+    """What an incremental copy builds on: ranges of a base object cloned into a new one (holes stay
+    holes); a store that cannot clone says so, and the caller reads and writes instead."""
+    store.ensure_container(".imagehop_images", "raw")
+    one, two = os.urandom(MiB), os.urandom(MiB)
+    writer = store.writer(".imagehop_images", "raw", "base")
+    for piece in (one, bytes(2 * MiB), two):
+        writer.write(piece)
+    writer.commit()
+    expected = b"X" * 1000 + two[:4096] + bytes(MiB) + two + one[10:] + bytes(2 * MiB) + two + bytes(2 * MiB - 10)
+    with store.open(".imagehop_images", "raw", "base") as base:
+        new = store.writer(".imagehop_images", "raw", "new", known_etag=hashlib.md5(expected).hexdigest())
+        if store.blobs.kind != "file":
+            assert not new.can_copy_from(base)
+            with pytest.raises(ValueError):
+                new.copy_from(base, 0, MiB)
+            new.abort()
+            return
+        assert new.can_copy_from(base)
+        new.write(b"X" * 1000)
+        new.copy_from(base, 3 * MiB, 4096)  # within a data run, at an unaligned place of the new object
+        new.copy_from(base, 2 * MiB, 2 * MiB)  # a hole, then a whole data run
+        new.copy_from(base, 10, 5 * MiB)  # from a run, across the hole, stopped at the end of the base
+        new.skip(2 * MiB - 10)
+        info = new.commit()
+    assert info.size == len(expected)
+    assert new.stored == 1000 + 4096 + MiB + (MiB - 10) + MiB  # the holes copied as holes
+    with store.open(".imagehop_images", "raw", "new") as reader:
+        assert b"".join(reader) == expected
+        assert reader.extents() == [(0, 5096), (5096 + MiB, 2 * MiB - 10), (5096 + 5 * MiB - 10, MiB)]
+    # the two objects are independent: the base can go
+    store.delete_object(".imagehop_images", "raw", "base")
+    with store.open(".imagehop_images", "raw", "new") as reader:
+        assert b"".join(reader) == expected
+
+
 def test_all_zero_and_empty_objects_have_no_blob(store: ObjectStore) -> None:
     store.ensure_container("AUTH_1", "c")
     for name, body in (("empty", b""), ("zeros", bytes(3 * MiB))):

@@ -19,8 +19,10 @@ remote block map); a reused block is the base block with that hash in the base's
 (blobs are immutable and the map was made from the same bytes). The content digest of the result,
 made from these hashes, must equal the requested one before the image becomes active. Equal content
 digest and size of raw disks mean identical bytes, so the new image's ``checksum`` and
-``os_hash_value`` are the source's. Reused blocks are copied locally through the object engine (no
-blob store here shares bytes between objects); zero blocks stay holes.
+``os_hash_value`` are the source's. Reused blocks are taken by reference where the blob store can
+(``file``: ``copy_file_range``, a reflink that uses no new space on XFS or btrfs, an in-kernel copy
+on other filesystems) and otherwise read and written through the object engine; zero blocks stay
+holes.
 """
 
 from __future__ import annotations
@@ -120,11 +122,24 @@ def build(
                 base_reader = data.objects.open(ACCOUNT, CONTAINER, base.key)
             except StoreError:
                 built.fallback, base = f"the base image {base.image_id} was deleted", None
+        clone = base is not None and base_reader is not None and writer.can_copy_from(base_reader)
         for index, sha, block in records:
             if not (0 <= index < count) or (items and index <= items[-1][0]):
                 raise ImageError(f"Block {index} is out of order or outside a disk of {size} bytes.")
             offset = index * BLOCK
             length = min(BLOCK, size - offset)
+            if block is None and clone and base is not None and sha in base.by_hash:
+                at = base.by_hash[sha]  # by reference: the blob store clones the base's bytes
+                n = min(length, base.blocks.virtual_size - at * BLOCK)
+                writer.skip(offset - position)
+                writer.copy_from(base_reader, at * BLOCK, n)  # type: ignore[arg-type]
+                writer.skip(length - n)  # (a shorter last block of the base: its zero padding)
+                position = offset + length
+                built.reused += 1
+                items.append((index, sha))
+                if progress is not None:
+                    progress(position)
+                continue
             if block is None:
                 block = _from_base(base, base_reader, sha, length, built)
                 if block is None:

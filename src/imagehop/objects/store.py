@@ -924,7 +924,7 @@ class ObjectWriter:
         self.kind, self.manifest = "", None  # a DLO keeps its own body: kind "dlo", manifest "container/prefix"
         self._done = False
 
-    def _store(self, piece: bytes, at: int) -> None:
+    def _open_blob(self) -> BlobWriter:
         if self._blob is None:
             self.file_id = self.store._begin_blob()
             self._renewed = time.monotonic()
@@ -933,12 +933,52 @@ class ObjectWriter:
             self._renewed = time.monotonic()
             if not self.store._renew(self.file_id):  # type: ignore[arg-type]
                 raise WriteExpired("the upload's lease ran out and it was discarded; send it again")
-        self._blob.write(piece)
-        self.stored += len(piece)
+        return self._blob
+
+    def _stored(self, at: int, n: int) -> None:
+        self.stored += n
         if self.extents and self.extents[-1][0] + self.extents[-1][1] == at:
-            self.extents[-1][1] += len(piece)
+            self.extents[-1][1] += n
         else:
-            self.extents.append([at, len(piece)])
+            self.extents.append([at, n])
+
+    def _store(self, piece: bytes, at: int) -> None:
+        self._open_blob().write(piece)
+        self._stored(at, len(piece))
+
+    def can_copy_from(self, reader: ObjectReader) -> bool:
+        """Whether :meth:`copy_from` can take ``reader``'s bytes by reference: a plain object on a
+        blob store that clones ranges (``file``), and no hash to compute over the bytes here."""
+        parts = reader.parts
+        return (
+            not self._chains
+            and getattr(self.store.blobs, "clones", False)
+            and len(parts) == 1
+            and parts[0].blob is not None
+            and parts[0].data is None
+            and parts[0].offset == 0
+        )
+
+    def copy_from(self, reader: ObjectReader, start: int, length: int) -> None:
+        """Append bytes ``[start, start + length)`` of another object (see :meth:`can_copy_from`)
+        without passing them through this process: the blob store clones its data runs (a reflink
+        where the filesystem shares extents, no new space; an in-kernel copy elsewhere); its holes
+        stay holes."""
+        if not self.can_copy_from(reader):
+            raise ValueError("copy_from needs a plain object on a cloning blob store and no hashes")
+        part = reader.parts[0]
+        assert part.blob is not None
+        end = min(start + length, reader.size)
+        source = reader._reader(part.blob)
+        pos = start
+        for run_start, run_length, at in [*part.blob.runs_within(start, end), (end, 0, 0)]:
+            if run_start > pos:
+                self.skip(run_start - pos)
+            if run_length:
+                self._open_blob().clone(source, at, run_length)  # type: ignore[attr-defined]
+                self._stored(self.size, run_length)
+                self.size += run_length
+            pos = run_start + run_length
 
     def write(self, data: bytes) -> None:
         """Append ``data``; a piece of zeros is skipped, leaving a hole.

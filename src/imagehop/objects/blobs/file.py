@@ -9,6 +9,7 @@ default ``delete_grace`` of this store is 0.
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,6 +19,7 @@ from imagehop.objects.blobs import BlobError
 
 class FileBlobStore:
     kind = "file"
+    clones = True  # its writers take ranges of other blobs by reference (FileBlobWriter.clone)
 
     def __init__(self, root: Path, delete_grace: float | None = None) -> None:
         self.root = Path(root)
@@ -71,6 +73,25 @@ class FileBlobWriter:
         while view:
             written = os.write(self.fd, view)
             view = view[written:]
+
+    def clone(self, source: FileBlobReader, offset: int, length: int) -> None:
+        """Append ``length`` bytes of another blob from ``offset`` without reading them into this
+        process: ``copy_file_range`` shares the extents where the filesystem can (XFS, btrfs: a
+        reflink, no new space) and copies inside the kernel elsewhere; where it is refused (another
+        filesystem, an old kernel), the bytes are read and written."""
+        assert self.fd is not None and source.fd is not None
+        while length > 0:
+            try:
+                n = os.copy_file_range(source.fd, self.fd, length, offset)
+            except OSError as exc:
+                if exc.errno not in (errno.EXDEV, errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP, errno.EPERM):
+                    raise
+                n = 0
+            if n <= 0:  # refused, or the source ended: copy what is left by hand
+                self.write(source.read(offset, length))
+                return
+            offset += n
+            length -= n
 
     def commit(self) -> None:
         assert self.fd is not None
