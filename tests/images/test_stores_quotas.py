@@ -11,7 +11,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.support import BACKENDS, Cloud, Glance, make_cloud, wait_for, wait_image
+from tests.support import BACKENDS, Cloud, Glance, MiB, make_cloud, wait_for, wait_image
 
 QUOTAS = "[images]\nweb_download_allow_private = true\nimage_count_total = 4\nimage_size_total = 1\n"
 OCTET = {"Content-Type": "application/octet-stream"}
@@ -46,7 +46,7 @@ def test_stores_and_import_store_requests(quota_cloud: Cloud) -> None:
     admin, plain = Glance(quota_cloud, "admin"), Glance(quota_cloud, "demo")
     detail = admin.get("/v2/info/stores/detail")
     assert detail.status_code == 200
-    assert detail.json()["stores"][0]["id"] == "local" and detail.json()["stores"][0]["default"] is True
+    assert detail.json()["stores"][0]["id"] == "local" and detail.json()["stores"][0]["default"] == "true"
     assert plain.get("/v2/info/stores/detail").status_code == 403
 
 
@@ -75,12 +75,14 @@ def test_quotas_answer_413_as_glance(quota_cloud: Cloud) -> None:
     assert over.status_code == 413
     assert "image_count_total is over limit of 4" in over.json()["message"]
     assert alt.ids("?name=one%20too%20many") == []
-    # alt has 1000 bytes stored (1 MiB counted); a second upload is over image_size_total.
-    queued = next(i for i in alt.get("/v2/images?status=queued").json()["images"])
-    refused = alt.upload(queued["id"], b"y" * 10)
+    # As Glance: whole MiB rounded down (alt's 1000 bytes count 0), and an upload counts its Content-Length (in
+    # whole MiB) before its bytes arrive: 1.9 MiB passes (0 + 1 <= 1), then 1 MiB more does not (1 + 1 > 1).
+    queued = [i["id"] for i in alt.get("/v2/images?status=queued").json()["images"]]
+    assert alt.upload(queued[0], b"y" * (MiB + 900 * 1024)).status_code == 204
+    refused = alt.upload(queued[1], b"y" * MiB)
     assert refused.status_code == 413
-    assert "image_size_total" in refused.json()["message"]
-    assert alt.image(queued["id"])["status"] == "queued"
+    assert "image_size_total is over limit of 1 due to current usage 1 and delta 1" in refused.json()["message"]
+    assert alt.image(queued[1])["status"] == "queued"
 
 
 def test_deleted_image_ids_are_never_reused(quota_cloud: Cloud) -> None:

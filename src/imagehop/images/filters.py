@@ -105,6 +105,14 @@ def parse_time(value: str) -> datetime:
     return moment
 
 
+def _is_time(value: str) -> bool:
+    try:
+        datetime.fromisoformat(value.strip())
+    except ValueError:
+        return False
+    return True
+
+
 def time_condition(column: sa.ColumnElement[Any], operator: str, moment: datetime) -> sa.ColumnElement[bool]:
     """Compare as clients see the column: to the second (stored values keep microseconds)."""
     floor = moment.replace(microsecond=0)
@@ -176,6 +184,8 @@ def parse(params: list[tuple[str, str]]) -> ListQuery:
             raise BadRequest("The parameter 'changes-since' is no longer available on v2; use 'updated_at=gte:<time>'.")
         elif name in ("created_at", "updated_at"):
             operator, rest = value.partition(":")[0], value.partition(":")[2]
+            if operator not in TIME_OPERATORS and _is_time(value):
+                operator, rest = "eq", value  # Glance's split_filter_op: a bare ISO 8601 time means eq
             if operator not in TIME_OPERATORS:
                 raise BadRequest(
                     f"Unable to filter on '{name}' with '{value}': use gt|gte|eq|neq|lt|lte:<ISO 8601 time>."
@@ -249,9 +259,9 @@ def _sorting(keys: list[str], dirs: list[str], sort: str | None) -> list[tuple[s
             raise BadRequest(f"Invalid sort key: {key}. It must be one of the following: {', '.join(SORT_KEYS)}.")
         if direction not in ("asc", "desc"):
             raise BadRequest(f"Invalid sort direction: {direction}")
-        if key in seen:
-            raise BadRequest(f"Sort key {key} was given more than once.")
         seen.add(key)
+    # A key given twice sorts by its first mention (Glance takes it too).
+    pairs = [pair for index, pair in enumerate(pairs) if pair[0] not in {k for k, _ in pairs[:index]}]
     # Tie-breakers, as Glance appends them: the order is total, so keyset paging is exact.
     last = pairs[-1][1] if pairs else "desc"
     for key in ("created_at", "id"):

@@ -4,7 +4,8 @@ Methods: ``glance-direct`` (the bytes staged with ``PUT /stage``), ``web-downloa
 HTTP(S) by ``web.py``: public addresses only unless the operator sets
 ``web_download_allow_private``), ``glance-download`` (from another region of this
 deployment, with the caller's token, verified by size, ``os_hash_value`` and content digest), and
-``copy-image`` (one store per region: nothing to copy). The import is an ``api_image_import`` row of
+``copy-image`` (one store per region: as a one-store Glance answers it, admins only and nothing to
+copy, so no task). The import is an ``api_image_import`` row of
 the region's ``tasks`` table, run by the region's task worker (``tasks/worker.py``); the image
 holds the lock property ``os_glance_import_task`` meanwhile. A glance-download reads the remote image
 as the caller, from whichever worker process runs the task: no token is stored. The task records who
@@ -66,9 +67,12 @@ class Importer:
 
     # --- stage -------------------------------------------------------------------------------------
 
-    async def stage(self, caller: Caller, image_id: str, chunks: AsyncIterator[bytes], size: int | None) -> None:
-        """Keep the bytes for a later glance-direct import: queued → uploading (back to queued on failure)."""
-        writer = await run_in_threadpool(self.begin_stage, caller, image_id)
+    async def stage(
+        self, caller: Caller, image_id: str, chunks: AsyncIterator[bytes], size: int | None, length: int | None = None
+    ) -> None:
+        """Keep the bytes for a later glance-direct import: queued → uploading (back to queued on failure).
+        ``length`` is the request's Content-Length (what the staging quota counts before the bytes)."""
+        writer = await run_in_threadpool(self.begin_stage, caller, image_id, length)
         beat = recovery.heartbeat(self.service.engine, image_id)
 
         def write(piece: bytes) -> None:
@@ -87,10 +91,11 @@ class Importer:
         finally:
             await run_in_threadpool(self.end_stage, image_id, writer, ok)
 
-    def begin_stage(self, caller: Caller, image_id: str) -> Any:
+    def begin_stage(self, caller: Caller, image_id: str, length: int | None = None) -> Any:
         with self.service.engine.begin() as conn:
             self.service._writable(conn, caller, image_id)
-            self.service.check_quota(conn, caller, "image_stage_total", "image_count_uploading")
+            deltas = {"image_stage_total": (length or 0) // (1 << 20), "image_count_uploading": 1}
+            self.service.check_quota(conn, caller, deltas)
             if not store.set_status(conn, image_id, ["queued"], "uploading", now()):
                 raise Conflict(f"Image {image_id} is not queued: it cannot be staged.")
             recovery.begin(conn, image_id)
@@ -108,6 +113,8 @@ class Importer:
                 if info.file_id and image is not None:
                     self.service.data.check_safe(STAGING, image_id, image["disk_format"])
                 with self.service.engine.begin() as conn:
+                    # As Glance, the image shows the staged size until the import measures it again.
+                    conn.execute(store.images.update().where(store.images.c.id == image_id).values(size=info.size))
                     recovery.end(conn, image_id)
                 return
             except BadRequest as exc:
@@ -156,10 +163,19 @@ class Importer:
         moment = now()
         with self.service.engine.begin() as conn:
             image = self.service._visible(conn, caller, image_id, for_update=True)
-            if name != "copy-image":
-                check_can_write(caller, image)
-            elif not caller.can_write:
-                raise Forbidden("You are not authorized to import images (read-only role).")
+            if name == "copy-image":
+                # As a one-store multi-store Glance: its copy_image policy is for admins, and the image
+                # is already in the region's one store (all_stores: nothing left to copy, and no task).
+                if image["status"] != "active":
+                    raise Conflict("Only images with status active can be targeted for copying")
+                if not caller.is_admin:
+                    raise Forbidden("You are not authorized to complete copy_image action.")
+                if image["properties"].get(LOCK):
+                    raise Conflict(f"Image {image_id} has active task {image['properties'][LOCK]}")
+                if body.get("all_stores"):
+                    return ""
+                raise BadRequest(f"Image is already present at store '{STORE_ID}'")
+            check_can_write(caller, image)
             if image["properties"].get(LOCK):
                 raise Conflict(f"Image {image_id} has active task {image['properties'][LOCK]}")
             status = image["status"]
@@ -179,9 +195,9 @@ class Importer:
             if name in ("web-download", "glance-download") and status != "queued":
                 raise Conflict(f"Image needs to be in 'queued' state to use '{name}' method")
             if name in ("web-download", "glance-download"):
-                self.service.check_quota(conn, caller, "image_size_total", "image_count_uploading")
+                self.service.check_quota(conn, caller, {"image_size_total": 0})
             if name == "imagehop-delta":  # a small stage may build a large image: the size quota counts
-                self.service.check_quota(conn, caller, "image_size_total")
+                self.service.check_quota(conn, caller, {"image_size_total": 0})
             if name != "copy-image":
                 store.set_status(conn, image_id, [status], "importing", moment)
             store.set_property(conn, image_id, LOCK, task_id)

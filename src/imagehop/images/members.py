@@ -23,6 +23,12 @@ def _is_owner(caller: Caller, image: Record) -> bool:
     return caller.is_admin or image["owner"] == caller.tenant_id
 
 
+def _check_shared(image: Record) -> None:
+    """Glance's member repository exists for shared images only: any member call on another is a 403."""
+    if image["visibility"] != "shared":
+        raise Forbidden(f"Only shared images have members; image {image['id']} is {image['visibility']}.")
+
+
 def create(service: ImageService, caller: Caller, image_id: str, body: Any) -> Record:
     member_id = body.get("member") if isinstance(body, dict) else None
     if not isinstance(member_id, str) or not member_id.strip() or len(member_id) > 64:
@@ -53,6 +59,7 @@ def create(service: ImageService, caller: Caller, image_id: str, body: Any) -> R
 def list_members(service: ImageService, caller: Caller, image_id: str) -> list[Record]:
     with service.engine.connect() as conn:
         image = service._visible(conn, caller, image_id)
+        _check_shared(image)
         members = store.list_members(conn, image_id)
     if _is_owner(caller, image):
         return members
@@ -62,6 +69,7 @@ def list_members(service: ImageService, caller: Caller, image_id: str) -> list[R
 def get(service: ImageService, caller: Caller, image_id: str, member_id: str) -> Record:
     with service.engine.connect() as conn:
         image = service._visible(conn, caller, image_id)
+        _check_shared(image)
         member = store.get_member(conn, image_id, member_id)
     if member is None or not (_is_owner(caller, image) or member_id == caller.tenant_id):
         raise NotFound(f"Member {member_id} not found for image {image_id}.")
@@ -74,6 +82,7 @@ def update(service: ImageService, caller: Caller, image_id: str, member_id: str,
         raise BadRequest(f"Invalid status {status!r}: it must be one of {', '.join(MEMBER_STATUSES)}.")
     with service.engine.begin() as conn:
         image = service._visible(conn, caller, image_id)
+        _check_shared(image)
         member = store.get_member(conn, image_id, member_id)
         if member is None or not (_is_owner(caller, image) or member_id == caller.tenant_id):
             raise NotFound(f"Member {member_id} not found for image {image_id}.")
@@ -89,6 +98,7 @@ def update(service: ImageService, caller: Caller, image_id: str, member_id: str,
 def delete(service: ImageService, caller: Caller, image_id: str, member_id: str) -> None:
     with service.engine.begin() as conn:
         image = service._visible(conn, caller, image_id)
+        _check_shared(image)
         member = store.get_member(conn, image_id, member_id)
         if member is None or not (_is_owner(caller, image) or member_id == caller.tenant_id):
             raise NotFound(f"Member {member_id} not found for image {image_id}.")

@@ -77,15 +77,13 @@ def image_routes(region: Region) -> list[BaseRoute]:
         return JSONResponse(body)
 
     async def info_stores(request: Request, caller: Caller) -> Response:
-        store = {"id": STORE_ID, "description": f"Region {region.name} object storage", "default": "true"}
-        return JSONResponse({"stores": [store]})
+        return JSONResponse({"stores": [{"id": STORE_ID, "default": "true"}]})  # no description configured
 
     async def info_stores_detail(request: Request, caller: Caller) -> Response:
         if not caller.is_admin:
             raise Forbidden("You are not authorized to complete stores_info_detail action.")
         properties = {"chunk_size": 65536, "thin_provisioning": True}
-        store = {"id": STORE_ID, "description": f"Region {region.name} object storage", "default": True,
-                 "type": "file", "weight": 0, "properties": properties}  # fmt: skip
+        store = {"id": STORE_ID, "default": "true", "type": "file", "weight": 0, "properties": properties}
         return JSONResponse({"stores": [store]})
 
     async def info_usage(request: Request, caller: Caller) -> Response:
@@ -150,7 +148,7 @@ def image_routes(region: Region) -> list[BaseRoute]:
         check_store_header(request)
         check_octet_stream(request)
         size = declared_size(request)
-        await service.upload(caller, request.path_params["image_id"], request.stream(), size)
+        await service.upload(caller, request.path_params["image_id"], request.stream(), size, content_length(request))
         return Response(status_code=204)
 
     async def download(request: Request, caller: Caller) -> Response:
@@ -184,7 +182,7 @@ def image_routes(region: Region) -> list[BaseRoute]:
         check_store_header(request)
         check_octet_stream(request)
         size = declared_size(request)
-        await importer.stage(caller, request.path_params["image_id"], request.stream(), size)
+        await importer.stage(caller, request.path_params["image_id"], request.stream(), size, content_length(request))
         return Response(status_code=204)
 
     @takes_body
@@ -254,7 +252,7 @@ def image_routes(region: Region) -> list[BaseRoute]:
         resource("/v2/images/{image_id}/import", POST=start_import),
         resource("/v2/images/{image_id}/actions/deactivate", POST=deactivate),
         resource("/v2/images/{image_id}/actions/reactivate", POST=reactivate),
-        resource("/v2/images/{image_id}/tags/{tag:path}", PUT=add_tag, DELETE=delete_tag),
+        resource("/v2/images/{image_id}/tags/{tag}", PUT=add_tag, DELETE=delete_tag),
         resource("/v2/images/{image_id}/members", GET=list_members, POST=create_member),
         resource("/v2/images/{image_id}/members/{member_id}", GET=show_member, PUT=update_member, DELETE=delete_member),
         resource("/v2/images/{image_id}/tasks", GET=image_tasks),
@@ -293,6 +291,10 @@ def resource(path: str, **handlers: Handler) -> Route:
             if exc.status == 401:
                 response.headers["WWW-Authenticate"] = www_authenticate(request)
         response.headers["x-openstack-request-id"] = request_id
+        if response.status_code >= 400 and has_body(request) and not _body_read(request):
+            # The rest of the body is still on the connection: close it, or it would be read as the
+            # next request of a kept-alive connection.
+            response.headers["Connection"] = "close"
         return response
 
     return Route(path, endpoint, methods=["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "COPY"])
@@ -311,6 +313,16 @@ def has_body(request: Request) -> bool:
         return True
     length = (request.headers.get("content-length") or "").strip()
     return length.isdigit() and int(length) > 0
+
+
+def content_length(request: Request) -> int | None:
+    """The declared Content-Length (what Glance's quotas count before the bytes arrive), if any."""
+    text = (request.headers.get("content-length") or "").strip()
+    return int(text) if text.isascii() and text.isdigit() and len(text) <= 20 else None
+
+
+def _body_read(request: Request) -> bool:
+    return hasattr(request, "_body") or bool(getattr(request, "_stream_consumed", False))
 
 
 def www_authenticate(request: Request) -> str:

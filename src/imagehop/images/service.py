@@ -76,24 +76,27 @@ class ImageService:
             sa.select(images_table.c.id).where(images_table.c.owner == owner, images_table.c.status == "uploading")
         ):
             staged += self.data.staged_size(image_id)
-        return {
-            "image_size_total": -(-used["image_size_total"] // MIB),
+        return {  # whole MiB, rounded down, as Glance counts them
+            "image_size_total": used["image_size_total"] // MIB,
             "image_count_total": used["image_count_total"],
-            "image_stage_total": -(-staged // MIB),
+            "image_stage_total": staged // MIB,
             "image_count_uploading": used["image_count_uploading"],
         }
 
-    def check_quota(self, conn: Any, caller: Caller, *names: str) -> None:
-        """413 as Glance answers when one of the quotas ``names`` is already used up (delta 1)."""
-        limits = {name: getattr(self.settings, name) for name in names if getattr(self.settings, name)}
+    def check_quota(self, conn: Any, caller: Caller, deltas: dict[str, int]) -> None:
+        """413 as Glance answers when a quota would be over its limit: usage + delta > limit, where the
+        delta is what the request adds (1 image; the MiB of an upload's or stage's Content-Length; 1
+        upload in progress), checked before the bytes arrive."""
+        limits = {name: getattr(self.settings, name) for name in deltas if getattr(self.settings, name)}
         if not limits:
             return
         used = self.usage(conn, caller.tenant_id)
         for name, limit in limits.items():
-            if used[name] + 1 > limit:
+            delta = deltas[name]
+            if used[name] + delta > limit:
                 raise TooLarge(
                     f"Project {caller.tenant_id} is over a limit for [Resource {name} is over limit of {limit} "
-                    f"due to current usage {used[name]} and delta 1]"
+                    f"due to current usage {used[name]} and delta {delta}]"
                 )
 
     def usage_view(self, caller: Caller) -> dict[str, dict[str, int]]:
@@ -151,7 +154,7 @@ class ImageService:
         with self.engine.begin() as conn:
             if store.exists(conn, image_id):
                 raise Conflict(f"Image with identifier {image_id} already exists!")
-            self.check_quota(conn, caller, "image_count_total")
+            self.check_quota(conn, caller, {"image_count_total": 1})
             store.insert(conn, row, image["properties"], image["tags"])
             return store.get(conn, image_id)  # type: ignore[return-value]
 
@@ -175,8 +178,10 @@ class ImageService:
             marker = None
             if query.marker is not None:
                 marker = store.get(conn, query.marker) if _UUID.match(query.marker) else None
-                if marker is None or not can_see(conn, caller, marker):
+                if marker is None:
                     raise BadRequest(f"Invalid marker. Image {query.marker} could not be found.")
+                if not can_see(conn, caller, marker):  # Glance's database API tells these apart
+                    raise Forbidden(f"Forbidding request, image {query.marker} not visible")
             if query.limit == 0:
                 return [], False
             page = filters.select(caller, query, marker, driver(conn, query))
@@ -235,12 +240,18 @@ class ImageService:
     # --- data ------------------------------------------------------------------------------------
 
     async def upload(
-        self, caller: Caller, image_id: str, chunks: AsyncIterator[bytes], declared_size: int | None
+        self,
+        caller: Caller,
+        image_id: str,
+        chunks: AsyncIterator[bytes],
+        declared_size: int | None,
+        length: int | None = None,
     ) -> None:
-        """Store the image's bytes: queued → saving → active; on any failure back to queued."""
+        """Store the image's bytes: queued → saving → active; on any failure back to queued.
+        ``length`` is the request's Content-Length (what the size quota counts before the bytes)."""
         if declared_size is not None and declared_size > MAX_IMAGE_SIZE:
             raise TooLarge(f"Image size {declared_size} exceeds the limit of {MAX_IMAGE_SIZE} bytes.")
-        writer = await run_in_threadpool(self._begin_upload, caller, image_id)
+        writer = await run_in_threadpool(self._begin_upload, caller, image_id, length)
         beat = recovery.heartbeat(self.engine, image_id)
 
         def write(piece: bytes) -> None:
@@ -279,19 +290,20 @@ class ImageService:
             raise
         self._finish_upload(image_id, stored)
 
-    def _begin_saving(self, caller: Caller, image_id: str) -> Record:
+    def _begin_saving(self, caller: Caller, image_id: str, length: int | None = None) -> Record:
         with self.engine.begin() as conn:
             image = self._writable(conn, caller, image_id)
             if not image["disk_format"] or not image["container_format"]:
                 raise BadRequest("Properties disk_format, container_format must be set prior to saving data.")
-            self.check_quota(conn, caller, "image_size_total", "image_count_uploading")
+            deltas = {"image_size_total": (length or 0) // MIB, "image_count_uploading": 1}
+            self.check_quota(conn, caller, deltas)
             if not store.set_status(conn, image_id, ["queued"], "saving", now()):
                 raise Conflict(f"Image status transition from {image['status']} to saving is not allowed")
             recovery.begin(conn, image_id)
         return image
 
-    def _begin_upload(self, caller: Caller, image_id: str) -> DataWriter:
-        image = self._begin_saving(caller, image_id)
+    def _begin_upload(self, caller: Caller, image_id: str, length: int | None = None) -> DataWriter:
+        image = self._begin_saving(caller, image_id, length)
         try:
             return self.data.writer(image_id, image["disk_format"], image["container_format"])
         except BaseException:

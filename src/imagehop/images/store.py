@@ -52,9 +52,8 @@ def exists(conn: Connection, image_id: str) -> bool:
 def usage(conn: Connection, owner: str) -> dict[str, int]:
     """What a tenant uses, as Glance's quotas count it: images, bytes stored, bytes staged, uploads running."""
     mine = images.c.owner == owner
-    count, size = conn.execute(
-        sa.select(sa.func.count(), sa.func.coalesce(sa.func.sum(images.c.size), 0)).where(mine)
-    ).one()
+    stored = sa.case((images.c.status == "uploading", 0), else_=images.c.size)  # staged bytes count as staging
+    count, size = conn.execute(sa.select(sa.func.count(), sa.func.coalesce(sa.func.sum(stored), 0)).where(mine)).one()
     uploading = conn.execute(
         sa.select(sa.func.count()).where(mine, images.c.status.in_(["saving", "uploading", "importing"]))
     ).scalar_one()

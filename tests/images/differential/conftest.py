@@ -6,14 +6,11 @@ Glance 33 (``real_openstack``, region ORD) is the same for both, so each case ru
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from collections.abc import Iterator
 
-import httpx
 import pytest
 
-from tests.images.differential.sides import DOCUMENTED, Side, Sides
+from tests.images.differential.sides import DOCUMENTED, Side, Sides, glance_side, imagehop_side
 from tests.peers.openstack import OpenStack
 from tests.support import BACKENDS, Cloud, make_cloud
 
@@ -24,41 +21,9 @@ _outcomes: dict[str, str] = {}
 OURS_CONFIG = "[images]\nweb_download_allow_private = true\n"
 
 
-def _v3_token(identity_url: str, body: dict) -> tuple[str, str]:
-    response = httpx.post(f"{identity_url}/v3/auth/tokens", json=body, timeout=60)
-    response.raise_for_status()
-    return response.headers["X-Subject-Token"], response.json()["token"]["user"]["id"]
-
-
-def _password_token(identity_url: str, user: str, password: str, project: str) -> tuple[str, str]:
-    body = {
-        "auth": {
-            "identity": {
-                "methods": ["password"],
-                "password": {"user": {"name": user, "domain": {"id": "default"}, "password": password}},
-            },
-            "scope": {"project": {"id": project}},
-        }
-    }
-    return _v3_token(identity_url, body)
-
-
 @pytest.fixture(scope="session")
-def glance_side(real_openstack: OpenStack) -> Iterator[Side]:
-    owner = real_openstack.create_user("diff-owner")
-    other = real_openstack.create_user("diff-other")
-    reader = real_openstack.create_user("diff-reader", owner.project, roles=("reader",))
-    admin = real_openstack.admin
-    assert admin is not None
-    actors = {"owner": owner, "other": other, "reader": reader, "admin": admin}
-    side = Side(
-        "glance",
-        real_openstack.glance_url("ORD"),
-        tokens={name: real_openstack.token(user) for name, user in actors.items()},
-        projects={name: user.project_id for name, user in actors.items()},
-        users={name: user.user_id for name, user in actors.items()},
-        identity=real_openstack.auth_url,
-    )
+def theirs(real_openstack: OpenStack) -> Iterator[Side]:
+    side = glance_side(real_openstack, "ORD", "main")
     yield side
     side.client.close()
 
@@ -67,32 +32,13 @@ def glance_side(real_openstack: OpenStack) -> Iterator[Side]:
 def ours_cloud(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cloud]:
     with make_cloud(tmp_path_factory.mktemp(f"glance-diff-{request.param}"), request.param,
                     config=OURS_CONFIG) as cloud:  # fmt: skip
-        tenant = cloud.tenant("demo")
-        subprocess.run(
-            [sys.executable, "-m", "imagehop", "user", "create", "--user", "reader", "--tenant-id", tenant,
-             "--role", "reader", "--password", "reader-secret", "--data-dir", str(cloud.data_dir),
-             *(["--config", str(cloud.config_file)] if cloud.config_file else [])],
-            check=True, capture_output=True,
-        )  # fmt: skip
-        cloud._credentials = None
         yield cloud
 
 
 @pytest.fixture(scope="module")
-def sides(ours_cloud: Cloud, glance_side: Side) -> Iterator[Sides]:
-    creds = ours_cloud.credentials()
-    tokens, projects, users = {}, {}, {}
-    for actor, user in (("owner", "demo"), ("other", "alt"), ("admin", "admin")):
-        tokens[actor], users[actor] = _password_token(
-            ours_cloud.identity_url, user, creds[user]["password"], creds[user]["tenant_id"]
-        )
-        projects[actor] = creds[user]["tenant_id"]
-    tokens["reader"], users["reader"] = _password_token(
-        ours_cloud.identity_url, "reader", "reader-secret", creds["demo"]["tenant_id"]
-    )
-    projects["reader"] = projects["owner"]
-    ours = Side("imagehop", ours_cloud.regions["ORD"] + "/image", tokens, projects, users, ours_cloud.identity_url)
-    yield Sides(ours, glance_side)
+def sides(ours_cloud: Cloud, theirs: Side) -> Iterator[Sides]:
+    ours = imagehop_side(ours_cloud)
+    yield Sides(ours, theirs)
     ours.client.close()
 
 
