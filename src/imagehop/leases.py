@@ -41,6 +41,11 @@ def holder_gone(holder: str | None) -> bool:
     pid = int(pid_text)
     if pid == os.getpid():
         return holder != holder_id()
+    return process_ended(pid)
+
+
+def process_ended(pid: int) -> bool:
+    """True when no process ``pid`` runs on this host (one we may not signal still runs)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:

@@ -28,6 +28,7 @@ import sqlalchemy as sa
 from imagehop.db import image_properties, images
 from imagehop.images import store
 from imagehop.images.data import ACCOUNT, ImageData
+from imagehop.leases import process_ended
 from imagehop.objects.store import NoSuchContainer, NoSuchObject
 
 log = logging.getLogger(__name__)
@@ -101,13 +102,7 @@ def is_gone(value: str | None, image_id: str, moment: float) -> bool:
         if pid == os.getpid():
             with _active_lock:
                 return image_id not in _active
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return True
-        except PermissionError:
-            return False
-        return False
+        return process_ended(pid)
     return int(beat_text) < moment - LEASE
 
 
