@@ -93,7 +93,7 @@ class SeaweedFS:
         (work / "data").mkdir(exist_ok=True)
         log = work / "weed.log"
         args = [
-            str(weed), "server", f"-dir={work / 'data'}", "-ip=127.0.0.1", "-ip.bind=127.0.0.1",
+            str(weed), f"-logdir={work}", "server", f"-dir={work / 'data'}", "-ip=127.0.0.1", "-ip.bind=127.0.0.1",
             f"-master.port={master}", f"-volume.port={volume}", f"-filer.port={filer}", "-master.telemetry=false",
             "-s3", f"-s3.port={s3}", f"-s3.config={config}", "-volume.max=1000", "-master.volumeSizeLimitMB=256",
             # Every bucket is a collection that grows its own volumes: room for many (volume.max=0 counted
