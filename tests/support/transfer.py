@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import contextlib
+import signal
 import sqlite3
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import httpx
@@ -14,6 +15,7 @@ import yaml
 
 from tests.support.cloud import Cloud, make_cloud
 from tests.support.run import run
+from tests.support.wait import wait_for
 
 
 def copy_cli(
@@ -30,6 +32,22 @@ def copy_process(env: dict[str, str], *args: str, state: Path) -> subprocess.Pop
     return subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
 
 
+def copy_killed_when(env: dict[str, str], *args: str, state: Path, ready: Callable[[], object], what: str,
+                     timeout: float = 120) -> object:  # fmt: skip
+    """Start ``imagehop copy ARGS``, SIGKILL it once ``ready()`` is truthy (``what`` names that moment), return
+    what ``ready()`` gave. The run must still be going when killed, or the crash test proves nothing."""
+    proc = copy_process(env, *args, state=state)
+    try:
+        value = wait_for(ready, what, timeout=timeout)
+        assert proc.poll() is None, f"the copy ended before it was killed ({what}): give it more to do"
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    finally:
+        proc.kill()
+        proc.communicate()
+    return value
+
+
 def journal_rows(state: Path, query: str) -> list[tuple]:
     """Rows of the copy's journal (a SQLite file the copy writes as it goes); [] before it exists."""
     if not state.exists():
@@ -39,6 +57,11 @@ def journal_rows(state: Path, query: str) -> list[tuple]:
             return db.execute(query).fetchall()
     except sqlite3.OperationalError:  # not created yet (the tables come with the first job)
         return []
+
+
+def journal_says(state: Path, step: str) -> bool:
+    """Whether a job in the copy's journal has reached ``step`` (a key of its JSON state: "created", "delta")."""
+    return any(f'"{step}"' in row[0] for row in journal_rows(state, "SELECT state FROM jobs"))
 
 
 def images_with(cloud: Cloud, region: str, key_value: str, user: str = "demo") -> list[dict]:

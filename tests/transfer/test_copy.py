@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import sys
 from pathlib import Path
 
 import pytest
 
-from tests.support import Cloud, Glance, MiB, Swift, create_image, disk_bytes, run, wait_for
-from tests.support.transfer import copy_cli, copy_process, images_with, journal_rows, two_clouds
+from tests.support import Cloud, Glance, MiB, Swift, create_image, disk_bytes, run
+from tests.support.transfer import copy_cli, copy_killed_when, images_with, journal_rows, two_clouds
 
 TAG = "com.mycompany.image-of=db-slave-3"
 
@@ -86,20 +85,14 @@ def test_copy_killed_mid_move_resumes_without_resending(cloud: Cloud, tmp_path: 
     state = tmp_path / "j.db"
     args = [source["id"], "--from", "ORD", "--to", "IAD", "--segment-size", "1", "--parallel", "1",
             "--method", "tasks"]  # fmt: skip
-    proc = copy_process(cloud.env(), *args, state=state)
-    try:
-        # the journal records each segment once the target has it: kill after the third
-        def segments_done() -> int:
-            rows = journal_rows(state, "SELECT count(*) FROM segments")
-            return rows[0][0] if rows else 0
 
-        sent_before = wait_for(lambda: (n := segments_done()) >= 3 and n, "the copy has moved 3 segments", 180)
-        assert proc.poll() is None, "the copy ended before the kill: use a larger image"
-        proc.send_signal(signal.SIGKILL)
-        proc.wait()
-    finally:
-        proc.kill()
-        proc.communicate()
+    # the journal records each segment once the target has it: kill after the third
+    def segments_done() -> int:
+        rows = journal_rows(state, "SELECT count(*) FROM segments")
+        return rows[0][0] if rows else 0
+
+    sent_before = copy_killed_when(cloud.env(), *args, state=state, what="the copy has moved 3 segments",
+                                   ready=lambda: (n := segments_done()) >= 3 and n, timeout=180)  # fmt: skip
     assert images_with(cloud, "IAD", f"imagehop.source=ORD/{source['id']}") == []
 
     result = copy_cli(cloud.env(), *args, state=state)

@@ -6,14 +6,20 @@ from __future__ import annotations
 
 import hashlib
 import json
-import signal
 from pathlib import Path
 
 import httpx
 
 from tests.support import BLOCK, Cloud, Glance, MiB, create_image, disk_bytes, make_cloud, reference_digest, wait_for
 from tests.support.images import wait_image
-from tests.support.transfer import copy_cli, copy_process, images_with, journal_rows, two_clouds
+from tests.support.transfer import (
+    copy_cli,
+    copy_killed_when,
+    copy_process,
+    images_with,
+    journal_says,
+    two_clouds,
+)
 
 SIZE = 128 * MiB  # 64 blocks of data: one changed block is 1.6 % of the image
 
@@ -242,15 +248,13 @@ def test_a_copy_killed_mid_way_is_finished_by_the_next_run(cloud: Cloud, tmp_pat
     v2 = create_image(cloud, "ORD", "killed", new_data)
     state = tmp_path / "k.db"
     args = [v2["id"], "--from", "ORD", "--to", "IAD", "--tag", tag, "--method", "pull"]
-    proc = copy_process(cloud.env(), *args, state=state)
-    try:
-        wait_for(lambda: any('"created"' in row[0] for row in journal_rows(state, "SELECT state FROM jobs")),
-                 "the incremental pull has created its target image", timeout=120)  # fmt: skip
-        proc.send_signal(signal.SIGKILL)
-        proc.wait()
-    finally:
-        proc.kill()
-        proc.communicate()
+    copy_killed_when(
+        cloud.env(),
+        *args,
+        state=state,
+        what="the incremental pull has created its target image",
+        ready=lambda: journal_says(state, "created"),
+    )
     report = json.loads(copy_cli(cloud.env(), *args, state=state).stdout)
     assert report["steps"] == ["pulled", "tagged", "verified"]  # the killed run's image is the one finished
     assert (report["blocks_reused"], report["blocks_sent"]) == (32, 32)
@@ -300,16 +304,10 @@ def test_a_delta_stream_killed_mid_way_is_finished_by_the_next_run(cloud: Cloud,
     v2 = create_image(cloud, "ORD", "stream-killed", new_data)
     glance = Glance(cloud, region="IAD")
     state = tmp_path / "k.db"
-    proc = copy_process(cloud.env(), v2["id"], *common, state=state)
-    try:
-        wait_for(lambda: [i for i in glance.get("/v2/images?os_hidden=true").json()["images"]
-                          if i["status"] == "uploading"], "the delta is being staged", timeout=120)  # fmt: skip
-        proc.send_signal(signal.SIGKILL)
-        proc.wait()
-    finally:
-        proc.kill()
-        proc.communicate()
-    assert not any('"delta"' in row[0] for row in journal_rows(state, "SELECT state FROM jobs"))  # killed mid-way
+    copy_killed_when(cloud.env(), v2["id"], *common, state=state, what="the delta is being staged",
+                     ready=lambda: [i for i in glance.get("/v2/images?os_hidden=true").json()["images"]
+                                    if i["status"] == "uploading"])  # fmt: skip
+    assert not journal_says(state, "delta")  # killed mid-way
     report = json.loads(copy_cli(cloud.env(), v2["id"], *common, state=state).stdout)
     assert report["move"]["upload"] == "delta" and report["steps"][-3:] == ["delta", "tagged", "verified"]
     assert (report["blocks_reused"], report["blocks_sent"]) == (32, 32)

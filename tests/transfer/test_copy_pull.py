@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import json
-import signal
 from pathlib import Path
 
 import httpx
 import yaml
 
-from tests.support import Cloud, MiB, Swift, create_image, disk_bytes, wait_for
-from tests.support.transfer import copy_cli, copy_process, images_with, journal_rows, two_clouds
+from tests.support import Cloud, MiB, Swift, create_image, disk_bytes
+from tests.support.transfer import copy_cli, copy_killed_when, images_with, journal_says, two_clouds
 
 TAG = "com.mycompany.image-of=db-slave-3"
 
@@ -132,16 +131,14 @@ def test_a_pull_killed_after_it_started_is_finished_by_the_next_run(cloud: Cloud
     source = create_image(cloud, "ORD", "pull-resumed", disk(96, 13))
     state = tmp_path / "j.db"
     args = [source["id"], "--from", "ORD", "--to", "IAD", "--tag", tag, "--method", "pull"]
-    proc = copy_process(cloud.env(), *args, state=state)
-    try:
-        # the journal says when the target image is created; the client then waits for the pull
-        wait_for(lambda: any('"created"' in row[0] for row in journal_rows(state, "SELECT state FROM jobs")),
-                 "the pull has created its target image", timeout=120)  # fmt: skip
-        proc.send_signal(signal.SIGKILL)
-        proc.wait()
-    finally:
-        proc.kill()
-        proc.communicate()
+    # the journal says when the target image is created; the client then waits for the pull
+    copy_killed_when(
+        cloud.env(),
+        *args,
+        state=state,
+        what="the pull has created its target image",
+        ready=lambda: journal_says(state, "created"),
+    )
     # killed mid-way: the copy was not yet tagged (that comes after the pull)
     assert images_with(cloud, "IAD", tag) == []
 
