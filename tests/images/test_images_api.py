@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import subprocess
@@ -9,7 +10,8 @@ import uuid
 
 import httpx
 
-from tests.support import V20, V21, Cloud, Glance
+from tests.support import V20, V21, Cloud, Glance, MiB, disk_bytes, reference_digest
+from tests.support.wait import wait_for
 
 
 def test_versions_and_schemas(cloud: Cloud, demo: Glance) -> None:
@@ -212,6 +214,69 @@ def test_data_download_ranges_and_failures(demo: Glance) -> None:
     assert demo.get(f"/v2/images/{iid}/file", headers={"Range": f"bytes={len(data)}-"}).status_code == 416
     no_formats = demo.create(name="nf")
     assert demo.upload(no_formats["id"], b"abc").status_code == 400
+
+
+class Broken(Exception):
+    """Raised inside a request body: httpx drops the connection halfway through the upload."""
+
+
+def test_resumable_upload_keeps_what_arrived_and_appends(demo: Glance) -> None:
+    assert "imagehop.upload_kept" in demo.get("/v2/schemas/image").json()["properties"]  # how a client knows
+    data = disk_bytes(12 * MiB, seed=7)
+    iid = demo.create(name="resumed", disk_format="raw", container_format="bare")["id"]
+    resumable = {"Content-Type": "application/octet-stream", "X-Imagehop-Resumable": "true"}
+
+    def first_part():  # 5 MiB, then the connection breaks
+        for start in range(0, 5 * MiB, MiB):
+            yield data[start : start + MiB]
+        raise Broken
+
+    with contextlib.suppress(Broken, httpx.HTTPError):
+        demo.put(f"/v2/images/{iid}/file", content=first_part(), headers=resumable)
+    image = wait_for(lambda: (i := demo.get(f"/v2/images/{iid}").json()).get("imagehop.upload_kept") and i,
+                     "the region keeps the interrupted upload")  # fmt: skip
+    kept = int(image["imagehop.upload_kept"])
+    assert image["status"] == "queued" and 0 < kept <= 5 * MiB and image["checksum"] is None
+    # the kept count is the region's to say
+    assert demo.patch(iid, [{"op": "add", "path": "/imagehop.upload_kept", "value": "0"}]).status_code == 403
+    # more than is kept: 416, nothing changes; a malformed range: 400
+    beyond = demo.put(f"/v2/images/{iid}/file", content=data[kept + 1 :],
+                      headers={**resumable, "Content-Range": f"bytes {kept + 1}-*/*"})  # fmt: skip
+    assert beyond.status_code == 416
+    assert demo.put(f"/v2/images/{iid}/file", content=b"x",
+                    headers={**resumable, "Content-Range": "bytes=1-"}).status_code == 400  # fmt: skip
+    assert demo.get(f"/v2/images/{iid}").json()["imagehop.upload_kept"] == str(kept)
+    # the rest from a point inside the kept bytes: the image is as from one PUT of the whole
+    at = kept - 12345
+    rest = demo.put(f"/v2/images/{iid}/file", content=data[at:],
+                    headers={**resumable, "Content-Range": f"bytes {at}-{len(data) - 1}/{len(data)}"})  # fmt: skip
+    assert rest.status_code == 204, rest.text
+    image = demo.get(f"/v2/images/{iid}").json()
+    assert image["status"] == "active" and image["size"] == len(data) and "imagehop.upload_kept" not in image
+    assert image["checksum"] == hashlib.md5(data).hexdigest()
+    assert image["os_hash_value"] == hashlib.sha512(data).hexdigest()
+    assert image["imagehop.content_digest"] == reference_digest(data)
+    blocks = demo.get(f"/v2/images/{iid}/x-imagehop-blocks").json()
+    assert blocks["content_digest"] == reference_digest(data) and blocks["virtual_size"] == len(data)
+    assert demo.get(f"/v2/images/{iid}/file").content == data
+
+    # Without the header a PUT is Glance's: an interrupted upload leaves nothing, Content-Range means nothing.
+    plain = demo.create(name="plain", disk_format="raw", container_format="bare")["id"]
+    with contextlib.suppress(Broken, httpx.HTTPError):
+        demo.put(f"/v2/images/{plain}/file", content=first_part(), headers={"Content-Type": "application/octet-stream"})
+    wait_for(lambda: demo.get(f"/v2/images/{plain}").json()["status"] == "queued", "the upload is dropped")
+    assert "imagehop.upload_kept" not in demo.get(f"/v2/images/{plain}").json()
+    whole = demo.put(f"/v2/images/{plain}/file", content=data,
+                     headers={"Content-Type": "application/octet-stream", "Content-Range": "bytes 5-9/10"})  # fmt: skip
+    assert whole.status_code == 204
+    assert demo.get(f"/v2/images/{plain}").json()["os_hash_value"] == hashlib.sha512(data).hexdigest()
+
+    # An image deleted with kept bytes takes them along (a new image of the same id starts afresh).
+    gone = demo.create(name="gone", disk_format="raw", container_format="bare")["id"]
+    with contextlib.suppress(Broken, httpx.HTTPError):
+        demo.put(f"/v2/images/{gone}/file", content=first_part(), headers=resumable)
+    wait_for(lambda: demo.get(f"/v2/images/{gone}").json().get("imagehop.upload_kept"), "the upload is kept")
+    assert demo.delete(f"/v2/images/{gone}").status_code == 204
 
 
 def test_tenants_members_and_reader(cloud: Cloud, demo: Glance, alt: Glance, admin: Glance) -> None:

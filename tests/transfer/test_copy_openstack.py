@@ -7,11 +7,9 @@ imagehop side's database plays no part that the imagehop-to-imagehop copy tests 
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import signal
-import sqlite3
 import subprocess
 import sys
 import time
@@ -22,7 +20,7 @@ import httpx
 import pytest
 
 from tests.peers.openstack import OpenStack, User
-from tests.support import Cloud, MiB, create_image, disk_bytes, reference_digest
+from tests.support import Cloud, MiB, create_image, disk_bytes, reference_digest, storage_url
 from tests.support.wait import wait_for
 
 TAG = "com.mycompany.image-of=db-slave-3"
@@ -141,20 +139,27 @@ def test_imagehop_to_real_glance_streams_and_carries_everything(pair: Pair, tmp_
     assert [i["id"] for i in pair.real_images("ORD", name="db-slave-3-image")] == [target["id"]]
 
 
-def test_real_glance_to_imagehop_streams_in_verified_segments(pair: Pair, tmp_path: Path) -> None:
+def test_real_glance_to_imagehop_streams_in_one_resumable_put(pair: Pair, tmp_path: Path) -> None:
     data = disk_bytes(20 * MiB, seed=2)
     source = pair.real_image("IAD", "from-real", data, os_type="linux", **{"com.mycompany.role": "web"})
     report = pair.copy(source["id"], "--from-cloud", "real", "--from", "IAD", "--to-cloud", "imagehop", "--to", "ORD",
-                       "--segment-size", "4", state=tmp_path / "j.db")  # fmt: skip
-    assert report["method"] == "stream" and report["steps"][:2] == ["moved", "imported"]
-    assert report["move"]["segments"] == 5 and report["move"]["read"] == len(data)
+                       state=tmp_path / "j.db")  # fmt: skip
+    # imagehop keeps a broken upload: one PUT, the bytes written once, nothing staged in object storage
+    assert report["method"] == "stream" and report["steps"][:2] == ["created", "streamed"]
+    assert report["move"] == {"bytes": len(data), "upload": "resumable", "read": len(data), "resumed_at": 0}
+    assert "PUT /v2/images/{id}/file, resumable" in report["why"]
+    assert report["verified_by"] == "sha512 and size = the source's"
     found = pair.imagehop_images("ORD", **{"imagehop.source": f"IAD/{source['id']}"})
     assert [i["id"] for i in found] == [report["target_image"]]
     target = found[0]
     assert target["os_hash_value"] == sha512(data) == source["os_hash_value"]
-    assert target["imagehop.content_digest"] == reference_digest(data)
+    assert target["checksum"] == source["checksum"] and target["size"] == len(data)
+    assert target["imagehop.content_digest"] == reference_digest(data) and "imagehop.upload_kept" not in target
     assert target["os_type"] == "linux" and target["com.mycompany.role"] == "web" and target["name"] == "from-real"
-    assert target["visibility"] == source["visibility"]
+    assert target["visibility"] == source["visibility"] and target["os_hidden"] is False
+    swift = httpx.get(storage_url(pair.imagehop, region="ORD") + "/imagehop-exports",
+                      headers={"X-Auth-Token": pair.imagehop.token()})  # fmt: skip
+    assert swift.status_code == 404 or swift.json() == []
 
 
 def test_forced_methods_between_imagehop_and_real_glance(pair: Pair, tmp_path: Path) -> None:
@@ -211,38 +216,48 @@ def test_two_real_glance_regions_use_glance_download_and_stream_otherwise(pair: 
 
 @pytest.mark.slow
 def test_a_stream_killed_halfway_resumes_without_reading_again(pair: Pair, tmp_path: Path) -> None:
-    size = 64 * MiB
+    size = 128 * MiB
     data = disk_bytes(size, seed=5)
     source = pair.real_image("ORD", "resumed", data)
     state = tmp_path / "j.db"
     args = [sys.executable, "-m", "imagehop", "copy", source["id"], "--from-cloud", "real", "--from", "ORD",
-            "--to-cloud", "imagehop", "--to", "IAD", "--method", "stream", "--segment-size", "1", "--parallel", "1",
-            "--state", str(state), "--json", "--poll-interval", "1"]  # fmt: skip
+            "--to-cloud", "imagehop", "--to", "IAD", "--method", "stream", "--state", str(state), "--json",
+            "--poll-interval", "1"]  # fmt: skip
+
+    def server_wrote() -> int:  # bytes the imagehop server process has written to files (nearly all: the upload)
+        with open(f"/proc/{pair.imagehop.proc.pid}/io") as io:
+            return int(next(line for line in io if line.startswith("wchar:")).split()[1])
+
+    before = server_wrote()
     proc = subprocess.Popen(args, env=pair.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-
-    def verified_segments() -> int | None:
-        with contextlib.suppress(sqlite3.OperationalError), sqlite3.connect(state) as db:
-            count = db.execute("SELECT count(*) FROM segments").fetchone()[0]
-            return count if count >= 8 else None
-        return None
-
     try:
-        done_before = wait_for(verified_segments, "8 segments verified by the target", timeout=120)
+        wait_for(lambda: server_wrote() - before >= 16 * MiB, "the target has written 16 MiB", timeout=120, every=0.01)
     finally:
         proc.send_signal(signal.SIGKILL)
         proc.wait()
-    assert done_before < size // MiB, "the first run finished before it was killed"
-    assert pair.imagehop_images("IAD", name="resumed") == []
+
+    # The target keeps what arrived, in the one (hidden, queued) image the copy made.
+    def kept() -> list[dict] | None:
+        found = pair.imagehop_images("IAD", name="resumed")
+        return found if found and all(i["status"] == "queued" for i in found) else None
+
+    found = wait_for(kept, "the target keeps the interrupted upload", timeout=120)
+    assert len(found) == 1 and found[0]["os_hidden"] is True
+    done_before = int(found[0]["imagehop.upload_kept"])
+    assert 0 < done_before < size, "the first run finished before it was killed"
 
     result = subprocess.run(args, env=pair.env, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr + result.stdout
     report = json.loads(result.stdout)
-    # What the first run verified is neither read from the source nor sent again.
-    assert report["move"]["read"] <= size - done_before * MiB
-    assert report["move"]["sent"] <= size // MiB - done_before
+    # What the first run sent is neither read from the source (it honours Range) nor sent again.
+    assert report["move"] == {"bytes": size, "upload": "resumable", "read": size - done_before,
+                              "resumed_at": done_before}  # fmt: skip
+    assert f"kept {done_before:,} bytes of the interrupted upload" in " ".join(report["notes"])
     found = pair.imagehop_images("IAD", name="resumed")
     assert [i["id"] for i in found] == [report["target_image"]]
-    assert found[0]["os_hash_value"] == sha512(data)
+    assert found[0]["os_hash_value"] == sha512(data) and found[0]["checksum"] == hashlib.md5(data).hexdigest()
+    assert found[0]["imagehop.content_digest"] == reference_digest(data) and found[0]["status"] == "active"
+    assert "imagehop.upload_kept" not in found[0] and found[0]["os_hidden"] is False
 
 
 def test_a_glance_that_refuses_the_format_names_convert(pair: Pair, tmp_path: Path) -> None:

@@ -119,11 +119,25 @@ def test_pull_between_clouds_with_web_download_of_a_tempurl(tmp_path: Path) -> N
         report = json.loads(result.stdout)
         assert report["method"] == "web-download" and report["move"]["through_client"] == 0
         assert report["steps"] == ["exported", "created", "pulled", "tagged", "verified", "cleaned"]
-        assert any("TempURL key" in n for n in report["notes"])
+        assert any("set a TempURL key (X-Account-Meta-Temp-URL-Key-2)" in n for n in report["notes"])
         [found] = images_with(two, "LON", TAG, user="alt")
         assert found["imagehop.content_digest"] == source["imagehop.content_digest"]
         assert found["os_type"] == "linux" and found["name"] == "fetched"
         assert exported_objects(one, "ORD") == [] and exported_objects(two, "LON", user="alt") == []
+        # The key the copy set on the source account (it had none) is gone once the target has fetched the image.
+        account = Swift(one, "demo", "ORD")
+        keys = {k: v for k, v in account.head("").headers.items() if "temp-url-key" in k}
+        assert keys == {}
+
+        # A key the user had stays as it was, and the copy signs with it: nothing set, nothing removed.
+        assert account.http.post("", headers={"X-Account-Meta-Temp-URL-Key": "the-users-key"}).status_code == 204
+        create_image(one, "ORD", "fetched-again", disk(6, 51))
+        again = json.loads(copy_cli(env, "fetched-again", "--from", "ORD", "--to", "LON", "--to-cloud", "far",
+                                    "--tag", "k=again", state=tmp_path / "j.db").stdout)  # fmt: skip
+        assert again["method"] == "web-download" and not any("TempURL" in n for n in again["notes"])
+        keys = {k: v for k, v in account.head("").headers.items() if "temp-url-key" in k}
+        assert keys == {"x-account-meta-temp-url-key": "the-users-key"}
+        assert len(images_with(two, "LON", "k=again", user="alt")) == 1
 
 
 def test_a_pull_killed_after_it_started_is_finished_by_the_next_run(cloud: Cloud, tmp_path: Path) -> None:

@@ -19,6 +19,7 @@ from imagehop.region import Region
 
 ACCOUNT = ".imagehop-images"
 CONTAINER = "images"
+KEPT = "kept-uploads"  # the part of an interrupted resumable upload, kept for the next PUT to append to
 MEASURED_FORMATS = {"raw": "raw", "vhd": "vhd", "qcow2": "qcow2"}
 SAFETY_CHECKED = ("qcow2", "vmdk")
 
@@ -157,6 +158,26 @@ class ImageData:
         with contextlib.suppress(NoSuchObject):
             self.objects.delete_object(ACCOUNT, CONTAINER, key)
 
+    # --- resumable uploads (imagehop's extension; see ImageService.upload) ---------------------
+
+    def kept_size(self, image_id: str) -> int:
+        """Bytes kept from ``image_id``'s interrupted resumable upload (0 when none)."""
+        try:
+            return self.objects.head(ACCOUNT, KEPT, image_id).size
+        except (NoSuchObject, NoSuchContainer):
+            return 0
+
+    def replay_kept(self, writer: DataWriter, image_id: str, length: int) -> None:
+        """Feed the first ``length`` kept bytes to ``writer``: read back and hashed again here (a
+        hash's state cannot be saved), so that the client need not read them from its source again."""
+        with self.objects.open(ACCOUNT, KEPT, image_id) as reader:
+            for chunk in reader.iter_range(0, length):
+                writer.write(chunk)
+
+    def drop_kept(self, image_id: str) -> None:
+        with contextlib.suppress(NoSuchObject, NoSuchContainer):
+            self.objects.delete_object(ACCOUNT, KEPT, image_id)
+
 
 class DataWriter:
     """Streams one image's bytes; :meth:`commit` makes them durable and measures them."""
@@ -207,6 +228,12 @@ class DataWriter:
                 return formats.block_map(disk)
         except (formats.DiskFormatError, ValueError, OSError, StoreError):
             return None
+
+    def keep(self) -> int:
+        """Commit what arrived so far as the image's kept upload (not as its data); its size."""
+        self.data.objects.ensure_container(ACCOUNT, KEPT)
+        self._writer.retarget(KEPT, self.key)
+        return self._writer.commit().size
 
     def abort(self) -> None:
         self._writer.abort()

@@ -148,7 +148,9 @@ def image_routes(region: Region) -> list[BaseRoute]:
         check_store_header(request)
         check_octet_stream(request)
         size = declared_size(request)
-        await service.upload(caller, request.path_params["image_id"], request.stream(), size, content_length(request))
+        resume_at = resumable_offset(request)
+        image_id = request.path_params["image_id"]
+        await service.upload(caller, image_id, request.stream(), size, content_length(request), resume_at)
         return Response(status_code=204)
 
     async def download(request: Request, caller: Caller) -> Response:
@@ -376,6 +378,26 @@ def check_octet_stream(request: Request) -> None:
     media = (request.headers.get("content-type") or "").split(";")[0].strip()  # compared as is, as webob does
     if media != "application/octet-stream":
         raise UnsupportedMediaType(f"Content-Type must be application/octet-stream, not {media or '(none)'}.")
+
+
+_RESUME_AT = re.compile(r"bytes ([0-9]{1,20})-(?:[0-9]{1,20}|[*])/(?:[0-9]{1,20}|[*])")
+
+
+def resumable_offset(request: Request) -> int | None:
+    """imagehop's resumable upload: ``X-Imagehop-Resumable: true`` with an optional
+    ``Content-Range: bytes N-M/T`` (or ``bytes N-*/*``) saying the body starts at byte N. ``None``
+    without the header: Glance's plain PUT, where Content-Range means nothing."""
+    if (request.headers.get("x-imagehop-resumable") or "").strip().lower() not in ("1", "true", "yes"):
+        return None
+    value = request.headers.get("content-range")
+    if value is None:
+        return 0
+    match = _RESUME_AT.fullmatch(value.strip())
+    if match is None:
+        raise BadRequest(
+            f"Content-Range of a resumable upload must be 'bytes N-M/T' or 'bytes N-*/*', not {value[:60]!r}."
+        )
+    return int(match.group(1))
 
 
 def declared_size(request: Request) -> int | None:

@@ -85,6 +85,10 @@ IMAGE_PROPERTIES: dict[str, Any] = {
     # client can tell from the schema that this image service computes it.
     "imagehop.content_digest": {"type": ["null", "string"], "readOnly": True, "is_base": False,
                                 "description": "sha256 content digest of the virtual disk (imagehop), the same for raw, VHD and qcow2"},
+    # imagehop's resumable upload: bytes kept from an interrupted PUT sent with X-Imagehop-Resumable;
+    # a PUT with the same header and ``Content-Range: bytes N-*/*`` (N at most this) appends to them.
+    "imagehop.upload_kept": {"type": ["null", "string"], "readOnly": True, "is_base": False,
+                             "description": "bytes kept from an interrupted resumable upload (imagehop)"},
     # Operator-defined ("custom") properties, as Glance's default schema-image.json has them.
     "kernel_id": {"type": ["null", "string"], "pattern": UUID_PATTERN, "is_base": False,
                   "description": "ID of image stored in Glance that should be used as the kernel when booting an AMI-style image."},

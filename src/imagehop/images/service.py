@@ -25,7 +25,15 @@ from imagehop.db import images as images_table
 from imagehop.identity.caller import Caller
 from imagehop.images import blocks, filters, recovery, store
 from imagehop.images.data import DataWriter, ImageData
-from imagehop.images.errors import BadRequest, Conflict, Forbidden, Gone, NotFound, TooLarge
+from imagehop.images.errors import (
+    BadRequest,
+    Conflict,
+    Forbidden,
+    Gone,
+    NotFound,
+    RangeNotSatisfiable,
+    TooLarge,
+)
 from imagehop.images.patch import Change
 from imagehop.images.schemas import (
     BASE_KEYS,
@@ -47,9 +55,12 @@ MAX_IMAGE_SIZE = 1 << 40  # 1 TiB, Glance's image_size_cap
 MIB = 1 << 20
 HASH_ALGO = "sha512"
 CONTENT_DIGEST = "imagehop.content_digest"
+# Bytes kept from an interrupted resumable upload (imagehop's extension, see ``upload``); listed in
+# the image schema, which is how a client tells that this image service resumes uploads.
+UPLOAD_KEPT = "imagehop.upload_kept"
 # Properties the service computes; clients may read but not write them. Other `imagehop.*` keys are
 # the user's (e.g. `imagehop.source`, the coordinating property `imagehop copy` generates).
-SERVICE_OWNED = frozenset({CONTENT_DIGEST})
+SERVICE_OWNED = frozenset({CONTENT_DIGEST, UPLOAD_KEPT})
 HIDDEN_PROPERTIES = frozenset({"os_glance_stage_host", "os_glance_hash_op_host", recovery.WRITER})
 _UUID = re.compile(UUID_PATTERN)
 # Read-only attributes Glance's create accepts and ignores (with their schema's maxLength).
@@ -170,6 +181,8 @@ class ImageService:
             store.delete(conn, image_id, image["owner"], now())
         if image["data_key"]:
             self.data.delete(image["data_key"])
+        if UPLOAD_KEPT in image["properties"]:
+            self.data.drop_kept(image_id)
 
     def list(self, caller: Caller, params: list[tuple[str, str]]) -> tuple[list[Record], bool]:
         """One page and whether it is full (so that a ``next`` link is due)."""
@@ -246,11 +259,22 @@ class ImageService:
         chunks: AsyncIterator[bytes],
         declared_size: int | None,
         length: int | None = None,
+        resume_at: int | None = None,
     ) -> None:
         """Store the image's bytes: queued → saving → active; on any failure back to queued.
-        ``length`` is the request's Content-Length (what the size quota counts before the bytes)."""
+        ``length`` is the request's Content-Length (what the size quota counts before the bytes).
+
+        ``resume_at`` (imagehop's resumable upload; ``None`` is Glance's plain PUT): when the body
+        stops short, the bytes that arrived are kept aside and the image shows their count as
+        ``imagehop.upload_kept``; a later resumable PUT whose body starts at byte ``resume_at`` (at
+        most that count) appends to them. The kept bytes are read back and hashed here again, so
+        the image gets the same checksum, hashes, digest and block map as from one PUT."""
         if declared_size is not None and declared_size > MAX_IMAGE_SIZE:
             raise TooLarge(f"Image size {declared_size} exceeds the limit of {MAX_IMAGE_SIZE} bytes.")
+        if resume_at:
+            kept = await run_in_threadpool(self._kept, caller, image_id)
+            if resume_at > kept:
+                raise RangeNotSatisfiable(f"Cannot resume at byte {resume_at}: {kept} bytes of this upload are kept.")
         writer = await run_in_threadpool(self._begin_upload, caller, image_id, length)
         beat = recovery.heartbeat(self.engine, image_id)
 
@@ -259,10 +283,17 @@ class ImageService:
             beat()
 
         try:
+            if resume_at:
+                await run_in_threadpool(self.data.replay_kept, writer, image_id, resume_at)
             try:
                 await pump(chunks, write, limit=MAX_IMAGE_SIZE)
             except BodyTooLarge:
                 raise TooLarge(f"Image exceeds the limit of {MAX_IMAGE_SIZE} bytes.") from None
+            except Exception:
+                if resume_at is None or not writer.size:
+                    raise
+                await run_in_threadpool(self._keep_upload, writer)  # the body stopped short: keep what came
+                raise
             if declared_size is not None and writer.size != declared_size:
                 raise BadRequest(
                     f"Image size mismatch: x-openstack-image-size said {declared_size}, got {writer.size} bytes."
@@ -272,6 +303,19 @@ class ImageService:
             await run_in_threadpool(self._fail_upload, writer)
             raise
         await run_in_threadpool(self._finish_upload, image_id, stored)
+        if resume_at is not None:
+            await run_in_threadpool(self.data.drop_kept, image_id)
+
+    def _kept(self, caller: Caller, image_id: str) -> int:
+        with self.engine.begin() as conn:
+            self._writable(conn, caller, image_id)
+        return self.data.kept_size(image_id)
+
+    def _keep_upload(self, writer: DataWriter) -> None:
+        """Keep an interrupted resumable upload's bytes and show their count on the image."""
+        kept = writer.keep()
+        with self.engine.begin() as conn:
+            store.set_property(conn, writer.key, UPLOAD_KEPT, str(kept))
 
     def store_disk(self, caller: Caller, image_id: str, disk: formats.VirtualDisk) -> None:
         """Store a virtual disk as the image's bytes (queued → saving → active); blocking.
@@ -327,6 +371,7 @@ class ImageService:
             )  # fmt: skip
             if done:
                 store.set_property(conn, image_id, CONTENT_DIGEST, stored.content_digest)
+                store.set_property(conn, image_id, UPLOAD_KEPT, None)
                 save_blocks(conn, image_id, stored)
                 recovery.end(conn, image_id)
         recovery.forget(image_id)

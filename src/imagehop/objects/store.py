@@ -1013,6 +1013,11 @@ class ObjectWriter:
             chain.feed_zeros(n)
         self.size += n
 
+    def retarget(self, container: str, name: str) -> None:
+        """Commit under another name of the same account (e.g. an interrupted upload kept aside)."""
+        self.store.get_container(self.account, container)
+        self.container, self.name = container, name
+
     def commit(self) -> ObjectInfo:
         """Verify, make the blob durable, then commit the row; raises :class:`EtagMismatch` (and aborts)."""
         try:

@@ -326,7 +326,7 @@ def _copy_image(
     if method in ("glance-download", "web-download"):
         try:
             new_id = _pull(source, target, image, method, location, options, state, step, say, note,
-                           plan if method == "glance-download" else None)  # fmt: skip
+                           plan if method == "glance-download" else None, journal=journal, job=job)  # fmt: skip
         except PullRefused as exc:
             if options.method != "auto" or method != "web-download":
                 raise CopyError(str(exc), resumable=False) from None
@@ -535,7 +535,17 @@ def _stream_put(
     if "streamed" in state:
         return str(state["created"]["image"])
     fmt = options.convert or str(image.get("disk_format") or "raw")
+    # Resumable where the target keeps a broken upload, the bytes are the source's as they are, and
+    # the source publishes a hash of them to check the whole against (the kept bytes were sent by an
+    # earlier run, so no hash computed here could cover them).
+    resumable = (
+        state.get("upload") == "resumable"
+        and not options.convert
+        and bool(image.get("os_hash_value") or image.get("checksum"))
+    )
     current = _reuse_created(glance, state)
+    if current is not None and resumable and current.get("status") == "saving":
+        current = _until_not_saving(glance, current)  # the target has yet to see the killed run's connection go
     if current is not None and current.get("status") != "queued":
         # Glance drops a partial upload; an image left uploading or half-imported is started again.
         glance.delete_image(current["id"])
@@ -549,27 +559,27 @@ def _stream_put(
     glance_direct = state.get("upload") == "glance-direct"
     algo = str(image.get("os_hash_algo") or "sha512")
     try:
-        try:
-            done = direct.put_stream(
-                source.glance, image, glance, new_id, convert=options.convert, algo=algo,
-                progress=lambda n: say("bytes", {"n": n}), glance_direct=glance_direct,
-            )  # fmt: skip
-        except GlanceError as exc:
-            if exc.status not in (403, 405) or glance_direct or not target.capabilities.offers("glance-direct"):
-                raise
-            note(f"{target.label} refused a direct upload ({exc.status}); staging and importing with glance-direct")
-            state["upload"] = "glance-direct"
-            done = direct.put_stream(
-                source.glance, image, glance, new_id, convert=options.convert, algo=algo,
-                progress=lambda n: say("bytes", {"n": n}), glance_direct=True,
-            )  # fmt: skip
-        if done.upload == "glance-direct":
-            glance.start_import(new_id, {"name": "glance-direct"})
-            say("import", {"id": new_id, "status": "started", "message": "glance-direct"})
-        task_id = _wait_active(glance, new_id, say)
-        if done.upload == "glance-direct" and task_id:
-            report.tasks["import"] = task_id
+        if resumable:
+            kept = int(current.get("imagehop.upload_kept") or 0)
+            if kept:
+                note(f"{target.label} kept {kept:,} bytes of the interrupted upload: sending the rest")
+                say("bytes", {"n": kept})
+            try:
+                done = direct.put_resumable(
+                    source.glance, image, glance, new_id, kept, progress=lambda n: say("bytes", {"n": n})
+                )
+            except (GlanceError, direct.StreamError) as exc:
+                if isinstance(exc, GlanceError) and exc.status in FINAL_STATUSES:
+                    raise
+                # The target keeps what arrived: the same command continues from there.
+                raise CopyError(f"streaming into {target.label} stopped: {exc}. Run the same command again: "
+                                "it sends only the rest") from None  # fmt: skip
+            _wait_active(glance, new_id, say)
+        else:
+            done = _put_stream(source, target, image, options, state, new_id, algo, glance_direct, say, report, note)
     except (GlanceError, direct.StreamError, CopyError) as exc:
+        if isinstance(exc, CopyError) and resumable and exc.resumable:
+            raise
         glance.delete_image(new_id)  # nothing half-made left visible in the target
         state.pop("created", None)
         if isinstance(exc, GlanceError) and exc.status in FINAL_STATUSES:
@@ -577,16 +587,71 @@ def _stream_put(
         raise CopyError(f"streaming into {target.label} stopped: {exc}") from None
     finished = glance.get_image(new_id) or {}
     check_stream(done, finished, image, options.convert, target.label)
-    step("streamed", size=done.size, md5=done.md5, algo=done.algo, hash=done.digest, upload=done.upload)
+    if done.upload == "resumable":
+        step("streamed", size=done.size, upload=done.upload, read=done.read, resumed_at=done.resumed_at)
+        report.move = {"bytes": done.size, "upload": done.upload, "read": done.read, "resumed_at": done.resumed_at}
+    else:
+        step("streamed", size=done.size, md5=done.md5, algo=done.algo, hash=done.digest, upload=done.upload)
+        report.move = {"bytes": done.size, "upload": done.upload}
     report.bytes_moved = done.size
-    report.move = {"bytes": done.size, "upload": done.upload}
     return new_id
+
+
+def _until_not_saving(glance: GlanceClient, current: dict[str, Any], timeout: float = 120.0) -> dict[str, Any]:
+    """The image once its region has put it back to ``queued`` (keeping what arrived) after the
+    connection of a killed run dropped; as it is if that takes longer than ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while current.get("status") == "saving" and time.monotonic() < deadline:
+        time.sleep(0.5)
+        current = glance.get_image(current["id"]) or {}
+    return current
+
+
+def _put_stream(
+    source: Endpoint, target: Endpoint, image: dict[str, Any], options: CopyOptions, state: dict, new_id: str,
+    algo: str, glance_direct: bool, say: Progress, report: CopyReport, note: Callable[[str], None],
+) -> direct.Streamed:  # fmt: skip
+    """Glance's PUT (or stage + glance-direct), hashed in flight; waits until the image is active."""
+    glance = target.glance
+    try:
+        done = direct.put_stream(
+            source.glance, image, glance, new_id, convert=options.convert, algo=algo,
+            progress=lambda n: say("bytes", {"n": n}), glance_direct=glance_direct,
+        )  # fmt: skip
+    except GlanceError as exc:
+        if exc.status not in (403, 405) or glance_direct or not target.capabilities.offers("glance-direct"):
+            raise
+        note(f"{target.label} refused a direct upload ({exc.status}); staging and importing with glance-direct")
+        state["upload"] = "glance-direct"
+        done = direct.put_stream(
+            source.glance, image, glance, new_id, convert=options.convert, algo=algo,
+            progress=lambda n: say("bytes", {"n": n}), glance_direct=True,
+        )  # fmt: skip
+    if done.upload == "glance-direct":
+        glance.start_import(new_id, {"name": "glance-direct"})
+        say("import", {"id": new_id, "status": "started", "message": "glance-direct"})
+    task_id = _wait_active(glance, new_id, say)
+    if done.upload == "glance-direct" and task_id:
+        report.tasks["import"] = task_id
+    return done
 
 
 def check_stream(done: direct.Streamed, target: dict[str, Any], source: dict[str, Any], convert: str | None,
                  label: str) -> None:  # fmt: skip
-    """The hashes computed in flight against the target's, and (no conversion) the source's."""
+    """The hashes computed in flight against the target's, and (no conversion) the source's; for a
+    resumable upload, where nothing is hashed here, the target's against the source's."""
     problems = []
+    if done.upload == "resumable":
+        for key in ("checksum", "os_hash_value", "size"):
+            mine, theirs = target.get(key), source.get(key)
+            if key == "os_hash_value" and target.get("os_hash_algo") != source.get("os_hash_algo"):
+                continue
+            if theirs is not None and mine != theirs:
+                problems.append(f"the target's {key} {mine} is not the source's {theirs}")
+        if problems:
+            raise CopyError(f"the copy in {label} differs: " + "; ".join(problems) + ". Delete it and copy again.",
+                            resumable=False)  # fmt: skip
+        return
     if target.get("checksum") and target["checksum"] != done.md5:
         problems.append(f"the target's checksum {target['checksum']} is not the MD5 sent ({done.md5})")
     if (
@@ -627,6 +692,7 @@ class PullRefused(Exception):
 def _pull(
     source: Endpoint, target: Endpoint, image: dict[str, Any], method: str, location: str, options: CopyOptions,
     state: dict, step: Callable, say: Progress, note: Callable[[str], None], plan: inc.BasePlan | None = None,
+    *, journal: Journal, job: str,
 ) -> str:  # fmt: skip
     """Ask the target region to fetch the bytes itself; returns the new, active image's id.
 
@@ -654,8 +720,15 @@ def _pull(
         else:
             container, obj = location.split("/", 1)
             swift = _need_swift(source)
-            if swift.ensure_tempurl_key():
-                note(f"set a TempURL key (X-Account-Meta-Temp-URL-Key) on the {source.label} account: it had none")
+            left = state.get("tempurl_key")  # the fingerprint of a key an interrupted run set
+            fingerprint = swift.claim_tempurl_key(left)
+            if left and left != fingerprint:
+                _release_tempurl_key(source, state, say)
+            if fingerprint:
+                state["tempurl_key"] = fingerprint
+                journal.save_state(job, state)
+                note(f"set a TempURL key ({swift.OWN_KEY}) on the {source.label} account, which had none; it is "
+                     f"removed once {target.label} has fetched the image")  # fmt: skip
             request = {"name": "web-download", "uri": swift.temp_url(container, obj, TEMPURL_SECONDS)}
         try:
             try:
@@ -679,8 +752,23 @@ def _pull(
         glance.delete_image(new_id)  # nothing half-made left visible in the target
         del state["created"]
         raise
+    finally:
+        if state.get("tempurl_key"):  # the target has fetched the image (or failed to): the key can go
+            _release_tempurl_key(source, state, say)
+            journal.save_state(job, state)
     step("pulled", image=new_id, task=task_id)
     return str(new_id)
+
+
+def _release_tempurl_key(source: Endpoint, state: dict, say: Progress) -> None:
+    """Remove the TempURL key this copy set on the source account (never one the account had)."""
+    fingerprint = state.pop("tempurl_key", None)
+    if not fingerprint or source.swift is None:
+        return
+    try:
+        source.swift.release_tempurl_key(fingerprint)
+    except SwiftError as exc:
+        say("warning", {"message": f"could not remove the TempURL key set on the {source.label} account: {exc}"})
 
 
 def _plan_incremental(
@@ -940,8 +1028,8 @@ def verify(
 ) -> str:
     """Compare what both sides offer; say which checks were possible. Raises on a mismatch."""
     checks = []
-    if isinstance((state or {}).get("streamed"), dict):
-        streamed = state["streamed"]  # type: ignore[index]
+    streamed = (state or {}).get("streamed")
+    if isinstance(streamed, dict) and streamed.get("algo"):
         checks.append(f"MD5 and {streamed['algo']} computed in flight = the target's")
     a, b = source.get(CONTENT_DIGEST), target.get(CONTENT_DIGEST)
     if a and b:

@@ -11,9 +11,11 @@ token). The ways, best first, and what each needs:
    Rackspace-style export task and a Swift with TempURL), the target advertises the method, and the
    target keeps what it is given as the source had it: it measures the content (imagehop) or the
    image is a VHD already (or ``--convert vhd`` asked for one).
-3. ``stream``: any Glance v2 on both sides: ``GET /v2/images/{id}/file`` into the target, either by
-   segments into the target's object storage and an import task (resumable, where the target has
-   both), or ``PUT /v2/images/{id}/file`` (``stage`` + ``glance-direct`` where PUT is refused).
+3. ``stream``: any Glance v2 on both sides: ``GET /v2/images/{id}/file`` into the target by ``PUT
+   /v2/images/{id}/file``: resumable where the target keeps a broken upload (imagehop's extension,
+   ``imagehop.upload_kept`` in its image schema), Glance's plain PUT elsewhere (``stage`` +
+   ``glance-direct`` where PUT is refused); into an older imagehop, by segments into its object
+   storage and an import task.
 4. ``tasks``: Rackspace's walkthrough: export task, move the VHD between object stores, import task.
 """
 
@@ -45,6 +47,7 @@ class Capabilities:
     object_store: bool = False
     tempurl: bool = False
     content_digest: bool = False  # imagehop: measures every image's content (imagehop.content_digest)
+    resumable_upload: bool = False  # imagehop: keeps a broken PUT /file to append to (imagehop.upload_kept)
     catalog_image_urls: dict[str, str] = field(default_factory=dict)  # region -> image endpoint
 
     def as_dict(self) -> dict[str, Any]:
@@ -80,6 +83,7 @@ def discover(side: Any) -> Capabilities:
         formats = props.get("disk_format", {}).get("enum")
         caps.disk_formats = [f for f in formats if f] if isinstance(formats, list) else None
         caps.content_digest = "imagehop.content_digest" in props
+        caps.resumable_upload = "imagehop.upload_kept" in props
     except (GlanceError, ValueError, AttributeError):
         pass
     try:
@@ -179,7 +183,11 @@ def _offered(caps: Capabilities) -> str:
 
 
 def stream_upload(target: Capabilities, disk_format: str | None) -> str:
-    """How the direct stream writes into the target: resumable segments where it can."""
+    """How the direct stream writes into the target: a resumable PUT where the target keeps a broken
+    upload (imagehop), else verified segments and an import task where it has both (an imagehop
+    from before resumable uploads), else Glance's PUT (a crash sends the image again)."""
+    if target.resumable_upload:
+        return "resumable"
     if target.tasks_api and target.object_store and disk_format in IMPORT_FORMATS and target.content_digest:
         return "segments"
     return "put"
@@ -212,10 +220,9 @@ def choose(
         choice = Choice(method, why if wanted == "auto" else f"asked for ({why})", passed)
         if method == "stream":
             choice.upload = stream_upload(target, fmt)
-            choice.reason += (
-                "; segments into its object storage, then an import task (resumable)"
-                if choice.upload == "segments"
-                else "; PUT /v2/images/{id}/file"
-            )
+            choice.reason += {
+                "resumable": "; PUT /v2/images/{id}/file, resumable (the target keeps a broken upload)",
+                "segments": "; segments into its object storage, then an import task (resumable)",
+            }.get(choice.upload, "; PUT /v2/images/{id}/file")
         return choice
     raise ValueError("no way to copy this image: " + "; ".join(f"{m}: {r}" for m, r in passed))

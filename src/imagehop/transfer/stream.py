@@ -250,7 +250,9 @@ class Streamed:
     md5: str
     algo: str
     digest: str
-    upload: str  # "put" or "glance-direct"
+    upload: str  # "put", "glance-direct" or "resumable"
+    read: int = 0  # bytes read from the source
+    resumed_at: int = 0  # where a resumable upload started (bytes the target kept from before)
 
 
 def put_stream(
@@ -278,3 +280,33 @@ def put_stream(
     finally:
         md5, digest = hashes.finish()
     return Streamed(hashes.size, md5, hashes.algo, digest, upload)
+
+
+def put_resumable(
+    source: GlanceClient,
+    image: dict[str, Any],
+    target: GlanceClient,
+    target_id: str,
+    resume_at: int,
+    *,
+    progress: Callable[[int], None] | None = None,
+) -> Streamed:
+    """Stream the source image's bytes from ``resume_at`` into an imagehop target that keeps a
+    broken upload (``PUT /file`` with ``X-Imagehop-Resumable``); the bytes before it are the ones
+    the target kept, never read from the source again (with ``Range``; a store that ignores it is
+    read from the start and the bytes before skipped). Nothing is hashed here: the target hashes
+    every byte, the kept ones included, and the caller compares its checksum and ``os_hash_value``
+    with the source's, which covers the whole image end to end."""
+    size = int(image.get("size") or 0)
+    counted = [0]
+
+    def chunks(stream: Iterator[bytes]) -> Iterator[bytes]:
+        for chunk in stream:
+            counted[0] += len(chunk)
+            if progress is not None:
+                progress(len(chunk))
+            yield chunk
+
+    with read_image(source, image["id"], resume_at) as stream:
+        target.put_data(target_id, chunks(stream), size or None, resume_at=resume_at)
+    return Streamed(resume_at + counted[0], "", "", "", "resumable", read=counted[0], resumed_at=resume_at)

@@ -10,6 +10,7 @@ import hashlib
 import hmac
 import json
 import secrets
+import threading
 import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
@@ -58,6 +59,9 @@ class SwiftClient:
         self.region = region or cloud.region_name
         self.storage_url = cloud.endpoint("object-store", self.region)
         self._tempurl_key: str | None = None
+        self._own_key: str | None = None  # a TempURL key this client set on the account, while in use
+        self._own_users = 0
+        self._key_lock = threading.Lock()
         self.http = httpx.Client(
             verify=cloud.tls,  # insecure / cacert, as openstacksdk read them for this cloud
             timeout=httpx.Timeout(60.0, connect=10.0),
@@ -113,21 +117,51 @@ class SwiftClient:
             return {}
         return response.json() if response.status_code == 200 else {}
 
-    def ensure_tempurl_key(self) -> bool:
-        """The account's TempURL key, set to a new random one if it has none; True when we set it."""
-        response = self.request("HEAD", self._url(), ok=(200, 204))
-        if response.headers.get("x-account-meta-temp-url-key"):
-            self._tempurl_key = response.headers["x-account-meta-temp-url-key"]
-            return False
-        key = secrets.token_hex(32)
-        self.request("POST", self._url(), headers={"X-Account-Meta-Temp-URL-Key": key}, ok=(200, 202, 204))
-        self._tempurl_key = key
-        return True
+    OWN_KEY = "X-Account-Meta-Temp-URL-Key-2"  # the header a copy sets when the account has no key
+
+    def claim_tempurl_key(self, left_by_us: str | None = None) -> str:
+        """A key to sign TempURLs with: the account's own where it has one (left alone), else a new
+        random one set as :data:`OWN_KEY` for the copies of this client, which each call
+        :meth:`release_tempurl_key` when their target has fetched the image. ``left_by_us``: the
+        SHA-256 of a key an interrupted run set (then it is ours to replace). Returns the SHA-256
+        of the key set here, ``""`` when the account's own key is used."""
+        with self._key_lock:
+            if self._own_key is not None:
+                self._own_users += 1
+                self._tempurl_key = self._own_key
+                return _sha256(self._own_key)
+            response = self.request("HEAD", self._url(), ok=(200, 204))
+            for header in ("x-account-meta-temp-url-key", self.OWN_KEY.lower()):
+                value = response.headers.get(header)
+                if value and _sha256(value) != left_by_us:
+                    self._tempurl_key = value
+                    return ""
+            key = secrets.token_hex(32)
+            self.request("POST", self._url(), headers={self.OWN_KEY: key}, ok=(200, 202, 204))
+            self._tempurl_key = self._own_key = key
+            self._own_users = 1
+            return _sha256(key)
+
+    def release_tempurl_key(self, fingerprint: str) -> bool:
+        """Remove the key :meth:`claim_tempurl_key` set (``fingerprint``: its SHA-256) once no copy of
+        this client needs it, and only while the account still holds that very key. True if removed."""
+        with self._key_lock:
+            if self._own_key is not None and _sha256(self._own_key) == fingerprint:
+                self._own_users -= 1
+                if self._own_users > 0:
+                    return False
+                self._own_key = None
+            response = self.request("HEAD", self._url(), ok=(200, 204))
+            value = response.headers.get(self.OWN_KEY.lower())
+            if not value or _sha256(value) != fingerprint:
+                return False  # gone already, or changed since: the account's owner's business now
+            self.request("POST", self._url(), headers={"X-Remove-" + self.OWN_KEY[2:]: "x"}, ok=(200, 202, 204))
+            return True
 
     def temp_url(self, container: str, name: str, seconds: int, method: str = "GET") -> str:
-        """A TempURL for one object, signed with SHA-256 under the account key (:meth:`ensure_tempurl_key`)."""
+        """A TempURL for one object, signed with SHA-256 under the key :meth:`claim_tempurl_key` chose."""
         if self._tempurl_key is None:
-            self.ensure_tempurl_key()
+            raise SwiftError("no TempURL key: claim_tempurl_key first")
         key = str(self._tempurl_key)
         url = self._url(container, name)
         path = unquote(urlsplit(url).path)  # Swift signs the path as it decodes it
@@ -247,3 +281,7 @@ class SwiftClient:
     def delete_object(self, container: str, name: str, *, large: bool = False) -> None:
         params = {"multipart-manifest": "delete"} if large else None
         self.request("DELETE", self._url(container, name), params=params, ok=(200, 204, 404))
+
+
+def _sha256(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()

@@ -17,7 +17,7 @@ USAGE_WHY = (
 )
 SCHEMA_WHY = (
     "imagehop's image schema also lists the custom properties of Glance's packaged schema-image.json "
-    "and its own read-only imagehop.content_digest"
+    "and its own read-only imagehop.content_digest and imagehop.upload_kept"
 )
 
 
@@ -67,6 +67,7 @@ def test_schemas(sides: Sides, name: str) -> None:
             "cinder_encryption_key_id",
             "description",
             "imagehop.content_digest",
+            "imagehop.upload_kept",
             "instance_uuid",
             "kernel_id",
             "os_distro",
