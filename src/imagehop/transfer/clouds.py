@@ -115,12 +115,20 @@ def connect(cloud: str | None = None, config_file: str | None = None) -> CloudSe
             f"cloud {name} refused the credentials (401 from {auth_url}): check the user name, password, API key or "
             "application credential, and the project and domain names, in clouds.yaml or OS_*"
         ) from None
-    except ks_exceptions.ConnectFailure as exc:
-        raise CloudConfigError(f"cannot reach the identity service of cloud {name} at {auth_url}: {exc}") from None
-    except ks_exceptions.MissingRequiredOptions as exc:
-        missing = ", ".join(o.dest for o in exc.options)
-        raise CloudConfigError(f"cloud {name} lacks {missing} in clouds.yaml or OS_* ({_which_clouds(None)})") from None
-    except (ks_exceptions.SSLError, ks_exceptions.ClientException) as exc:
+    except ks_exceptions.ClientException as exc:
+        if isinstance(exc, ks_exceptions.SSLError) or "CERTIFICATE_VERIFY_FAILED" in str(exc):
+            raise CloudConfigError(
+                f"cannot verify the TLS certificate of cloud {name} at {auth_url} ({exc}): if a private CA signed "
+                f"it, name that CA's certificate in clouds.yaml (`cacert: /path/to/ca.pem` under {name}, or "
+                "OS_CACERT); `insecure: true` skips the check (not for production)"
+            ) from None
+        if isinstance(exc, ks_exceptions.ConnectFailure):
+            raise CloudConfigError(f"cannot reach the identity service of cloud {name} at {auth_url}: {exc}") from None
+        if isinstance(exc, ks_exceptions.MissingRequiredOptions):
+            missing = ", ".join(o.dest for o in exc.options)
+            raise CloudConfigError(
+                f"cloud {name} lacks {missing} in clouds.yaml or OS_* ({_which_clouds(None)})"
+            ) from None
         raise CloudConfigError(f"cannot log in to cloud {name} at {auth_url}: {exc}") from None
     return CloudSession(
         name=region.name or name,
