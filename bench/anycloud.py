@@ -115,7 +115,7 @@ def bench_anycloud(cloud: Cloud, work: Path, random_mib: int, zero_mib: int, run
         "| --- | ---: | ---: | ---: | ---: | ---: |",
         f"| imagehop ORD -> Glance (`auto` = stream, PUT file) | {t['to-copy']:.1f} | {t['to-hand']:.1f} |"
         f" {t['to-hand'] / t['to-copy']:.2f}x | {rss['to-copy']:.0f} | {rss['to-hand']:.0f} |",
-        f"| Glance -> imagehop IAD (`auto` = stream, verified segments + import task) | {t['from-copy']:.1f} |"
+        f"| Glance -> imagehop IAD (`auto` = stream, one resumable PUT file) | {t['from-copy']:.1f} |"
         f" {t['from-hand']:.1f} | {t['from-hand'] / t['from-copy']:.2f}x | {rss['from-copy']:.0f} |"
         f" {rss['from-hand']:.0f} |",
         "",

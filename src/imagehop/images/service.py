@@ -303,8 +303,7 @@ class ImageService:
             await run_in_threadpool(self._fail_upload, writer)
             raise
         await run_in_threadpool(self._finish_upload, image_id, stored)
-        if resume_at is not None:
-            await run_in_threadpool(self.data.drop_kept, image_id)
+        await run_in_threadpool(self.data.drop_kept, image_id)  # whatever an interrupted resumable upload kept
 
     def _kept(self, caller: Caller, image_id: str) -> int:
         with self.engine.begin() as conn:

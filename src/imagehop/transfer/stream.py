@@ -5,15 +5,18 @@ Memory is bounded by a few chunks in flight. MD5 and the hash Glance computes (S
 cloud says otherwise) are computed in flight, each in its own thread (hashlib releases the GIL),
 and compared afterwards with the target's ``checksum`` / ``os_hash_value`` and with the source's.
 
-Two ways into the target:
-- ``put``: ``PUT /v2/images/{id}/file`` (or ``PUT .../stage`` and a ``glance-direct`` import where
-  the cloud refuses a direct upload). Glance drops a partial upload, so after a crash the next run
-  sends the image again into the same queued image.
-- ``segments``: where the target has object storage and import tasks (imagehop, Rackspace), the
-  bytes go as verified segments into the target's object storage (the mover, with its journal),
-  then an import task makes the image. After a crash the next run reads from the source only the
-  segments not yet verified, with ``Range`` requests (a store that ignores ``Range`` is read from
-  the start and the bytes before the offset skipped).
+Three ways into the target:
+- ``resumable``: where the target keeps a broken upload (imagehop's extension, advertised by
+  ``imagehop.upload_kept`` in its image schema): ``PUT /v2/images/{id}/file`` with
+  ``X-Imagehop-Resumable``, the bytes written once. After a crash the next run reads the kept count
+  from the image and sends only the rest, read from the source with ``Range`` (a store that ignores
+  ``Range`` is read from the start and the bytes before the offset skipped).
+- ``put``: Glance's ``PUT /v2/images/{id}/file`` (or ``PUT .../stage`` and a ``glance-direct``
+  import where the cloud refuses a direct upload). Glance drops a partial upload, so after a crash
+  the next run sends the image again into the same queued image.
+- ``segments``: into an imagehop from before resumable uploads (object storage and import tasks):
+  verified segments into its object storage (the mover, with its journal), then an import task;
+  after a crash the next run reads only the segments not yet verified.
 
 ``--convert`` reads the source as a disk through ranged reads (``formats/`` parses VHD and qcow2
 headers and tables wherever they lie) and writes the new format as a stream: raw, or a dynamic VHD.
