@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import signal
 import subprocess
 import sys
 import time
@@ -21,6 +20,7 @@ import pytest
 
 from tests.peers.openstack import OpenStack, User
 from tests.support import Cloud, MiB, create_image, disk_bytes, reference_digest, storage_url
+from tests.support.transfer import copy_cli, copy_killed_when
 from tests.support.wait import wait_for
 
 TAG = "com.mycompany.image-of=db-slave-3"
@@ -220,21 +220,16 @@ def test_a_stream_killed_halfway_resumes_without_reading_again(pair: Pair, tmp_p
     data = disk_bytes(size, seed=5)
     source = pair.real_image("ORD", "resumed", data)
     state = tmp_path / "j.db"
-    args = [sys.executable, "-m", "imagehop", "copy", source["id"], "--from-cloud", "real", "--from", "ORD",
-            "--to-cloud", "imagehop", "--to", "IAD", "--method", "stream", "--state", str(state), "--json",
-            "--poll-interval", "1"]  # fmt: skip
+    args = (source["id"], "--from-cloud", "real", "--from", "ORD", "--to-cloud", "imagehop", "--to", "IAD",
+            "--method", "stream")  # fmt: skip
 
     def server_wrote() -> int:  # bytes the imagehop server process has written to files (nearly all: the upload)
         with open(f"/proc/{pair.imagehop.proc.pid}/io") as io:
             return int(next(line for line in io if line.startswith("wchar:")).split()[1])
 
     before = server_wrote()
-    proc = subprocess.Popen(args, env=pair.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    try:
-        wait_for(lambda: server_wrote() - before >= 16 * MiB, "the target has written 16 MiB", timeout=120, every=0.01)
-    finally:
-        proc.send_signal(signal.SIGKILL)
-        proc.wait()
+    copy_killed_when(pair.env, *args, state=state, ready=lambda: server_wrote() - before >= 16 * MiB,
+                     what="the target has written 16 MiB")  # fmt: skip
 
     # The target keeps what arrived, in the one (hidden, queued) image the copy made.
     def kept() -> list[dict] | None:
@@ -246,9 +241,7 @@ def test_a_stream_killed_halfway_resumes_without_reading_again(pair: Pair, tmp_p
     done_before = int(found[0]["imagehop.upload_kept"])
     assert 0 < done_before < size, "the first run finished before it was killed"
 
-    result = subprocess.run(args, env=pair.env, capture_output=True, text=True, timeout=600)
-    assert result.returncode == 0, result.stderr + result.stdout
-    report = json.loads(result.stdout)
+    report = json.loads(copy_cli(pair.env, *args, state=state).stdout)
     # What the first run sent is neither read from the source (it honours Range) nor sent again.
     assert report["move"] == {"bytes": size, "upload": "resumable", "read": size - done_before,
                               "resumed_at": done_before}  # fmt: skip
