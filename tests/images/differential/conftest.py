@@ -10,12 +10,12 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.images.differential.sides import DOCUMENTED, Side, Sides, glance_side, imagehop_side
+from tests.images.differential.sides import DOCUMENTED, PEER, Side, Sides, glance_side, imagehop_side
 from tests.peers.openstack import OpenStack
 from tests.support import BACKENDS, Cloud, make_cloud
+from tests.support.differential import AgreementCount
 
 HERE = "tests/images/differential/"
-_outcomes: dict[str, str] = {}
 
 # Loopback sources for web-download: Glance's peer allows 127.0.0.1 ([import_filtering_opts]); so must we.
 OURS_CONFIG = "[images]\nweb_download_allow_private = true\n"
@@ -42,20 +42,5 @@ def sides(ours_cloud: Cloud, theirs: Side) -> Iterator[Sides]:
     ours.client.close()
 
 
-def pytest_runtest_logreport(report: pytest.TestReport) -> None:
-    if HERE not in report.nodeid.replace("\\", "/"):
-        return
-    if report.when == "call" or (report.outcome != "passed" and report.nodeid not in _outcomes):
-        _outcomes[report.nodeid] = report.outcome
-
-
-def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
-    if not _outcomes:
-        return
-    agree = sum(1 for outcome in _outcomes.values() if outcome == "passed")
-    documented = sum(1 for node in DOCUMENTED if _outcomes.get(node) == "passed")
-    terminalreporter.write_line(
-        f"differential (imagehop vs Glance 33): {agree} of {len(_outcomes)} cases agree "
-        f"({documented} of them with documented differences)",
-        bold=True,
-    )
+def pytest_configure(config: pytest.Config) -> None:
+    config.pluginmanager.register(AgreementCount(HERE, PEER, DOCUMENTED), "images-differential-count")

@@ -43,7 +43,9 @@ from urllib.parse import urlsplit
 import httpx
 
 from tests.support import Cloud
+from tests.support.differential import diff_report
 
+PEER = "Glance 33"
 ACTORS = ("owner", "other", "reader", "admin")
 OURS_ONLY_PROPERTIES = frozenset({"imagehop.content_digest", "imagehop.upload_kept"})
 OURS_ONLY_PREFIX = "imagehop-"  # imagehop's own import methods (imagehop-delta), beside Glance's
@@ -248,34 +250,8 @@ class Sides:
             else:
                 ours[known.step] = {**ours[known.step], known.key: "<documented>"}
                 theirs[known.step] = {**theirs[known.step], known.key: "<documented>"}
-        assert ours == theirs, _diff(label, ours, theirs)
+        assert ours == theirs, diff_report(PEER, label, ours, theirs)
         return ours
-
-
-def _diff(label: str, ours: Any, theirs: Any) -> str:
-    lines = [f"imagehop and Glance 33 differ{': ' + label if label else ''}"]
-    if isinstance(ours, list) and isinstance(theirs, list):
-        for index, (a, b) in enumerate(zip(ours, theirs, strict=False)):
-            if a != b:
-                lines.append(f"  step {index}:\n    imagehop: {_short(a, b)}\n    glance:   {_short(b, a)}")
-        if len(ours) != len(theirs):
-            lines.append(f"  {len(ours)} observations against {len(theirs)}")
-    else:
-        lines.append(f"  imagehop: {ours}\n  glance:   {theirs}")
-    return "\n".join(lines)
-
-
-def _short(mine: Any, yours: Any) -> Any:
-    """An observation with only what differs from the other side's, where its body is a JSON object."""
-    if not (isinstance(mine, dict) and isinstance(yours, dict)):
-        return mine
-    out = {}
-    for key in sorted(set(mine) | set(yours), key=str):
-        a, b = mine.get(key, "<absent>"), yours.get(key, "<absent>")
-        if a == b:
-            continue
-        out[key] = _short(a, b) if isinstance(a, dict) and isinstance(b, dict) else a
-    return out
 
 
 def password_token(identity_url: str, user: str, password: str, project: str) -> tuple[str, str]:

@@ -11,10 +11,10 @@ import httpx
 import pytest
 
 from tests.conftest import make_cloud
-from tests.objects.differential.sides import Side, Sides
+from tests.objects.differential.sides import PEER, Side, Sides
+from tests.support.differential import AgreementCount
 
 HERE = "tests/objects/differential/"
-_outcomes: dict[str, str] = {}
 
 IMAGEHOP_EXTRA_USERS = {"reader": "reader", "norole": "creator"}  # user name -> its only role in tenant A
 
@@ -73,20 +73,5 @@ def _v3_token(identity_url: str, user: str, password: str, project: str) -> str:
     return response.headers["X-Subject-Token"]
 
 
-def pytest_runtest_logreport(report: pytest.TestReport) -> None:
-    if HERE not in report.nodeid.replace("\\", "/"):
-        return
-    # The call's outcome; a setup or teardown failure counts when there is no call.
-    if report.when == "call" or (report.outcome != "passed" and report.nodeid not in _outcomes):
-        _outcomes[report.nodeid] = report.outcome
-
-
-def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
-    if not _outcomes:
-        return
-    agree = sum(1 for outcome in _outcomes.values() if outcome == "passed")
-    terminalreporter.write_line(
-        f"differential (imagehop vs Swift 2.38): {agree} of {len(_outcomes)} cases pass (each agrees, or pins a "
-        "difference documented in docs/api-coverage.md on both sides)",
-        bold=True,
-    )
+def pytest_configure(config: pytest.Config) -> None:
+    config.pluginmanager.register(AgreementCount(HERE, PEER), "objects-differential-count")

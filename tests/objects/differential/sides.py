@@ -28,6 +28,9 @@ from urllib.parse import urlsplit
 
 import httpx
 
+from tests.support.differential import diff_report
+
+PEER = "Swift 2.38"
 ACTORS = ("owner", "other", "reader", "norole", "anon")
 
 # Headers whose values carry times: compared by shape only.
@@ -169,18 +172,5 @@ class Sides:
     def compare(self, case: Callable[[Side], Any], label: str = "") -> Any:
         """Run ``case`` on both servers; assert the observations are equal."""
         ours, theirs = self.run(case)
-        assert ours == theirs, _diff(label, ours, theirs)
+        assert ours == theirs, diff_report(PEER, label, ours, theirs)
         return ours
-
-
-def _diff(label: str, ours: Any, theirs: Any) -> str:
-    lines = [f"imagehop and Swift 2.38 differ{': ' + label if label else ''}"]
-    if isinstance(ours, list) and isinstance(theirs, list):
-        for index, (a, b) in enumerate(zip(ours, theirs, strict=False)):
-            if a != b:
-                lines.append(f"  step {index}:\n    imagehop: {a}\n    swift:    {b}")
-        if len(ours) != len(theirs):
-            lines.append(f"  {len(ours)} observations against {len(theirs)}")
-    else:
-        lines.append(f"  imagehop: {ours}\n  swift:    {theirs}")
-    return "\n".join(lines)
