@@ -50,6 +50,19 @@ def real_swift(tmp_path_factory: pytest.TempPathFactory) -> Iterator[swift_peer.
 
 
 @pytest.fixture(scope="session")
+def real_swift_keystone(
+    real_openstack: openstack_peer.OpenStack, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[swift_peer.Swift]:
+    """A real Swift 2.38 all-in-one with authtoken + keystoneauth against ``real_openstack``'s Keystone."""
+    service = real_openstack.create_service_user("swift")
+    keystone = swift_peer.KeystoneAuth(
+        real_openstack.auth_url, service.name, service.password, service.project_id, real_openstack.identity_region
+    )
+    with swift_peer.running_swift(tmp_path_factory.mktemp("real-swift-keystone"), keystone=keystone) as running:
+        yield running
+
+
+@pytest.fixture(scope="session")
 def seaweedfs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SeaweedFS]:
     """A real S3 store (SeaweedFS) for the whole session; each user takes its own bucket."""
     with SeaweedFS.start(tmp_path_factory.mktemp("seaweedfs")) as peer:

@@ -502,6 +502,11 @@ class OpenStack:
             domain = self.api("GET", f"/v3/domains/{domain_id}").json()["domain"]["name"]
         return User(name, password, project, project_id, user_id, domain, domain_id)
 
+    def create_service_user(self, name: str) -> User:
+        """A service user (``admin`` and ``service`` on the ``service`` project), as another service's
+        keystonemiddleware logs in with to validate tokens (e.g. a keystoneauth Swift's)."""
+        return self.create_user(name, "service", roles=("admin", "service"))
+
     def create_application_credential(self, user: User, name: str | None = None) -> tuple[str, str]:
         """An application credential of ``user`` (made with the user's own token, as Keystone requires)."""
         name = name or f"appcred-{uuid.uuid4().hex[:8]}"

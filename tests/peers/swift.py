@@ -7,6 +7,12 @@ answers. Used by the differential tests (``tests/objects/differential``), by the
 backend's tests and by the bench, through :func:`running_swift` or the session fixture ``real_swift``
 in ``tests/conftest.py``.
 
+With ``keystone=`` (a :class:`KeystoneAuth`), the proxy authenticates with keystonemiddleware's
+``authtoken`` against a real Keystone (``tests/peers/openstack.py``) and authorises with Swift's
+``keystoneauth`` instead of tempauth: ``operator_roles = admin, member``, ``project_reader_roles =
+reader``, ``reseller_admin_role = ResellerAdmin``; accounts are ``AUTH_<project id>``. The session
+fixture ``real_swift_keystone`` starts one.
+
 Tempauth accounts (``AUTH_<tenant>`` as imagehop names them, so the same request path works on both):
 
 - ``test:tester`` (``.admin`` of ``AUTH_test``), ``test2:tester2`` (``.admin`` of ``AUTH_test2``),
@@ -37,8 +43,9 @@ import httpx
 from tests.peers import peers_dir
 
 VERSION = "2.38.3"
-# Only Swift itself: clients (the swift CLI, openstacksdk) come from the project's own venv.
-PACKAGES = [f"swift=={VERSION}"]
+# Swift and the authtoken middleware its keystoneauth needs (the version Glance 33's peer runs); clients
+# (the swift CLI, openstacksdk) come from the project's own venv.
+PACKAGES = [f"swift=={VERSION}", "keystonemiddleware==13.0.1"]
 MEMCACHED = "/usr/bin/memcached"
 
 USERS = {
@@ -58,22 +65,28 @@ def venv_bin() -> Path:
 
 
 def ensure_built() -> Path:
-    """Build the venv once (idempotent; a second process waits on the lock). Returns its bin/ folder."""
+    """Build the venv once (idempotent; a second process waits on the lock). Returns its bin/ folder.
+
+    The stamp names the packages installed; a finished build of fewer packages (an older checkout's) gets
+    the missing ones added in place, so Swifts running from it are left alone.
+    """
     root = home()
     root.mkdir(parents=True, exist_ok=True)
     stamp = root / ".built"
-    if stamp.exists():
+    wanted = "\n".join(PACKAGES) + "\n"
+    if stamp.exists() and stamp.read_text() == wanted:
         return venv_bin()
     with open(root / ".lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
-        if not stamp.exists():
+        if not (stamp.exists() and stamp.read_text() == wanted):
             venv = root / "venv"
-            shutil.rmtree(venv, ignore_errors=True)
-            subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
             pip = [str(venv / "bin" / "python"), "-m", "pip", "install", "--quiet"]
-            subprocess.run([*pip, "--upgrade", "pip"], check=True)
+            if not stamp.exists():
+                shutil.rmtree(venv, ignore_errors=True)
+                subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+                subprocess.run([*pip, "--upgrade", "pip"], check=True)
             subprocess.run([*pip, *PACKAGES], check=True)
-            stamp.write_text(VERSION + "\n")
+            stamp.write_text(wanted)
     return venv_bin()
 
 
@@ -106,13 +119,43 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+@dataclass(frozen=True)
+class KeystoneAuth:
+    """The Keystone a keystoneauth Swift trusts: its URL, and the service user authtoken validates tokens as
+    (a user with ``admin`` and ``service`` on its project, e.g. ``OpenStack.create_service_user``)."""
+
+    auth_url: str  # Keystone's public URL (it serves /v3)
+    username: str
+    password: str
+    project_id: str  # the service user's project
+    region: str  # the region of Keystone's identity endpoint in the catalog
+
+    def token(self) -> tuple[str, str]:
+        """A v3 token of the service user on its project, and that project's id."""
+        body = {
+            "auth": {
+                "identity": {
+                    "methods": ["password"],
+                    "password": {
+                        "user": {"name": self.username, "domain": {"id": "default"}, "password": self.password}
+                    },
+                },
+                "scope": {"project": {"id": self.project_id}},
+            }
+        }
+        response = httpx.post(f"{self.auth_url}/v3/auth/tokens", json=body, timeout=30)
+        response.raise_for_status()
+        return response.headers["X-Subject-Token"], self.project_id
+
+
 @dataclass
 class Swift:
-    """A running real Swift: its URL, its tempauth users, and how to stop it."""
+    """A running real Swift: its URL, its tempauth users (or the Keystone it trusts), and how to stop it."""
 
     root: Path
     proxy_port: int = 0
     procs: list[subprocess.Popen] = field(default_factory=list)
+    keystone: KeystoneAuth | None = None
 
     @property
     def url(self) -> str:
@@ -123,10 +166,14 @@ class Swift:
         return f"{self.url}/auth/v1.0"
 
     def storage_url(self, account: str = "test") -> str:
+        """``.../v1/AUTH_<account>`` (with Keystone, ``account`` is a project id)."""
         return f"{self.url}/v1/AUTH_{account}"
 
     def token(self, account: str = "test", user: str | None = None) -> tuple[str, str]:
-        """Tempauth v1.0: (storage URL, token) for ``account:user``."""
+        """Tempauth v1.0: (storage URL, token) for ``account:user``; with Keystone, the service user's."""
+        if self.keystone is not None:
+            token, project = self.keystone.token()
+            return self.storage_url(project), token
         user = user or next(iter(USERS[account]))
         key = USERS[account][user][0]
         response = httpx.get(self.auth_url, headers={"X-Auth-User": f"{account}:{user}", "X-Auth-Key": key})
@@ -211,18 +258,14 @@ eventlet_debug = false
 
 [pipeline:main]
 pipeline = catch_errors gatekeeper healthcheck proxy-logging cache listing_formats container_sync bulk tempurl \
-ratelimit tempauth copy container-quotas account-quotas slo dlo versioned_writes symlink proxy-logging proxy-server
+ratelimit {auth} copy container-quotas account-quotas slo dlo versioned_writes symlink proxy-logging proxy-server
 
 [app:proxy-server]
 use = egg:swift#proxy
 account_autocreate = true
 allow_account_management = true
 
-[filter:tempauth]
-use = egg:swift#tempauth
-reseller_prefix = AUTH
-{users}
-
+{auth_filters}
 [filter:healthcheck]
 use = egg:swift#healthcheck
 
@@ -275,6 +318,41 @@ allow_versioned_writes = true
 
 [filter:symlink]
 use = egg:swift#symlink
+"""
+
+
+TEMPAUTH_FILTER = """\
+[filter:tempauth]
+use = egg:swift#tempauth
+reseller_prefix = AUTH
+{users}
+"""
+
+# As Swift's proxy-server.conf-sample: authtoken lets anonymous requests through (delay_auth_decision) for
+# keystoneauth to decide (public containers, TempURL), and caches tokens in Swift's memcached.
+KEYSTONE_FILTERS = """\
+[filter:authtoken]
+paste.filter_factory = keystonemiddleware.auth_token:filter_factory
+www_authenticate_uri = {auth_url}/v3
+auth_url = {auth_url}
+auth_type = password
+project_domain_id = default
+user_domain_id = default
+project_id = {project_id}
+username = {username}
+password = {password}
+region_name = {region}
+delay_auth_decision = True
+cache = swift.cache
+include_service_catalog = False
+service_token_roles_required = True
+
+[filter:keystoneauth]
+use = egg:swift#keystoneauth
+reseller_prefix = AUTH
+operator_roles = admin, member
+project_reader_roles = reader
+reseller_admin_role = ResellerAdmin
 """
 
 
@@ -342,10 +420,23 @@ def _write_configs(swift: Swift, bin_dir: Path, memcached_port: int) -> dict[str
         for account, names in USERS.items()
         for name, (key, groups) in names.items()
     )
+    if swift.keystone is None:
+        auth, auth_filters = "tempauth", TEMPAUTH_FILTER.format(users=users)
+    else:
+        ks = swift.keystone
+        auth = "authtoken keystoneauth"
+        auth_filters = KEYSTONE_FILTERS.format(
+            auth_url=ks.auth_url, project_id=ks.project_id, username=ks.username, password=ks.password, region=ks.region
+        )
     proxy = swift_dir / "proxy-server.conf"
     proxy.write_text(
         PROXY_CONF.format(
-            port=swift.proxy_port, user=user, swift_dir=swift_dir, users=users, memcached_port=memcached_port
+            port=swift.proxy_port,
+            user=user,
+            swift_dir=swift_dir,
+            auth=auth,
+            auth_filters=auth_filters,
+            memcached_port=memcached_port,
         )
     )
     confs["proxy"] = proxy
@@ -358,11 +449,12 @@ def _current_user() -> str:
     return pwd.getpwuid(os.getuid()).pw_name
 
 
-def start(root: Path, timeout: float = 60) -> Swift:
-    """Start memcached and the four servers under ``root``; return when ``/healthcheck`` answers 200."""
+def start(root: Path, timeout: float = 60, keystone: KeystoneAuth | None = None) -> Swift:
+    """Start memcached and the four servers under ``root``; return when ``/healthcheck`` answers 200 and an
+    authenticated HEAD of an account succeeds. ``keystone``: authtoken + keystoneauth instead of tempauth."""
     bin_dir = ensure_built()
     memcached = ensure_memcached()
-    swift = Swift(root)
+    swift = Swift(root, keystone=keystone)
     memcached_port = free_port()
     log_dir = root / "log"
     confs = _write_configs(swift, bin_dir, memcached_port)
@@ -404,7 +496,7 @@ def _wait_ready(swift: Swift, timeout: float) -> None:
                 raise RuntimeError(f"a Swift process exited with {proc.returncode}: {proc.args}\n{swift.log()}")
         with contextlib.suppress(httpx.HTTPError):
             if httpx.get(f"{swift.url}/healthcheck", timeout=2).status_code == 200:
-                # The proxy answers before the back ends listen; a tempauth round trip proves them all.
+                # The proxy answers before the back ends listen; an authenticated round trip proves them all.
                 with contextlib.suppress(httpx.HTTPError):
                     url, token = swift.token()
                     if httpx.head(url, headers={"X-Auth-Token": token}, timeout=5).is_success:
@@ -415,12 +507,12 @@ def _wait_ready(swift: Swift, timeout: float) -> None:
 
 
 @contextlib.contextmanager
-def running_swift(root: Path | None = None) -> Iterator[Swift]:
+def running_swift(root: Path | None = None, keystone: KeystoneAuth | None = None) -> Iterator[Swift]:
     """A real Swift for the length of the ``with`` block (in a temporary folder unless ``root`` is given)."""
     with contextlib.ExitStack() as stack:
         if root is None:
             root = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="swift-peer-")))
-        swift = start(root)
+        swift = start(root, keystone=keystone)
         stack.callback(swift.stop)
         yield swift
 
