@@ -17,6 +17,7 @@ class Caller:
     tenant_id: str
     roles: frozenset[str]
     token_expires_at: float
+    tenant_name: str = ""  # what a keystoneauth ACL may name instead of the id (``<project name>:<user name>``)
 
     @property
     def is_admin(self) -> bool:
@@ -47,4 +48,5 @@ async def require_caller(request: Request) -> Caller:
         tenant_id=token.project.id,
         roles=frozenset(token.role_names),
         token_expires_at=token.expires_at,
+        tenant_name=token.project.name,
     )

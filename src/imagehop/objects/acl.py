@@ -3,8 +3,9 @@
 As Swift's keystoneauth (and tempauth's account ACLs):
 
 - A user of the project with an **operator role** (``admin``, ``member``, and the configured
-  ``[objects] operator_roles``) owns ``AUTH_<project>``: everything there. An admin of the admin
-  project owns every account (keystoneauth's reseller admin).
+  ``[objects] operator_roles``) owns ``AUTH_<project>``: everything there. A user with the
+  ``ResellerAdmin`` role (keystoneauth's ``reseller_admin_role``) owns every account; so does an admin
+  of the admin project (imagehop's own rule: keystoneauth gives that admin its own account only).
 - A user with a **reader role** (``reader`` and ``[objects] reader_roles``, as keystoneauth's
   ``project_reader_roles``) reads the whole account and changes nothing.
 - A user of the project with neither gets 403 on everything unless an ACL grants access.
@@ -12,8 +13,10 @@ As Swift's keystoneauth (and tempauth's account ACLs):
   users the account: ``admin`` as an owner, ``read-write`` every container and object (not the
   account's metadata), ``read-only`` reading them.
 - ``X-Container-Read`` / ``X-Container-Write`` grant one container, in keystoneauth's element syntax:
-  ``<project_id>:<user_id or name>``, ``<project_id>:*``, ``*:<user>``, ``*:*``; ``.r:*`` lets anyone
-  read objects and ``.rlistings`` lets them list the container too.
+  ``<project>:<user>`` where each is an id, a name or ``*`` (``<project_id>:*``, ``*:<user_id>``, ``*:*``);
+  a bare element is a role name, granting the users of the account's own project that hold it; ``.r:*``
+  lets anyone read objects and ``.rlistings`` lets them list the container too.
+- Only owners see a container's ACLs and TempURL keys (Swift's ``swift_owner_headers``).
 
 Rackspace Cloud Files' roles map onto these: ``object-store:admin`` is an operator role and
 ``object-store:observer`` a reader role by default.
@@ -34,6 +37,7 @@ ACCOUNT_ACL_KEYS = ("admin", "read-write", "read-only")
 
 DEFAULT_OPERATOR_ROLES = ("admin", "member", "swiftoperator", "object-store:admin")
 DEFAULT_READER_ROLES = ("reader", "object-store:observer")
+RESELLER_ADMIN_ROLE = "reselleradmin"  # keystoneauth's reseller_admin_role (ResellerAdmin), compared lower-case
 _roles = {"operator": frozenset(DEFAULT_OPERATOR_ROLES), "reader": frozenset(DEFAULT_READER_ROLES)}
 
 
@@ -60,6 +64,8 @@ def owns(caller: Caller | None, account: str, grants: dict | None = None) -> boo
     if account == account_of(caller) and caller.roles & _roles["operator"]:
         return True
     if caller.is_admin and _is_admin_project(caller):
+        return True
+    if any(role.lower() == RESELLER_ADMIN_ROLE for role in caller.roles):
         return True
     return _granted(grants, "admin", caller)
 
@@ -110,12 +116,13 @@ def check_container_access(
     if not write and reads_account(caller, account, grants):
         return
     acl = meta.get(WRITE_ACL if write else READ_ACL, "")
-    if allowed(acl, caller, listing=listing):
+    if allowed(acl, caller, listing=listing, account=account):
         return
     raise SwiftError(401 if caller is None else 403, "")
 
 
-def allowed(acl: str, caller: Caller | None, *, listing: bool) -> bool:
+def allowed(acl: str, caller: Caller | None, *, listing: bool, account: str = "") -> bool:
+    """Whether a container ACL lets ``caller`` in, as keystoneauth reads it (``account``: the container's)."""
     for element in (e.strip() for e in acl.split(",")):
         if not element:
             continue
@@ -129,9 +136,13 @@ def allowed(acl: str, caller: Caller | None, *, listing: bool) -> bool:
             continue
         if caller is None:
             continue
-        project, _, user = element.partition(":")
-        user = user or "*"
-        if project in ("*", caller.tenant_id) and user in ("*", caller.user_id, caller.user_name):
+        project, colon, user = element.partition(":")
+        if not colon:  # a role name: only for the users of the account's own project
+            if account == account_of(caller) and element.lower() in {role.lower() for role in caller.roles}:
+                return True
+            continue
+        projects = ("*", caller.tenant_id, caller.tenant_name) if caller.tenant_name else ("*", caller.tenant_id)
+        if project in projects and user in ("*", caller.user_id, caller.user_name):
             return True
     return False
 

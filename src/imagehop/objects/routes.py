@@ -306,7 +306,11 @@ async def bulk_delete(req: SwiftRequest) -> Response:
 # --- container ----------------------------------------------------------------------------------
 
 
-def _container_headers(info: Any) -> dict[str, str]:
+OWNER_ONLY_CONTAINER_META = (acl.READ_ACL, acl.WRITE_ACL, *tempurl.CONTAINER_KEYS)
+
+
+def _container_headers(info: Any, owner: bool = True) -> dict[str, str]:
+    """``owner``: the caller owns the account; others do not see the ACLs and TempURL keys (as Swift)."""
     headers = {
         "X-Container-Object-Count": str(info.object_count),
         "X-Container-Bytes-Used": str(info.bytes_used),
@@ -316,7 +320,8 @@ def _container_headers(info: Any) -> dict[str, str]:
         "X-Storage-Policy": "Policy-0",
         "Accept-Ranges": "bytes",
     }
-    headers.update(_meta_headers(info.meta))
+    meta = info.meta if owner else {k: v for k, v in info.meta.items() if k not in OWNER_ONLY_CONTAINER_META}
+    headers.update(_meta_headers(meta))
     return headers
 
 
@@ -330,7 +335,8 @@ async def put_container(req: SwiftRequest) -> Response:
 
 async def head_container(req: SwiftRequest) -> Response:
     info = await _container_of(req, req.account, req.container, write=False, listing=True)
-    return Response(status_code=204, headers=_container_headers(info), media_type="text/plain; charset=utf-8")
+    headers = _container_headers(info, await _is_owner(req))
+    return Response(status_code=204, headers=headers, media_type="text/plain; charset=utf-8")
 
 
 async def get_container(req: SwiftRequest) -> Response:
@@ -338,7 +344,7 @@ async def get_container(req: SwiftRequest) -> Response:
     fmt = choose_format(req.query, req.headers.get("accept"))
     info = await _container_of(req, req.account, req.container, write=False, listing=True)
     entries = await _thread(req.store.list_objects, req.account, req.container, **params)
-    headers = _container_headers(info)
+    headers = _container_headers(info, await _is_owner(req))
     if "format" not in req.query:
         headers["Vary"] = "Accept"
     if not entries and fmt == "plain":

@@ -14,6 +14,11 @@ Actors, the same on both sides:
   account's read-only grant in ``X-Account-Access-Control``, as Keystone's reader role would be);
 - ``norole``: of account A with no operator role (imagehop role ``creator``; Swift ``test:norole``);
 - ``anon``: no token.
+
+With keystoneauth (``keystone_sides``, ``test_keystoneauth.py``), each identity service has the actors of
+Keystone's roles: ``owner`` (project A, member), ``reader`` (A, reader), ``norole`` (A, creator), ``other``
+(project B, member), ``reseller`` (B, ResellerAdmin), ``admin`` (the admin project); ``Side.identities``
+says who each is (ids and names, for ACLs), and they are normalised in observations.
 """
 
 from __future__ import annotations
@@ -39,6 +44,16 @@ ISO = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?")
 HTTP_DATE = re.compile(r"[A-Z][a-z]{2}, \d\d [A-Z][a-z]{2} \d{4} \d\d:\d\d:\d\d GMT")
 
 
+@dataclass(frozen=True)
+class Identity:
+    """Who a token says its caller is (what keystoneauth ACLs name)."""
+
+    project_id: str
+    project_name: str
+    user_id: str
+    user_name: str
+
+
 @dataclass
 class Side:
     """One server under test: its storage URLs and a token per actor."""
@@ -47,6 +62,8 @@ class Side:
     accounts: dict[str, str]  # "A"/"B" -> account name (AUTH_...)
     base: str  # scheme://host:port
     tokens: dict[str, str]
+    identities: dict[str, Identity] = field(default_factory=dict)  # actor -> who (Keystone-backed sides)
+    identity_url: str = ""  # the identity service's URL (in WWW-Authenticate), when there is one
     client: httpx.Client = field(default_factory=lambda: httpx.Client(timeout=60))
     prefix: str = ""  # per case: makes container names unique on this server
 
@@ -118,6 +135,11 @@ class Side:
 
     def normalise(self, text: str) -> str:
         text = text.replace(self.accounts["A"], "AUTH_A").replace(self.accounts["B"], "AUTH_B")
+        if self.identity_url:
+            text = text.replace(self.identity_url, "IDENTITY")
+        for actor, who in self.identities.items():
+            text = re.sub(rf"\b{re.escape(who.user_id)}\b", f"<user-id:{actor}>", text)
+            text = re.sub(rf"\b{re.escape(who.project_id)}\b", f"<project-id:{actor}>", text)
         text = text.replace(self.base, "BASE").replace(urlsplit(self.base).netloc, "HOST")
         text = re.sub(r"tx[0-9a-f]{21}-[0-9a-f]{10}", "TXID", text)
         text = ISO.sub(lambda m: re.sub(r"\d", "d", m.group(0)), text)  # the shape (precision) still counts
@@ -158,13 +180,14 @@ class Sides:
     ours: Side
     theirs: Side
     counter: int = 0
+    tag: str = "d"  # container names start with it: two Sides on one imagehop must not share names
 
     def run(self, case: Callable[[Side], Any]) -> tuple[Any, Any]:
         """Run ``case`` on both servers (fresh containers each time): (imagehop's, Swift's) observations."""
         self.counter += 1
         results = []
         for side in (self.ours, self.theirs):
-            side.prefix = f"d{self.counter:03d}-"
+            side.prefix = f"{self.tag}{self.counter:03d}-"
             results.append(case(side))
         ours, theirs = results
         return ours, theirs
