@@ -115,7 +115,7 @@ def start_cloud(data_dir: Path, env: dict[str, str] | None = None) -> Cloud:
         time.sleep(0.02)
     out = subprocess.run(
         [str(BIN / "imagehop"), "credentials", "--json", "--data-dir", str(data_dir)],
-        check=True, capture_output=True, text=True,
+        check=True, capture_output=True, text=True, env={**os.environ, **(env or {})},
     ).stdout  # fmt: skip
     credentials = {e["user"]: e for e in json.loads(out)}
     return Cloud(data_dir, proc, json.loads((data_dir / "endpoints.json").read_text()), credentials)

@@ -1,7 +1,9 @@
 """Object PUT/GET throughput and small-request rate, imagehop beside a real Swift 2.38 on this machine.
 
 `python -m bench.objects [--size-mib N] [--runs R] [--small N] [--no-swift]` prints the figures; `make bench`
-adds them to docs/benchmarks.md. Each side gets the same client work:
+adds them to docs/benchmarks.md. `--baseline-src DIR` compares this checkout's imagehop with another
+checkout's (``DIR`` is its ``src`` folder, e.g. of ``git worktree add /tmp/before <commit>``) instead of with
+Swift: both servers up at once, runs interleaved. Each side gets the same client work:
 
 - one streamed PUT then one GET of an N MiB random object (httpx, 1 MiB pieces), MB/s;
 - ``swift upload --use-slo --segment-size`` and ``swift download`` of the same file (the CLI, 4 threads);
@@ -148,14 +150,7 @@ def bench_objects(work: Path, size_mib: int, runs: int, small: int, with_swift: 
     results = {side: {key: median([r[key] for r in done]) for key in done[0]} for side, done in runs_of.items() if done}
     for side, figures in results.items():
         print(side, {k: round(v, 1) for k, v in figures.items()}, file=sys.stderr)
-    rows = [
-        ("PUT, one streamed request (MB/s)", "put"),
-        ("GET, one request (MB/s)", "get"),
-        (f"`swift upload --use-slo --segment-size {_segment_mib(size_mib)}M` (MB/s)", "cli_up"),
-        ("`swift download` (MB/s)", "cli_down"),
-        (f"{small} PUTs of 4 KiB, one connection (requests/s)", "small_put"),
-        (f"{small} GETs of 4 KiB, one connection (requests/s)", "small_get"),
-    ]
+    rows = _rows(size_mib, small)
     section = Section("Object storage: PUT/GET throughput")
     section.lines.append(
         f"A {size_mib} MiB random object, medians of {runs} runs, the two servers up at once and their runs"
@@ -175,16 +170,89 @@ def bench_objects(work: Path, size_mib: int, runs: int, small: int, with_swift: 
     return section
 
 
+def bench_baseline(work: Path, size_mib: int, runs: int, small: int, baseline_src: Path) -> Section:
+    """This checkout's imagehop beside the one whose source is ``baseline_src``, both up at once and their runs
+    interleaved (now, before, before, now, ...); medians of each figure."""
+    path = work / "object.bin"
+    with open(path, "wb") as handle:
+        block = os.urandom(MiB)
+        for i in range(size_mib):
+            handle.write(block[i % 7 :] + block[: i % 7])
+    here = Path(__file__).resolve().parent.parent / "src"
+    sides = {"now": here, "before": baseline_src.resolve()}
+    runs_of: dict[str, list[dict[str, float]]] = {name: [] for name in sides}
+    clouds = {}
+    try:
+        for name, src in sides.items():
+            clouds[name] = start_cloud(work / f"cloud-{name}", {"PYTHONPATH": str(src)})
+        for run in range(runs):
+            order = list(clouds.items()) if run % 2 == 0 else list(clouds.items())[::-1]  # neither always first
+            for name, cloud in order:
+                demo = cloud.credentials["demo"]
+                identity = cloud.endpoints["identity"]
+                url = f"{cloud.endpoints['regions']['ORD']}/v1/AUTH_{demo['tenant_id']}"
+
+                def token(identity: str = identity, demo: dict = demo) -> str:
+                    return _token_v3(identity, "demo", demo["password"], demo["tenant_id"])
+
+                runs_of[name].append(_run_once(url, token, cloud.swift_env("ORD"), path, work, small))
+                _empty(url, token())
+    finally:
+        for cloud in clouds.values():
+            cloud.stop()
+    results = {side: {key: median([r[key] for r in done]) for key in done[0]} for side, done in runs_of.items()}
+    for side, figures in results.items():
+        print(side, {k: round(v, 1) for k, v in figures.items()}, file=sys.stderr)
+    section = Section("Object storage: this checkout beside another")
+    section.lines += [
+        f"A {size_mib} MiB random object, medians of {runs} runs, both servers up at once and their runs interleaved."
+        f" `python -m bench.objects --baseline-src <other checkout>/src --size-mib {size_mib} --runs {runs}"
+        f" --small {small}`.",
+        "",
+        "| what | now | before | now / before |",
+        "| --- | ---: | ---: | ---: |",
+    ]
+    for label, key in _rows(size_mib, small):
+        now, before = results["now"][key], results["before"][key]
+        section.lines.append(f"| {label} | {now:.1f} | {before:.1f} | {now / before:.2f}x |")
+    return section
+
+
+def _empty(url: str, token: str) -> None:
+    """Delete what a run stored (the SLO and its segments too), so that each run starts from the same state."""
+    with httpx.Client(timeout=300, headers={"X-Auth-Token": token}) as client:
+        for container in ("bench", "bench-cli", "bench-cli_segments", "bench-small"):
+            listing = client.get(f"{url}/{container}")
+            for name in listing.text.splitlines() if listing.status_code == 200 else []:
+                client.delete(f"{url}/{container}/{name}")
+            client.delete(f"{url}/{container}")
+
+
+def _rows(size_mib: int, small: int) -> list[tuple[str, str]]:
+    return [
+        ("PUT, one streamed request (MB/s)", "put"),
+        ("GET, one request (MB/s)", "get"),
+        (f"`swift upload --use-slo --segment-size {_segment_mib(size_mib)}M` (MB/s)", "cli_up"),
+        ("`swift download` (MB/s)", "cli_down"),
+        (f"{small} PUTs of 4 KiB, one connection (requests/s)", "small_put"),
+        (f"{small} GETs of 4 KiB, one connection (requests/s)", "small_get"),
+    ]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.objects")
     parser.add_argument("--size-mib", type=int, default=512)
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--small", type=int, default=500)
     parser.add_argument("--no-swift", action="store_true", help="imagehop only")
+    parser.add_argument("--baseline-src", type=Path, help="compare with the imagehop of this src folder, not Swift")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="imagehop-bench-objects-") as work:
         print(machine())
-        section = bench_objects(Path(work), args.size_mib, args.runs, args.small, not args.no_swift)
+        if args.baseline_src is not None:
+            section = bench_baseline(Path(work), args.size_mib, args.runs, args.small, args.baseline_src)
+        else:
+            section = bench_objects(Path(work), args.size_mib, args.runs, args.small, not args.no_swift)
         print(section.render())
 
 
