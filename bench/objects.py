@@ -2,7 +2,7 @@
 
 `python -m bench.objects [--size-mib N] [--runs R] [--small N] [--no-swift]` prints the figures; `make bench`
 adds them to docs/benchmarks.md. `--baseline-src DIR` compares this checkout's imagehop with another
-checkout's (``DIR`` is its ``src`` folder, e.g. of ``git worktree add /tmp/before <commit>``) instead of with
+checkout's (``DIR`` is its ``src`` folder, e.g. of ``git worktree add ../before <commit>``) instead of with
 Swift: both servers up at once, runs interleaved. Each side gets the same client work:
 
 - one streamed PUT then one GET of an N MiB random object (httpx, 1 MiB pieces), MB/s;
