@@ -9,8 +9,8 @@ the case) and the body, normalised so that what must differ between two servers 
   name (``<project:owner>``, ``<user:owner>``); request ids by ``<req>``;
 - times: digits become ``d`` (the shape, e.g. ``dddd-dd-ddTdd:dd:ddZ``, still counts);
 - URLs: the server's own ``scheme://host:port`` becomes ``BASE``;
-- ``imagehop.content_digest`` and ``imagehop.upload_kept``, imagehop's own read-only properties, and its own import methods
-  (``imagehop-*`` in ``OpenStack-image-import-methods``) are left out (docs/api-coverage.md);
+- ``imagehop.content_digest`` and ``imagehop.upload_kept``, imagehop's own read-only properties, and its own
+  import methods (``imagehop-*`` in ``OpenStack-image-import-methods``) are left out (docs/api-coverage.md);
 - an error's ``Content-Length`` is not compared (the wording differs);
 - ``tags`` are sorted (a set in Glance, in no particular order); the ``Content-Type`` and
   ``Content-Length`` of a 202 or 204 without a body (webob's ``text/html`` and ``0``) are not compared;
