@@ -59,7 +59,7 @@ from imagehop.objects.store import (
     ObjectStore,
 )
 from imagehop.region import Region
-from imagehop.streams import BodyTooLarge, pump
+from imagehop.streams import BodyTooLarge, receive_body
 
 METHODS = ["GET", "HEAD", "PUT", "POST", "DELETE", "COPY", "OPTIONS"]
 CONTAINER_SYSMETA = (acl.READ_ACL, acl.WRITE_ACL)
@@ -436,7 +436,7 @@ async def put_object(req: SwiftRequest) -> Response:
     if manifest is not None:  # a DLO: its own body is kept (``?multipart-manifest=get`` returns it)
         writer.kind, writer.manifest = "dlo", manifest
     try:
-        received = await _stream_into(req, writer.write)
+        received = await _stream_into(req, writer.write_buffer, length)
         if length is not None and received != length:
             raise SwiftError(499, "")
         info = await _thread(writer.commit)
@@ -584,10 +584,11 @@ def _body_length(req: SwiftRequest) -> int | None:
     return length
 
 
-async def _stream_into(req: SwiftRequest, write: Callable[[bytes], None]) -> int:
-    """Feed the body to ``write`` in ~1 MiB pieces (in a worker thread); the byte count."""
+async def _stream_into(req: SwiftRequest, write: Callable[[bytes | bytearray], None], length: int | None) -> int:
+    """Feed the body to ``write`` in ~1 MiB pieces (in a worker thread; see ``streams.receive_body``
+    for the buffers it may reuse); the byte count."""
     try:
-        return await pump(req.request.stream(), write, limit=MAX_FILE_SIZE)
+        return await receive_body(req.request, write, length=length, limit=MAX_FILE_SIZE)
     except BodyTooLarge:
         raise SwiftError(413, "Your request is too large.") from None
     except ClientDisconnect:

@@ -923,6 +923,7 @@ class ObjectWriter:
         self.digests: dict[str, str] = {}
         self.kind, self.manifest = "", None  # a DLO keeps its own body: kind "dlo", manifest "container/prefix"
         self._done = False
+        self._blob_keeps_writes = getattr(store.blobs, "keeps_writes", True)
 
     def _open_blob(self) -> BlobWriter:
         if self._blob is None:
@@ -941,10 +942,6 @@ class ObjectWriter:
             self.extents[-1][1] += n
         else:
             self.extents.append([at, n])
-
-    def _store(self, piece: bytes, at: int) -> None:
-        self._open_blob().write(piece)
-        self._stored(at, len(piece))
 
     def can_copy_from(self, reader: ObjectReader) -> bool:
         """Whether :meth:`copy_from` can take ``reader``'s bytes by reference: a plain object on a
@@ -986,24 +983,32 @@ class ObjectWriter:
         Zeros are looked for in the object's own 1 MiB blocks (aligned on its offsets, whatever the
         sizes the data arrives in), so the extent map does not depend on how a client chunked it.
         """
-        if not data:
+        self.write_buffer(bytes(data))
+
+    def write_buffer(self, data: bytes | bytearray) -> None:
+        """:meth:`write` without a copy of ``data``, for a caller that reuses its buffers: the hashing
+        of ``data`` may still run when this returns, so ``data`` must not change until the next call
+        of :meth:`write_buffer`, :meth:`write`, :meth:`commit` or :meth:`abort` has returned."""
+        n = len(data)
+        if not n:
             return
-        data = bytes(data)
         for chain in self._chains:
             chain.feed(data)
-        n, at = len(data), self.size
-        if at % CHUNK + n <= CHUNK:  # within one block: the common case, no slicing
-            if data != ZEROS[:n]:  # bytes comparison: a memcmp, fast
-                self._store(data, at)
-        else:
-            start = 0
-            while start < n:
-                end = min(n, start + CHUNK - (at + start) % CHUNK)
-                piece = data[start:end]
-                if piece != ZEROS[: len(piece)]:
-                    self._store(piece, at + start)
-                start = end
+        at = self.size
+        start = 0
+        while start < n:  # each 1 MiB block of the object this piece touches
+            end = min(n, start + CHUNK - (at + start) % CHUNK)
+            if not data.startswith(ZEROS[: end - start], start):  # a memcmp in place, no slice
+                self._store(data if end - start == n else memoryview(data)[start:end], at + start)
+            start = end
         self.size += n
+
+    def _store(self, piece: bytes | bytearray | memoryview, at: int) -> None:
+        n = len(piece)
+        if self._blob_keeps_writes and not isinstance(piece, bytes):
+            piece = bytes(piece)  # the blob store may hold on to it past this call
+        self._open_blob().write(piece)  # type: ignore[arg-type]
+        self._stored(at, n)
 
     def skip(self, n: int) -> None:
         """Append ``n`` zero bytes as a hole: nothing is stored, the zeros are still hashed."""

@@ -14,6 +14,10 @@ sparse reads, the extents extension and the content digest work the same on ever
     store.check()               # readiness: raises when the store cannot be reached
     store.list_ids()            # every blob id present (audits and tests; never used at start-up)
 
+A writer may keep a reference to what ``write`` is given (to send it later); one that never does says
+so with ``keeps_writes = False`` on its store, and the engine then hands it reused buffers without a
+copy (the ``file`` store does; the others get ``bytes``).
+
 Implementations: ``file`` (local files, the embedded default), ``s3`` (any S3-compatible store) and
 ``swift`` (an OpenStack Swift cluster).
 """

@@ -20,6 +20,7 @@ from imagehop.objects.blobs import BlobError
 class FileBlobStore:
     kind = "file"
     clones = True  # its writers take ranges of other blobs by reference (FileBlobWriter.clone)
+    keeps_writes = False  # a writer is done with the bytes it is given when write() returns
 
     def __init__(self, root: Path, delete_grace: float | None = None) -> None:
         self.root = Path(root)
