@@ -57,7 +57,7 @@ HASH_ALGO = "sha512"
 CONTENT_DIGEST = "imagehop.content_digest"
 # Bytes kept from an interrupted resumable upload (imagehop's extension, see ``upload``); listed in
 # the image schema, which is how a client tells that this image service resumes uploads.
-UPLOAD_KEPT = "imagehop.upload_kept"
+UPLOAD_KEPT = store.UPLOAD_KEPT
 # Properties the service computes; clients may read but not write them. Other `imagehop.*` keys are
 # the user's (e.g. `imagehop.source`, the coordinating property `imagehop copy` generates).
 SERVICE_OWNED = frozenset({CONTENT_DIGEST, UPLOAD_KEPT})

@@ -26,6 +26,7 @@ from imagehop.db import (
 )
 
 Record = dict[str, Any]
+UPLOAD_KEPT = "imagehop.upload_kept"  # bytes an interrupted resumable upload keeps (service.py)
 COLUMNS = [c.name for c in images.columns]
 
 
@@ -57,7 +58,18 @@ def usage(conn: Connection, owner: str) -> dict[str, int]:
     uploading = conn.execute(
         sa.select(sa.func.count()).where(mine, images.c.status.in_(["saving", "uploading", "importing"]))
     ).scalar_one()
-    return {"image_count_total": int(count), "image_size_total": int(size), "image_count_uploading": int(uploading)}
+    # The bytes an interrupted resumable upload keeps are stored too: they count (a tenant could
+    # otherwise keep any amount by breaking its uploads).
+    kept = conn.execute(
+        sa.select(sa.func.coalesce(sa.func.sum(sa.cast(image_properties.c.value, sa.BigInteger)), 0)).where(
+            image_properties.c.image_id == images.c.id, mine, image_properties.c.name == UPLOAD_KEPT
+        )
+    ).scalar_one()
+    return {
+        "image_count_total": int(count),
+        "image_size_total": int(size) + int(kept),
+        "image_count_uploading": int(uploading),
+    }
 
 
 def get(conn: Connection, image_id: str, *, for_update: bool = False) -> Record | None:
