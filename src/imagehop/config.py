@@ -158,6 +158,7 @@ class Settings:
     port: int = DEFAULT_PORT
     data_dir: Path = Path("imagehop-data")
     token_lifetime: int = DEFAULT_TOKEN_LIFETIME
+    client_timeout: float = 60.0  # seconds a begun request may send nothing before 408 (Swift's client_timeout)
     identity_public_url: str | None = None
     identity_database_url: str | None = None
     database_url: str | None = None  # one PostgreSQL database for everything: a schema per service
@@ -259,8 +260,8 @@ def _apply_file(settings: Settings, path: Path) -> None:
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"config file {path} is not valid TOML: {exc}") from None
 
-    known = {"host", "port", "data_dir", "token_lifetime", "database_url", "identity", "regions", "users", "tasks",
-             "images", "console"}  # fmt: skip
+    known = {"host", "port", "data_dir", "token_lifetime", "client_timeout", "database_url", "identity", "regions",
+             "users", "tasks", "images", "console"}  # fmt: skip
     _reject_unknown(data, known, str(path))
     if "host" in data:
         settings.host = _str(data["host"], "host")
@@ -270,6 +271,8 @@ def _apply_file(settings: Settings, path: Path) -> None:
         settings.data_dir = _relative_to(path, _str(data["data_dir"], "data_dir"))
     if "token_lifetime" in data:
         settings.token_lifetime = _positive_int(data["token_lifetime"], "token_lifetime")
+    if "client_timeout" in data:
+        settings.client_timeout = _seconds(data["client_timeout"], "client_timeout")
     if "database_url" in data:
         settings.database_url = _str(data["database_url"], "database_url")
 
@@ -354,6 +357,8 @@ def _apply_env(settings: Settings, env: Mapping[str, str]) -> None:
         settings.data_dir = Path(env["IMAGEHOP_DATA_DIR"])
     if "IMAGEHOP_TOKEN_LIFETIME" in env:
         settings.token_lifetime = _positive_int(env["IMAGEHOP_TOKEN_LIFETIME"], "IMAGEHOP_TOKEN_LIFETIME")
+    if "IMAGEHOP_CLIENT_TIMEOUT" in env:
+        settings.client_timeout = _seconds(env["IMAGEHOP_CLIENT_TIMEOUT"], "IMAGEHOP_CLIENT_TIMEOUT")
     if "IMAGEHOP_IDENTITY_PUBLIC_URL" in env:
         settings.identity_public_url = env["IMAGEHOP_IDENTITY_PUBLIC_URL"]
     if "IMAGEHOP_IDENTITY_DATABASE_URL" in env:
@@ -446,13 +451,7 @@ def _validate(settings: Settings) -> None:
 
 def _set_task_setting(tasks: TaskSettings, key: str, value: Any, name: str) -> None:
     if key in ("poll_interval", "housekeeping_interval"):
-        try:
-            number = float(value)
-        except (TypeError, ValueError):
-            raise ConfigError(f"{name} must be a number of seconds, got {value!r}") from None
-        if not 0 < number <= 3600:
-            raise ConfigError(f"{name} must be between 0 and 3600 seconds, got {number}")
-        setattr(tasks, key, number)
+        setattr(tasks, key, _seconds(value, name))
         return
     if key == "time_to_live":
         try:
@@ -547,6 +546,16 @@ def _port(value: Any, name: str) -> int:
     if not 0 <= port <= 65535:
         raise ConfigError(f"{name} must be between 0 and 65535, got {port}")
     return port
+
+
+def _seconds(value: Any, name: str) -> float:
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"{name} must be a number of seconds, got {value!r}") from None
+    if not 0 < number <= 3600:
+        raise ConfigError(f"{name} must be between 0 and 3600 seconds, got {number}")
+    return number
 
 
 def _positive_int(value: Any, name: str) -> int:

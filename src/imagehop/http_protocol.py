@@ -14,11 +14,21 @@ scope's ``extensions`` under :data:`DIRECT_BODY`) lets a route take the rest of 
 body off the parser and read it itself, with ``readv`` into its own buffers in a worker thread (see
 ``streams.receive_body``); the parser is given a fresh start for the next request on the
 connection afterwards.
+
+A client that stops sending in the middle of a request (a slow-loris header or upload, a dead peer
+behind a proxy that keeps the connection) would otherwise hold the connection, and for a body a
+writer and its blob intent, for ever: after ``body_timeout`` seconds with no bytes (Swift's proxy
+``client_timeout``, 60 by default) the request is answered ``408 Request Timeout`` and the
+connection is closed, so the application sees the client as gone and aborts the write. Time when
+the server itself is not reading (flow control, a 100-continue not yet sent) does not count; a body
+read through :class:`DirectBody` is watched by its reader (``streams.receive_body``).
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import logging
 import os
 import re
 from typing import Any
@@ -26,24 +36,47 @@ from typing import Any
 import httptools
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol, RequestResponseCycle
 
+BODY_TIMEOUT = 60.0  # seconds without body bytes before a request is answered 408 (Swift's client_timeout)
 MAX_REQUEST_LINE = 65536  # longer lines go to the parser as they are (it refuses them)
 _HIGH = re.compile(rb"[\x80-\xff]")
 DIRECT_BODY = "imagehop.direct_body"  # the scope extension holding a request's DirectBody
 
 
+log = logging.getLogger(__name__)
+_TIMEOUT_BODY = (
+    b"<html><h1>Request Timeout</h1><p>The server has waited too long for the request to be sent by the client."
+    b"</p></html>"
+)
+REQUEST_TIMEOUT = (
+    b"HTTP/1.1 408 Request Timeout\r\nContent-Type: text/html; charset=UTF-8\r\nContent-Length: %d\r\n"
+    b"Connection: close\r\n\r\n%s" % (len(_TIMEOUT_BODY), _TIMEOUT_BODY)
+)
+
+
 class Utf8RequestLineProtocol(HttpToolsProtocol):
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, body_timeout: float = BODY_TIMEOUT, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._line_start = True  # the next bytes begin a request
         self._pending = b""
         self._body_seen = 0  # body bytes the parser has passed on for the current request
+        self.body_timeout = body_timeout
+        self._request_due = False  # a request has begun and is still to come through the parser
+        self._heard = 0.0  # loop time bytes last arrived
+        self._request_timer: asyncio.TimerHandle | None = None
 
     def data_received(self, data: bytes) -> None:
+        self._heard = self.loop.time()
+        self._receive(data)
+        if self._request_due and self._request_timer is None:
+            self._request_timer = self.loop.call_later(self.body_timeout, self._check_request)
+
+    def _receive(self, data: bytes) -> None:
         if self._line_start:
             data = self._pending + data
             end = data.find(b"\r\n")
             if end < 0 and len(data) < MAX_REQUEST_LINE:
                 self._pending = data  # wait for the whole request line
+                self._request_due = True
                 return
             self._pending = b""
             self._line_start = False
@@ -59,6 +92,10 @@ class Utf8RequestLineProtocol(HttpToolsProtocol):
         if cycle is not None and cycle.scope is self.scope and self.scope["method"] in ("PUT", "POST"):
             self.scope.setdefault("extensions", {})[DIRECT_BODY] = DirectBody(self, cycle)  # type: ignore[index]
 
+    def on_message_begin(self) -> None:
+        super().on_message_begin()
+        self._request_due = True
+
     def on_body(self, body: bytes) -> None:
         self._body_seen += len(body)
         super().on_body(body)
@@ -66,6 +103,33 @@ class Utf8RequestLineProtocol(HttpToolsProtocol):
     def on_message_complete(self) -> None:
         super().on_message_complete()
         self._line_start = True
+        self._request_due = False
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self._request_timer is not None:
+            self._request_timer.cancel()
+            self._request_timer = None
+        super().connection_lost(exc)
+
+    def _check_request(self) -> None:
+        """The watchdog of a begun request: 408 and close once the client has sent nothing for ``body_timeout``."""
+        self._request_timer = None
+        transport, cycle = self.transport, self.cycle
+        if not self._request_due or transport is None or transport.is_closing():
+            return
+        now = self.loop.time()
+        if self.flow.read_paused or (cycle is not None and cycle.waiting_for_100_continue):
+            self._heard = now  # we are the ones not reading
+        idle = now - self._heard
+        if idle < self.body_timeout:
+            self._request_timer = self.loop.call_later(self.body_timeout - idle, self._check_request)
+            return
+        log.info("no bytes of a begun request for %.0f s from %s: 408, connection closed", idle, self.client)
+        if cycle is None or cycle.response_complete or not cycle.response_started:  # nothing of an answer sent yet
+            if cycle is not None:
+                cycle.response_started = True
+            transport.write(REQUEST_TIMEOUT)
+        transport.close()  # the application's receive() now reports a disconnect; its response goes nowhere
 
 
 class DirectBody:
@@ -108,6 +172,7 @@ class DirectBody:
             transport.write(b"HTTP/1.1 100 Continue\r\n\r\n")
             cycle.waiting_for_100_continue = False
         protocol.flow.pause_reading()
+        protocol._request_due = False  # the reader of the descriptor watches for a stalled body now
         self.fd = os.dup(sock.fileno())
         buffered = bytes(cycle.body)
         cycle.body = bytearray()

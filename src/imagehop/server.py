@@ -18,6 +18,7 @@ import concurrent.futures
 import contextlib
 import errno
 import fcntl
+import functools
 import json
 import os
 import signal
@@ -301,7 +302,7 @@ async def serve(deployment: Deployment, on_ready: Callable[[Deployment], None] |
     """Serve until Ctrl-C / SIGTERM; write the endpoint files and call ``on_ready`` once listening."""
     apps = [(deployment.identity_app, deployment.identity_socket)] if deployment.identity_app is not None else []
     apps += [(app, sock) for _, app, sock in deployment.regions]
-    servers = [_uvicorn(app) for app, _ in apps]
+    servers = [_uvicorn(app, deployment.settings.client_timeout) for app, _ in apps]
     sockets = [sock for _, sock in apps]
 
     loop = asyncio.get_running_loop()
@@ -366,7 +367,7 @@ def _in_thread(coroutine: Coroutine[Any, Any, None], name: str) -> asyncio.Futur
     return asyncio.wrap_future(done)
 
 
-def _uvicorn(app: Starlette) -> _Server:
+def _uvicorn(app: Starlette, client_timeout: float = 60.0) -> _Server:
     config = uvicorn.Config(
         AccessLog(app),
         log_level=None,
@@ -374,7 +375,8 @@ def _uvicorn(app: Starlette) -> _Server:
         access_log=False,
         timeout_graceful_shutdown=5,
         log_config=None,
-        http=Utf8RequestLineProtocol,  # raw UTF-8 request lines, as Swift accepts them
+        # raw UTF-8 request lines as Swift accepts them, 408 for a stalled request
+        http=functools.partial(Utf8RequestLineProtocol, body_timeout=client_timeout),
     )
     return _Server(config)
 

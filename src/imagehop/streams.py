@@ -28,6 +28,14 @@ STALL = 0.005  # seconds a reading thread waits for more bytes before handing th
 TURN = 0.25  # seconds at most one thread call keeps reading a trickling client
 
 
+class BodyTimeout(Exception):
+    """The client sent no bytes of the body for ``seconds``: answer 408 (the connection then closes)."""
+
+    def __init__(self, seconds: float) -> None:
+        super().__init__(f"no body bytes arrived for {seconds:g} seconds")
+        self.seconds = seconds
+
+
 class BodyTooLarge(Exception):
     """More than ``limit`` bytes arrived; nothing past the limit was written."""
 
@@ -93,7 +101,7 @@ async def receive_body(request: Request, write: Callable[[bytearray | bytes], No
                 filled = 0
                 turn ^= 1
             else:
-                await _readable(fd)
+                await _readable(fd, direct.protocol.body_timeout)
         direct.finish()
         return received
     except BaseException:
@@ -132,8 +140,9 @@ def _fill_and_write(fd: int, buffer: bytearray, filled: int, want: int, write: C
     return want
 
 
-async def _readable(fd: int) -> None:
-    """Wait on the event loop, not in a thread, until ``fd`` has bytes (or an end) to read."""
+async def _readable(fd: int, timeout: float) -> None:
+    """Wait on the event loop, not in a thread, until ``fd`` has bytes (or an end) to read;
+    :class:`BodyTimeout` after ``timeout`` seconds."""
     loop = asyncio.get_running_loop()
     ready = loop.create_future()
 
@@ -143,6 +152,8 @@ async def _readable(fd: int) -> None:
 
     loop.add_reader(fd, wake)
     try:
-        await ready
+        await asyncio.wait_for(ready, timeout)
+    except TimeoutError:
+        raise BodyTimeout(timeout) from None
     finally:
         loop.remove_reader(fd)

@@ -59,7 +59,7 @@ from imagehop.objects.store import (
     ObjectStore,
 )
 from imagehop.region import Region
-from imagehop.streams import BodyTooLarge, receive_body
+from imagehop.streams import BodyTimeout, BodyTooLarge, receive_body
 
 METHODS = ["GET", "HEAD", "PUT", "POST", "DELETE", "COPY", "OPTIONS"]
 CONTAINER_SYSMETA = (acl.READ_ACL, acl.WRITE_ACL)
@@ -591,6 +591,8 @@ async def _stream_into(req: SwiftRequest, write: Callable[[bytes | bytearray], N
         return await receive_body(req.request, write, length=length, limit=MAX_FILE_SIZE)
     except BodyTooLarge:
         raise SwiftError(413, "Your request is too large.") from None
+    except BodyTimeout:
+        raise SwiftError(408) from None  # swob's own page; the connection closes after it
     except ClientDisconnect:
         raise SwiftError(499, "") from None
 

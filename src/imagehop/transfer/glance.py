@@ -341,4 +341,3 @@ def _coalesced(pieces: Iterator[bytes], size: int) -> Iterator[bytes]:
             parts, held = [], 0
     if parts:
         yield b"".join(parts)
-
