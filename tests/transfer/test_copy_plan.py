@@ -69,3 +69,27 @@ def test_copy_of_another_tenants_image_is_refused_before_any_work(cloud: Cloud, 
         env=cloud.env(), expect=1,
     )  # fmt: skip
     assert json.loads(result.stdout.splitlines()[0])["error"].startswith(f"no image {image['id']}")
+
+
+def test_a_target_image_that_stays_saving_is_a_clear_error_not_a_delete(cloud: Cloud, glance: GlanceClient) -> None:
+    """A re-run finds its image still receiving an upload (another copy sends it): it neither cuts that
+    upload short nor deletes the image, and says what to do."""
+    import socket
+    import time
+    from urllib.parse import urlsplit
+
+    from imagehop.transfer.copy import _until_not_saving
+
+    image = Glance(cloud).create(name="busy", disk_format="raw", container_format="bare")
+    url = urlsplit(glance.base)
+    with socket.create_connection((url.hostname, url.port), timeout=30) as sock:
+        head = (f"PUT {url.path}/images/{image['id']}/file HTTP/1.1\r\nHost: {url.netloc}\r\n"
+                f"X-Auth-Token: {Glance(cloud).token}\r\nContent-Type: application/octet-stream\r\n"
+                f"Content-Length: {4 * MiB}\r\n\r\n")  # fmt: skip
+        sock.sendall(head.encode() + bytes(MiB))  # the rest never comes while the test runs
+        deadline = time.monotonic() + 30
+        while (current := glance.get_image(image["id"]))["status"] != "saving" and time.monotonic() < deadline:
+            time.sleep(0.05)
+        with pytest.raises(CopyError, match=r"still receiving an upload .*Run the same command again"):
+            _until_not_saving(glance, current, "imagehop/ORD", timeout=1.0)
+        assert glance.get_image(image["id"])["status"] == "saving"

@@ -545,7 +545,9 @@ def _stream_put(
     )
     current = _reuse_created(glance, state)
     if current is not None and resumable and current.get("status") == "saving":
-        current = _until_not_saving(glance, current)  # the target has yet to see the killed run's connection go
+        note(f"{target.label} image {current['id']} is still saving from the interrupted run: waiting for it to "
+             "keep what arrived")  # fmt: skip
+        current = _until_not_saving(glance, current, target.label)
     if current is not None and current.get("status") != "queued":
         # Glance drops a partial upload; an image left uploading or half-imported is started again.
         glance.delete_image(current["id"])
@@ -597,11 +599,20 @@ def _stream_put(
     return new_id
 
 
-def _until_not_saving(glance: GlanceClient, current: dict[str, Any], timeout: float = 120.0) -> dict[str, Any]:
+def _until_not_saving(glance: GlanceClient, current: dict[str, Any], label: str, timeout: float = 120.0
+                      ) -> dict[str, Any]:  # fmt: skip
     """The image once its region has put it back to ``queued`` (keeping what arrived) after the
-    connection of a killed run dropped; as it is if that takes longer than ``timeout``."""
+    connection of a killed run dropped; :class:`CopyError` if that takes longer than ``timeout``
+    (its upload is then not ours to cut short: another copy may be sending it)."""
     deadline = time.monotonic() + timeout
-    while current.get("status") == "saving" and time.monotonic() < deadline:
+    while current.get("status") == "saving":
+        if time.monotonic() > deadline:
+            raise CopyError(
+                f"{label} image {current['id']} is still receiving an upload {timeout:.0f} s after this run began "
+                "(another copy of the same image may be running, or the target has not yet noticed the interrupted "
+                "run's connection drop). Run the same command again once no other copy runs: it resumes from the "
+                "bytes the target kept"
+            )
         time.sleep(0.5)
         current = glance.get_image(current["id"]) or {}
     return current
