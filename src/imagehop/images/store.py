@@ -51,23 +51,31 @@ def exists(conn: Connection, image_id: str) -> bool:
 
 
 def usage(conn: Connection, owner: str) -> dict[str, int]:
-    """What a tenant uses, as Glance's quotas count it: images, bytes stored, bytes staged, uploads running."""
-    mine = images.c.owner == owner
+    """What a tenant uses, as Glance's quotas count it: images, bytes stored, bytes staged, uploads running.
+
+    One query over the owner's images (index ``owner``), each joined to at most one property row.
+    """
     stored = sa.case((images.c.status == "uploading", 0), else_=images.c.size)  # staged bytes count as staging
-    count, size = conn.execute(sa.select(sa.func.count(), sa.func.coalesce(sa.func.sum(stored), 0)).where(mine)).one()
-    uploading = conn.execute(
-        sa.select(sa.func.count()).where(mine, images.c.status.in_(["saving", "uploading", "importing"]))
-    ).scalar_one()
+    running = sa.case((images.c.status.in_(["saving", "uploading", "importing"]), 1), else_=0)
     # The bytes an interrupted resumable upload keeps are stored too: they count (a tenant could
     # otherwise keep any amount by breaking its uploads).
-    kept = conn.execute(
-        sa.select(sa.func.coalesce(sa.func.sum(sa.cast(image_properties.c.value, sa.BigInteger)), 0)).where(
-            image_properties.c.image_id == images.c.id, mine, image_properties.c.name == UPLOAD_KEPT
+    kept = sa.cast(image_properties.c.value, sa.BigInteger)
+    joined = images.outerjoin(
+        image_properties, sa.and_(image_properties.c.image_id == images.c.id, image_properties.c.name == UPLOAD_KEPT)
+    )
+    count, size, uploading, kept_total = conn.execute(
+        sa.select(
+            sa.func.count(),
+            sa.func.coalesce(sa.func.sum(stored), 0),
+            sa.func.coalesce(sa.func.sum(running), 0),
+            sa.func.coalesce(sa.func.sum(kept), 0),
         )
-    ).scalar_one()
+        .select_from(joined)
+        .where(images.c.owner == owner)
+    ).one()
     return {
         "image_count_total": int(count),
-        "image_size_total": int(size) + int(kept),
+        "image_size_total": int(size) + int(kept_total),
         "image_count_uploading": int(uploading),
     }
 
