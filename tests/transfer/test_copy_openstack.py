@@ -149,6 +149,11 @@ def test_real_glance_to_imagehop_streams_in_one_resumable_put(pair: Pair, tmp_pa
     assert report["move"] == {"bytes": len(data), "upload": "resumable", "read": len(data), "resumed_at": 0}
     assert "PUT /v2/images/{id}/file, resumable" in report["why"]
     assert report["verified_by"] == "sha512 and size = the source's"
+    # a real Glance publishes no content digest: no base can be matched, and the plan says why
+    assert report["base"] is None and report["incremental"].startswith(
+        "full copy: real/IAD publishes no content digest of the image (only imagehop does), so no block of it can "
+        "be matched with a base"
+    )
     found = pair.imagehop_images("ORD", **{"imagehop.source": f"IAD/{source['id']}"})
     assert [i["id"] for i in found] == [report["target_image"]]
     target = found[0]

@@ -790,7 +790,7 @@ def _plan_incremental(
         return None, "full copy: --no-base"
     if options.convert:
         return None, "full copy: --convert makes new bytes"
-    why = inc.unsupported(image, target.label, target.capabilities.offers(inc.DELTA_METHOD))
+    why = inc.unsupported(image, source.label, target.label, target.capabilities.offers(inc.DELTA_METHOD))
     if why:
         if options.base:
             raise final(f"--base {options.base} cannot be used: {why.removeprefix('full copy: ')}")

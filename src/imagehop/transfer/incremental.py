@@ -66,7 +66,7 @@ class BasePlan:
         return {"image_id": self.image_id, "content_digest": self.content_digest}
 
 
-def unsupported(image: dict[str, Any], target_label: str, offers_delta: bool) -> str:
+def unsupported(image: dict[str, Any], source_label: str, target_label: str, offers_delta: bool) -> str:
     """Why this image cannot be copied incrementally to the target ("" when it can be)."""
     if not offers_delta:
         return (
@@ -75,8 +75,15 @@ def unsupported(image: dict[str, Any], target_label: str, offers_delta: bool) ->
         )
     if image.get("disk_format") != "raw":
         return f"full copy: incremental copies build raw images and the source is {image.get('disk_format')}"
-    if not (image.get("imagehop.content_digest") and image.get("checksum") and image.get("os_hash_algo") == "sha512"):
-        return "full copy: the source image has no content digest, checksum or SHA-512 to verify a delta against"
+    if not image.get("imagehop.content_digest"):
+        return (
+            f"full copy: {source_label} publishes no content digest of the image (only imagehop does), so no block "
+            "of it can be matched with a base"
+        )
+    missing = [name for name, ok in (("checksum", image.get("checksum")),
+                                     ("SHA-512 hash", image.get("os_hash_algo") == "sha512")) if not ok]  # fmt: skip
+    if missing:
+        return f"full copy: the source image has no {' or '.join(missing)} to verify a delta against"
     return ""
 
 
