@@ -95,13 +95,19 @@ class Identity:
         self.url = identity_url.rstrip("/")
         self._catalogs: dict[str, tuple[float, Catalog]] = {}
 
+    async def _identity(self, method: str, url: str, **kwargs: Any) -> httpx.Response:
+        try:
+            return await self.http.request(method, url, **kwargs)
+        except httpx.HTTPError as exc:
+            raise ApiError(502, f"Identity cannot be reached ({exc.__class__.__name__}): try again shortly.") from None
+
     async def login(self, username: str, secret: str, method: str) -> Login:
         """A token for the user's default tenant, with a password or a Rackspace API key (v2.0)."""
         if method == "api_key":
             credentials = {"RAX-KSKEY:apiKeyCredentials": {"username": username, "apiKey": secret}}
         else:
             credentials = {"passwordCredentials": {"username": username, "password": secret}}
-        response = await self.http.post(f"{self.url}/v2.0/tokens", json={"auth": credentials})
+        response = await self._identity("POST", f"{self.url}/v2.0/tokens", json={"auth": credentials})
         if response.status_code in (401, 403):
             raise ApiError(401, "The user name or the password / API key is not right.")
         if response.status_code == 429:
@@ -124,8 +130,8 @@ class Identity:
         cached = self._catalogs.get(key)
         if cached is not None and time.monotonic() - cached[0] < CATALOG_TTL:
             return cached[1]
-        response = await self.http.get(
-            f"{self.url}/v3/auth/tokens", headers={"X-Auth-Token": token, "X-Subject-Token": token}
+        response = await self._identity(
+            "GET", f"{self.url}/v3/auth/tokens", headers={"X-Auth-Token": token, "X-Subject-Token": token}
         )
         if response.status_code in (401, 404):
             self._catalogs.pop(key, None)
