@@ -314,3 +314,37 @@ def test_restart_keeps_users_and_credentials(cloud_factory, backend: str) -> Non
         assert response.json()["token"]["project"]["id"] == "10000001"
     viewer_roles = response.json()["token"]["roles"]
     assert [r["name"] for r in viewer_roles] == ["reader"]
+
+
+def test_a_matched_secret_is_remembered_and_nothing_else_is(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A secret that matched is accepted again without scrypt (the swift CLI logs in once per thread);
+    a wrong one always costs scrypt and fails; a changed password is not accepted from memory."""
+    import hashlib
+
+    from imagehop.identity import hashing
+
+    stored = hashing.hash_secret("right horse")
+    calls = []
+    real_scrypt = hashlib.scrypt
+    monkeypatch.setattr(hashlib, "scrypt", lambda *a, **kw: calls.append(1) or real_scrypt(*a, **kw))
+    assert hashing.verify_secret("right horse", stored) and len(calls) == 1
+    assert hashing.verify_secret("right horse", stored) and len(calls) == 1  # from memory
+    assert not hashing.verify_secret("wrong horse", stored) and len(calls) == 2
+    assert not hashing.verify_secret("wrong horse", stored) and len(calls) == 3  # never remembered
+    changed = hashing.hash_secret("new horse")
+    calls.clear()
+    assert not hashing.verify_secret("right horse", changed) and len(calls) == 1  # a scrypt against the new hash
+    assert not hashing.verify_secret("right horse", None)  # an unknown user: the dummy hash's work, no match
+    monkeypatch.setattr(hashing, "REMEMBER", -1.0)  # remembered from now on for no time at all
+    fresh = hashing.hash_secret("other horse")
+    assert hashing.verify_secret("other horse", fresh)
+    calls.clear()
+    assert hashing.verify_secret("other horse", fresh) and len(calls) == 1
+
+
+def test_repeated_log_ins_and_a_wrong_password_between_them(cloud: Cloud) -> None:
+    password = cloud.credentials()["demo"]["password"]
+    url = cloud.identity_url + "/v3/auth/tokens"
+    statuses = [httpx.post(url, json=v3_body("demo", pw)).status_code for pw in [password, password, "x" + password,
+                                                                              password]]  # fmt: skip
+    assert statuses == [201, 201, 401, 201]
