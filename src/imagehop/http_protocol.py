@@ -89,8 +89,12 @@ class Utf8RequestLineProtocol(HttpToolsProtocol):
         super().on_headers_complete()
         self._body_seen = 0
         cycle = self.cycle
-        if cycle is not None and cycle.scope is self.scope and self.scope["method"] in ("PUT", "POST"):
+        if cycle is None or cycle.scope is not self.scope:
+            return
+        if self.scope["method"] in ("PUT", "POST"):
             self.scope.setdefault("extensions", {})[DIRECT_BODY] = DirectBody(self, cycle)  # type: ignore[index]
+        if self.scope["http_version"] == "1.0" and self.parser.should_keep_alive():
+            _keep_http10_alive(cycle)
 
     def on_message_begin(self) -> None:
         super().on_message_begin()
@@ -130,6 +134,23 @@ class Utf8RequestLineProtocol(HttpToolsProtocol):
                 cycle.response_started = True
             transport.write(REQUEST_TIMEOUT)
         transport.close()  # the application's receive() now reports a disconnect; its response goes nowhere
+
+
+def _keep_http10_alive(cycle: RequestResponseCycle) -> None:
+    """HTTP/1.0 with ``Connection: keep-alive``: the connection stays open after the answer, as
+    Swift's eventlet server keeps it (uvicorn closes every HTTP/1.0 connection) - when the answer has
+    a ``Content-Length``, the only way an HTTP/1.0 client can tell where it ends."""
+    cycle.keep_alive = True
+    send = cycle.send
+
+    async def send_keeping_alive(message: Any) -> None:
+        if message["type"] == "http.response.start" and cycle.scope["method"] != "HEAD":
+            sized = any(name.lower() == b"content-length" for name, _ in message.get("headers", []))
+            if not sized and message["status"] not in (204, 304):
+                cycle.keep_alive = False
+        await send(message)
+
+    cycle.send = send_keeping_alive  # type: ignore[method-assign]
 
 
 class DirectBody:

@@ -44,8 +44,7 @@ def test_raw_request_lines(sides: Sides, line: str) -> None:
 
 
 # Left out, where imagehop differs (docs/api-coverage.md): a PUT with "Transfer-Encoding: gzip" (the HTTP parser
-# answers 400 "Invalid HTTP request received." before Swift's 400 "Invalid Transfer-Encoding header value"), and
-# HTTP/1.0 with "Connection: keep-alive" (echoed by Swift and kept open; imagehop's server closes HTTP/1.0).
+# answers 400 "Invalid HTTP request received." before Swift's 400 "Invalid Transfer-Encoding header value").
 @pytest.mark.parametrize(
     "request_",
     [
@@ -61,6 +60,54 @@ def test_http_layer(sides: Sides, request_: bytes) -> None:
     def case(s: Side) -> list:
         s.req("PUT", f"/{s.c()}").raise_for_status()
         return [_raw(s, request_.replace(b"{c}", s.c().encode()))]
+
+    sides.compare(case)
+
+
+def _answers_on_one_connection(s: Side, requests: list[bytes]) -> list[dict]:
+    """Each request sent after the previous answer, on one connection; what came back for each
+    (``{"status": 0}`` once the server has closed it)."""
+    import socket
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(s.base)
+    seen = []
+    with socket.create_connection((parts.hostname, parts.port), timeout=10) as sock:
+        stream = sock.makefile("rb")
+        for request in requests:
+            request = request.replace(b"{A}", s.accounts["A"].encode()).replace(b"{c}", s.c().encode())
+            request = request.replace(b"{token}", s.tokens["owner"].encode()).replace(b"{host}", parts.netloc.encode())
+            try:
+                sock.sendall(request)
+                line = stream.readline()
+            except OSError:
+                line = b""
+            if not line:
+                seen.append({"status": 0})
+                continue
+            headers: dict[str, list[str]] = {}
+            while (header := stream.readline()) not in (b"\r\n", b""):
+                name, _, value = header.decode("latin-1").partition(":")
+                headers.setdefault(name.strip().lower(), []).append(value.strip().lower())
+            length = int(headers.get("content-length", ["0"])[0])
+            stream.read(length if not request.startswith(b"HEAD") else 0)
+            seen.append({"status": int(line.split()[1]), "connection": headers.get("connection"),
+                         "content-length": length})  # fmt: skip
+    return seen
+
+
+@pytest.mark.parametrize("connection", ["keep-alive", "close", None])
+def test_http10_keep_alive(sides: Sides, connection: str | None) -> None:
+    """HTTP/1.0 asking for keep-alive keeps the connection for the next request; without it, or with
+    close, the connection closes after the answer."""
+    extra = f"Connection: {connection}\r\n".encode() if connection else b""
+    get = b"GET /v1/{A}/{c}/o HTTP/1.0\r\nHost: {host}\r\nX-Auth-Token: {token}\r\n" + extra + b"\r\n"
+    head = b"HEAD /v1/{A}/{c} HTTP/1.0\r\nHost: {host}\r\nX-Auth-Token: {token}\r\n" + extra + b"\r\n"
+
+    def case(s: Side) -> list:
+        s.req("PUT", f"/{s.c()}").raise_for_status()
+        s.req("PUT", f"/{s.c()}/o", body=b"hello").raise_for_status()
+        return _answers_on_one_connection(s, [get, head, get])
 
     sides.compare(case)
 
