@@ -96,6 +96,19 @@ class Utf8RequestLineProtocol(HttpToolsProtocol):
         if self.scope["http_version"] == "1.0" and self.parser.should_keep_alive():
             _keep_http10_alive(cycle)
 
+    def send_400_response(self, msg: str) -> None:
+        """The parser refused the request. A transfer coding other than chunked gets Swift's answer;
+        the connection still closes (where such a body ends cannot be told)."""
+        if any(name.lower() == b"transfer-encoding" for name, _ in self.headers or ()):
+            body = b"Invalid Transfer-Encoding header value"
+            self.transport.write(
+                b"HTTP/1.1 400 Bad Request\r\nContent-Type: text/plain\r\nContent-Length: %d\r\nConnection: close\r\n"
+                b"\r\n%s" % (len(body), body)
+            )
+            self.transport.close()
+            return
+        super().send_400_response(msg)
+
     def on_message_begin(self) -> None:
         super().on_message_begin()
         self._request_due = True
