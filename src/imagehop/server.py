@@ -347,6 +347,9 @@ async def serve(deployment: Deployment, on_ready: Callable[[Deployment], None] |
                 pending.cancel()
         for worker in workers:
             worker.stop()
+        for region in regions:  # the blob intents committed ahead and not used (else housekeeping's)
+            with contextlib.suppress(Exception):
+                region.objects.release_intents()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(sig)
 

@@ -18,6 +18,7 @@ from imagehop.config import BlobSettings
 from imagehop.objects import slo
 from imagehop.objects.blobs import open_blob_store
 from imagehop.objects.store import (
+    INTENT_FRESH,
     BrokenLargeObject,
     EtagMismatch,
     NoSuchContainer,
@@ -53,6 +54,13 @@ def stored_ids(store: ObjectStore) -> set[str]:
     return set(store.blobs.list_ids())
 
 
+def blob_rows(store: ObjectStore) -> dict[str, str]:
+    """The blob rows once the intents committed ahead and not handed out are released (they are
+    ``writing`` rows of this process, see ``ObjectStore._begin_blob``)."""
+    store.release_intents()
+    return store.blob_rows()
+
+
 def test_writer_keeps_holes_and_reports_extents(store: ObjectStore) -> None:
     store.ensure_container(".imagehop_images", "raw")
     data = os.urandom(MiB)
@@ -69,7 +77,7 @@ def test_writer_keeps_holes_and_reports_extents(store: ObjectStore) -> None:
     assert info.etag == hashlib.md5(expected).hexdigest()
     assert writer.digests["sha512"] == hashlib.sha512(expected).hexdigest()
     assert writer.stored == 2 * MiB  # only the data runs reach the blob store
-    assert store.blob_rows() == {info.file_id: "live"}
+    assert blob_rows(store) == {info.file_id: "live"}
 
     with store.open(".imagehop_images", "raw", "disk") as reader:
         assert reader.size == len(expected)
@@ -124,7 +132,7 @@ def test_all_zero_and_empty_objects_have_no_blob(store: ObjectStore) -> None:
         assert info.file_id is None and info.size == len(body)
         with store.open("AUTH_1", "c", name) as reader:
             assert reader.extents() == [] and b"".join(reader) == body
-    assert store.blob_rows() == {} and stored_ids(store) == set()
+    assert blob_rows(store) == {} and stored_ids(store) == set()
 
 
 def test_commit_is_all_or_nothing(store: ObjectStore) -> None:
@@ -142,7 +150,7 @@ def test_commit_is_all_or_nothing(store: ObjectStore) -> None:
     with store.open("AUTH_1", "c", "o") as reader:
         assert reader.pread(0, 3) == b"old"
     # the replaced and aborted versions left nothing behind: no row, no blob
-    assert store.blob_rows() == {old.file_id: "live"}
+    assert blob_rows(store) == {old.file_id: "live"}
     assert stored_ids(store) == {old.file_id}
     with pytest.raises(NoSuchContainer):
         store.writer("AUTH_1", "missing", "o")
@@ -163,13 +171,13 @@ def test_a_reader_in_flight_survives_overwrite_and_delete(store: ObjectStore) ->
         new = w.commit()
         store.delete_object("AUTH_1", "c", "o")
         assert b"".join(reader) == first
-    assert store.blob_rows() == {old.file_id: "deleting", new.file_id: "deleting"}
+    assert blob_rows(store) == {old.file_id: "deleting", new.file_id: "deleting"}
     assert store.housekeeping()["deleted"] == 0  # still within the grace period
     store.blobs.delete_grace = 0
     with store.engine.begin() as conn:
         conn.execute(sa.text("UPDATE object_blobs SET delete_after = 0"))
     assert store.housekeeping()["deleted"] == 2
-    assert store.blob_rows() == {} and stored_ids(store) == set()
+    assert blob_rows(store) == {} and stored_ids(store) == set()
 
 
 def test_housekeeping_discards_writes_of_a_dead_process_only(store: ObjectStore) -> None:
@@ -186,7 +194,7 @@ def test_housekeeping_discards_writes_of_a_dead_process_only(store: ObjectStore)
     with store.engine.begin() as conn:
         conn.execute(sa.text("UPDATE object_blobs SET holder = :h WHERE id = :id"), {"h": dead, "id": crashed.file_id})
     assert store.housekeeping()["discarded"] == 1
-    assert store.blob_rows() == {kept.file_id: "live", running.file_id: "writing"}
+    assert blob_rows(store) == {kept.file_id: "live", running.file_id: "writing"}
     assert crashed.file_id not in stored_ids(store)
     running.write(b" and done")
     assert running.commit().size == len(b"still coming and done")
@@ -213,7 +221,7 @@ def test_expired_objects_are_reaped_with_their_bytes(store: ObjectStore) -> None
     assert store.get_container("AUTH_1", "c").object_count == 1
     assert store.housekeeping()["reaped"] == 1
     assert store.get_container("AUTH_1", "c").object_count == 0
-    assert store.blob_rows() == {} and stored_ids(store) == set()
+    assert blob_rows(store) == {} and stored_ids(store) == set()
 
 
 def test_large_objects_read_through(store: ObjectStore) -> None:
@@ -283,3 +291,60 @@ def test_listing_walks_the_name_index(store: ObjectStore) -> None:
     detail = " ".join(str(row[-1]) for row in plan)
     assert "USING INDEX" in detail or "USING COVERING INDEX" in detail, detail
     assert "name>" in detail.replace(" ", "") and "TEMP B-TREE" not in detail, detail
+
+
+def test_intents_are_committed_ahead_in_batches_and_are_safe_as_single_ones(
+    store: ObjectStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Writes in a row take their intents from batches committed ahead (1, 2, 4, ... at a time); each id
+    has its committed ``writing`` row before any byte is stored under it. After a crash, housekeeping
+    discards the used and the unused ones alike, and none of them can be committed any more."""
+    monkeypatch.setattr("imagehop.objects.store.INTENT_BURST", 3600.0)  # remote stores are slow: still "in a row"
+    store.ensure_container("AUTH_1", "c")
+    committed = []
+    for i in range(7):  # batches of 1, 2 and 4
+        w = store.writer("AUTH_1", "c", f"o{i}")
+        w.write(b"x%d" % i)
+        assert store.blob_rows()[w.file_id] == "writing"  # before the commit, as with one intent per write
+        committed.append(w.commit())
+    assert len({info.file_id for info in committed}) == 7
+    w = store.writer("AUTH_1", "c", "o7")
+    w.write(b"this batch has 8: 7 left unused")
+    assert sum(state == "writing" for state in store.blob_rows().values()) == 8
+    crashed = w.file_id
+    # The process dies: its rows name a pid that no longer runs on this host.
+    dead = f"{socket.gethostname()}:{2**22 + 12345}:x"
+    with store.engine.begin() as conn:
+        conn.execute(sa.text("UPDATE object_blobs SET holder = :h WHERE state = 'writing'"), {"h": dead})
+    assert store.housekeeping()["discarded"] == 8
+    assert crashed not in stored_ids(store)
+    assert store.blob_rows() == {info.file_id: "live" for info in committed}
+    with pytest.raises(WriteExpired):  # the writer of the dead process cannot commit
+        w.commit()
+    # The surviving store object still holds ids whose rows are gone: it must not hand them out.
+    store._intents_holder = dead  # as a forked child would see its parent's pool
+    w = store.writer("AUTH_1", "c", "after")
+    w.write(b"fresh intent")
+    assert w.commit().size == len(b"fresh intent")
+    assert blob_rows(store) == {**{info.file_id: "live" for info in committed}, w.file_id: "live"}
+
+
+def test_intents_committed_ahead_expire_unused(store: ObjectStore, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An intent is handed out only while its lease is young; older unused ones are deleted with the
+    next refill (nothing was stored under them), and a pause makes the next batch one again."""
+    monkeypatch.setattr("imagehop.objects.store.INTENT_BURST", 3600.0)
+    store.ensure_container("AUTH_1", "c")
+    for i in range(4):  # batches of 1, 2 and 4: three left
+        w = store.writer("AUTH_1", "c", f"o{i}")
+        w.write(b"x")
+        w.commit()
+    left = set(store._intents)
+    assert len(left) == 3 and left <= set(store.blob_rows())
+    store._intents_at -= INTENT_FRESH + 1  # as if committed long ago
+    w = store.writer("AUTH_1", "c", "late")
+    w.write(b"y")
+    assert w.file_id not in left
+    info = w.commit()
+    assert not left & set(store.blob_rows())
+    assert store._intents == []  # a batch of one after the pause
+    assert store.blob_rows()[info.file_id] == "live"

@@ -57,6 +57,7 @@ from imagehop.objects.store import (
     ObjectInfo,
     ObjectReader,
     ObjectStore,
+    ObjectWriter,
 )
 from imagehop.region import Region
 from imagehop.streams import BodyTimeout, BodyTooLarge, receive_body
@@ -423,8 +424,7 @@ async def put_object(req: SwiftRequest) -> Response:
     manifest = None
     if "x-object-manifest" in req.headers:
         manifest = dlo.parse_manifest_header(from_wire(req.headers["x-object-manifest"]))
-    writer = await _thread(
-        req.store.writer,
+    writer = req.store.writer(  # the container was read just above; the commit checks it again
         req.account,
         req.container,
         req.obj,
@@ -432,18 +432,33 @@ async def put_object(req: SwiftRequest) -> Response:
         meta=meta,
         expected_etag=req.headers.get("etag"),
         delete_at=expires,
+        check=False,
     )
     if manifest is not None:  # a DLO: its own body is kept (``?multipart-manifest=get`` returns it)
         writer.kind, writer.manifest = "dlo", manifest
     try:
-        received = await _stream_into(req, writer.write_buffer, length)
-        if length is not None and received != length:
-            raise SwiftError(499, "")
-        info = await _thread(writer.commit)
+        if length is not None and length <= SMALL_BODY:  # read here, then written and committed in one hop
+            body = await _read_body(req, length)
+            if len(body) != length:
+                raise SwiftError(499, "")
+            info = await _thread(_write_and_commit, writer, body)
+        else:
+            received = await _stream_into(req, writer.write_buffer, length)
+            if length is not None and received != length:
+                raise SwiftError(499, "")
+            info = await _thread(writer.commit)
     except BaseException:
         await _thread(writer.abort)
         raise
     return Response(status_code=201, headers=_created_headers(info))
+
+
+SMALL_BODY = 64 << 10  # bodies up to this size are read whole before a worker thread writes them
+
+
+def _write_and_commit(writer: ObjectWriter, body: bytes) -> ObjectInfo:
+    writer.write_buffer(body)
+    return writer.commit()
 
 
 ACCEPTABLE = {"plain": "text/plain", "json": "application/json", "xml": "application/xml"}

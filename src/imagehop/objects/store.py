@@ -29,6 +29,10 @@ Bytes: a blob (see ``objects/blobs``) holds only an object's data runs, packed; 
 ``object_blobs`` keeps its extent map, so holes never reach the blob store. Durability: before the
 first byte, an intent row (``writing``, with this process as holder and a lease) is committed; the
 blob is made durable; then one transaction turns the intent ``live`` and commits the object row.
+A process that writes often commits its intents ahead, several in one transaction (up to
+``intent_batch``, see :meth:`ObjectStore._begin_blob`), and hands one to each new blob: a small PUT
+then costs one transaction, not two. An intent not handed out is no different from one whose
+writer has not written yet: it is dropped when it gets old, or discarded by housekeeping after a crash.
 The replaced or deleted blob turns ``deleting`` and is removed once ``delete_grace`` has passed, so
 readers in flight finish. A crash leaves an intent whose holder is gone or whose lease ran out, and
 :meth:`housekeeping` discards it; nothing is ever found by listing the store. Names never reach
@@ -44,6 +48,7 @@ import hashlib
 import json
 import logging
 import os
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
@@ -67,6 +72,10 @@ ZEROS = bytes(CHUNK)
 EMPTY_MD5 = hashlib.md5(b"").hexdigest()
 MAX_SEGMENT_DEPTH = 10
 WRITE_LEASE = 600.0  # seconds an unfinished write stays ours without a sign of life (renewed while writing)
+INTENT_BATCH = 16  # at most this many intents are committed ahead in one transaction
+INTENT_FRESH = WRITE_LEASE / 4  # an intent committed ahead is handed out only this long (then dropped)
+INTENT_BURST = 5.0  # seconds: a pool that runs dry this soon after its refill is refilled with twice as many
+INLINE_HASH = 64 << 10  # smaller pieces are hashed in the caller's thread: a hop to the pool costs more
 
 # Hashing runs beside the writer: hashlib releases the GIL on large buffers, so MD5 of one chunk
 # overlaps the write of the next and the receipt of the one after (PERFORMANCE.md).
@@ -160,27 +169,78 @@ def _now() -> float:
 
 
 class ObjectStore:
-    def __init__(self, engine: Engine, data_dir: Path, blobs: BlobStore | None = None) -> None:
+    def __init__(
+        self, engine: Engine, data_dir: Path, blobs: BlobStore | None = None, intent_batch: int = INTENT_BATCH
+    ) -> None:
         self.engine = engine
         if blobs is None:
             from imagehop.objects.blobs.file import FileBlobStore
 
             blobs = FileBlobStore(Path(data_dir) / "objects")
         self.blobs = blobs
+        self.intent_batch = max(1, intent_batch)
+        self._intents: list[str] = []  # committed intents of this process not handed to a writer yet
+        self._intents_at = 0.0  # when they were committed (time.monotonic())
+        self._intents_next = 1  # how many the next refill commits
+        self._intents_holder = ""  # the process they were committed for (holder_id())
+        self._intents_lock = threading.Lock()
 
     # --- blobs: intents, deferred deletes, housekeeping
 
-    def _begin_blob(self) -> str:
-        """A new blob id whose intent row (``writing``, held by this process) is committed."""
-        blob_id = uuid.uuid4().hex
-        now = _now()
-        with self.engine.begin() as conn:
-            conn.execute(
-                object_blobs.insert().values(
-                    id=blob_id, state="writing", holder=holder_id(), lease_until=now + WRITE_LEASE, created_at=now
-                )
-            )
-        return blob_id
+    def _begin_blob(self) -> tuple[str, float]:
+        """A new blob id whose intent row (``writing``, held by this process) is committed, and when
+        it was committed (``time.monotonic()``; its lease runs from then).
+
+        Intents are committed ahead, in batches that double (up to ``intent_batch``) while writes
+        keep coming and fall back to one after a pause, so a busy process pays one transaction per
+        batch and an idle one leaves at most one intent unused. An id is handed out once, by this
+        process only, and only while its lease is young (:data:`INTENT_FRESH`): the writer then
+        renews it as any other. Older ones are deleted in the refill's transaction; nothing was
+        written under them. Crash safety is the same as with one intent per write: every id bytes
+        are written under has a committed ``writing`` row first, and the commit turns it ``live``
+        only if it is still ours.
+        """
+        with self._intents_lock:
+            now = time.monotonic()
+            if self._intents_holder != holder_id():  # a forked child: the parent's intents are not ours
+                self._intents, self._intents_at = [], 0.0
+            if self._intents and now - self._intents_at < INTENT_FRESH:
+                return self._intents.pop(), self._intents_at
+            stale, self._intents = self._intents, []
+            if stale or now - self._intents_at > INTENT_BURST:
+                self._intents_next = 1
+            batch = min(self._intents_next, self.intent_batch)
+            self._intents_next = min(batch * 2, self.intent_batch)
+            ids = [uuid.uuid4().hex for _ in range(batch)]
+            wall = _now()
+            b = object_blobs
+            with self.engine.begin() as conn:
+                if stale:
+                    conn.execute(b.delete().where(b.c.id.in_(stale), b.c.state == "writing", b.c.holder == holder_id()))
+                conn.execute(
+                    b.insert(),
+                    [
+                        {"id": i, "state": "writing", "holder": holder_id(), "lease_until": wall + WRITE_LEASE,
+                         "created_at": wall}
+                        for i in ids
+                    ],
+                )  # fmt: skip
+            self._intents_at, self._intents_holder = now, holder_id()
+            blob_id = ids.pop()
+            self._intents = ids
+            return blob_id, now
+
+    def release_intents(self) -> int:
+        """Delete the intents committed ahead and not handed out (at shutdown, and in tests that count
+        rows); how many."""
+        with self._intents_lock:
+            ids, self._intents = self._intents, []
+            self._intents_at = 0.0
+            if ids and self._intents_holder == holder_id():
+                b = object_blobs
+                with self.engine.begin() as conn:
+                    conn.execute(b.delete().where(b.c.id.in_(ids), b.c.state == "writing", b.c.holder == holder_id()))
+            return len(ids)
 
     def _renew(self, blob_id: str) -> bool:
         with self.engine.begin() as conn:
@@ -283,7 +343,8 @@ class ObjectStore:
         return reaped
 
     def blob_rows(self) -> dict[str, str]:
-        """Every blob row: id -> state (audits and tests)."""
+        """Every blob row: id -> state (audits and tests; intents committed ahead are ``writing``
+        rows too, see :meth:`release_intents`)."""
         with self.engine.connect() as conn:
             return {r.id: r.state for r in conn.execute(sa.select(object_blobs.c.id, object_blobs.c.state))}
 
@@ -490,13 +551,17 @@ class ObjectStore:
         delete_at: float | None = None,
         hashes: Sequence[str] = (),
         known_etag: str | None = None,
+        check: bool = True,
     ) -> ObjectWriter:
         """A streaming writer for a new version of ``name``; the container must exist.
 
         ``known_etag``: for in-process callers that proved the content identical to bytes whose MD5
         they know (e.g. by a stronger digest): it becomes the ETag and no MD5 is computed.
+        ``check=False``: the caller has just read the container (the commit checks it again); then
+        no database is touched here and it may be called from async code.
         """
-        self.get_container(account, container)
+        if check:
+            self.get_container(account, container)
         return ObjectWriter(
             self, account, container, name, content_type, meta or {}, expected_etag, delete_at, hashes, known_etag
         )
@@ -862,9 +927,12 @@ class _HashChain:
         self.hash = hashlib.new(name)
         self._pending: Future[None] | None = None
 
-    def feed(self, data: bytes) -> None:
+    def feed(self, data: bytes | bytearray | memoryview) -> None:
         self.wait()
-        self._pending = _hash_pool.submit(self.hash.update, data)
+        if len(data) < INLINE_HASH:
+            self.hash.update(data)
+        else:
+            self._pending = _hash_pool.submit(self.hash.update, data)
 
     def feed_zeros(self, n: int) -> None:
         self.wait()
@@ -927,8 +995,7 @@ class ObjectWriter:
 
     def _open_blob(self) -> BlobWriter:
         if self._blob is None:
-            self.file_id = self.store._begin_blob()
-            self._renewed = time.monotonic()
+            self.file_id, self._renewed = self.store._begin_blob()
             self._blob = self.store.blobs.writer(self.file_id)
         elif time.monotonic() - self._renewed > WRITE_LEASE / 4:
             self._renewed = time.monotonic()
