@@ -22,24 +22,37 @@ writer and its blob intent, for ever: after ``body_timeout`` seconds with no byt
 connection is closed, so the application sees the client as gone and aborts the write. Time when
 the server itself is not reading (flow control, a 100-continue not yet sent) does not count; a body
 read through :class:`DirectBody` is watched by its reader (``streams.receive_body``).
+
+A large download costs, the other way round, a ``pread`` into a new 1 MiB ``bytes`` in a worker
+thread, a hop to the loop and a ``send`` from it for every MiB. Over plain TCP the protocol offers
+ASGI's zero-copy send extension (``http.response.zerocopy`` in ``extensions``; the message has
+``file``, ``offset``, ``count``, ``more_body``): the kernel copies the bytes from the page cache to the
+socket (``sendfile``), in a worker thread, so a file not in the page cache never blocks the loop.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import logging
 import os
 import re
+import select
+import time
 from typing import Any
 
 import httptools
+from starlette.concurrency import run_in_threadpool
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol, RequestResponseCycle
 
 BODY_TIMEOUT = 60.0  # seconds without body bytes before a request is answered 408 (Swift's client_timeout)
 MAX_REQUEST_LINE = 65536  # longer lines go to the parser as they are (it refuses them)
 _HIGH = re.compile(rb"[\x80-\xff]")
 DIRECT_BODY = "imagehop.direct_body"  # the scope extension holding a request's DirectBody
+ZEROCOPY = "http.response.zerocopy"  # ASGI's zero-copy send extension (and its message type)
+STALL = 0.005  # seconds a sending thread waits for room in the socket before handing the wait to the loop
+TURN = 0.25  # seconds at most one thread call keeps sending to a slow client
 
 
 log = logging.getLogger(__name__)
@@ -93,6 +106,9 @@ class Utf8RequestLineProtocol(HttpToolsProtocol):
             return
         if self.scope["method"] in ("PUT", "POST"):
             self.scope.setdefault("extensions", {})[DIRECT_BODY] = DirectBody(self, cycle)  # type: ignore[index]
+        elif self.scope["method"] == "GET" and self.transport.get_extra_info("sslcontext") is None:
+            self.scope.setdefault("extensions", {})[ZEROCOPY] = {}  # type: ignore[index]
+            cycle.send = ZeroCopySend(cycle, cycle.send)  # type: ignore[method-assign]
         if self.scope["http_version"] == "1.0" and self.parser.should_keep_alive():
             _keep_http10_alive(cycle)
 
@@ -235,3 +251,95 @@ class DirectBody:
         if self.fd is not None and self.fd >= 0:
             os.close(self.fd)
             self.fd = -1  # taken once only
+
+
+class ZeroCopySend:
+    """A request cycle's ``send`` that also takes ``http.response.zerocopy`` messages (response body
+    bytes straight from a file to the socket by ``sendfile``); every other message goes on as it was."""
+
+    def __init__(self, cycle: RequestResponseCycle, send: Any) -> None:
+        self.cycle = cycle
+        self.send = send
+
+    async def __call__(self, message: Any) -> None:
+        if message["type"] != ZEROCOPY:
+            await self.send(message)
+            return
+        cycle = self.cycle
+        file = message["file"]
+        fd = file if isinstance(file, int) else file.fileno()
+        offset, count = message.get("offset") or 0, message.get("count")
+        if count is None:
+            count = os.fstat(fd).st_size - offset
+        more_body = message.get("more_body", False)
+        if not cycle.response_started or cycle.response_complete or cycle.chunked_encoding is not False:
+            raise RuntimeError("a zero-copy body needs a started response with a Content-Length")
+        if count > cycle.expected_content_length:
+            raise RuntimeError("Response content longer than Content-Length")
+        if cycle.flow.write_paused and not cycle.disconnected:
+            await cycle.flow.drain()
+        transport = cycle.transport
+        sock = transport.get_extra_info("socket")
+        while not cycle.disconnected and not transport.is_closing() and transport.get_write_buffer_size():
+            await asyncio.sleep(0.002)  # what was written before (the head) goes out first
+        if cycle.disconnected or transport.is_closing() or sock is None:
+            return
+        out = os.dup(sock.fileno())
+        try:
+            sent = 0
+            while sent < count:
+                sent += await run_in_threadpool(_sendfile, out, fd, offset + sent, count - sent)
+                if sent < count:
+                    await _writable(out)
+        except (BrokenPipeError, ConnectionError):
+            transport.close()  # the client went away: as uvicorn's send, nothing more is sent
+            return
+        except BaseException:
+            transport.close()  # part of the body went out: the connection cannot go on
+            raise
+        finally:
+            os.close(out)
+        cycle.expected_content_length -= count
+        if not more_body:
+            await self.send({"type": "http.response.body", "body": b"", "more_body": False})
+
+
+def _sendfile(out: int, fd: int, offset: int, count: int) -> int:
+    """``sendfile`` while the socket takes bytes (for at most :data:`TURN`); how many were sent."""
+    sent = 0
+    deadline = time.monotonic() + TURN
+    poller = None
+    while sent < count:
+        try:
+            n = os.sendfile(out, fd, offset + sent, count - sent)
+        except BlockingIOError:
+            if poller is None:
+                poller = select.poll()
+                poller.register(out, select.POLLOUT)
+            if not poller.poll(STALL * 1000) or time.monotonic() > deadline:
+                return sent
+            continue
+        except OSError as exc:
+            if exc.errno in (errno.EPIPE, errno.ECONNRESET):
+                raise ConnectionError(str(exc)) from exc
+            raise
+        if n == 0:
+            raise OSError(errno.EIO, "the file is shorter than the response says")
+        sent += n
+    return sent
+
+
+async def _writable(fd: int) -> None:
+    """Wait on the event loop until the socket ``fd`` has room again."""
+    loop = asyncio.get_running_loop()
+    ready = loop.create_future()
+
+    def wake() -> None:
+        if not ready.done():
+            ready.set_result(None)
+
+    loop.add_writer(fd, wake)
+    try:
+        await ready
+    finally:
+        loop.remove_writer(fd)

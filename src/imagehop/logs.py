@@ -97,6 +97,8 @@ class AccessLog:
                 request_id = found.decode("latin-1")
             elif message["type"] == "http.response.body":
                 size += len(message.get("body", b""))
+            elif message["type"] == "http.response.zerocopy":  # sendfile (see http_protocol)
+                size += message.get("count") or 0
             await send(message)
 
         try:

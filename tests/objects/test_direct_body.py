@@ -1,4 +1,5 @@
-"""Large object bodies read straight from the socket (``streams.receive_body``), spoken to in raw HTTP.
+"""Large object bodies read straight from the socket (``streams.receive_body``) and sent from the file
+(``sendfile``, the zero-copy send of ``http_protocol``), spoken to in raw HTTP.
 
 A ``Content-Length`` body of more than 256 KiB skips the HTTP parser: a worker thread reads it into
 reused buffers. These tests send such bodies the ways a client may (in odd pieces with pauses, with
@@ -158,3 +159,58 @@ def test_a_body_cut_off_halfway_leaves_nothing(plain: Cloud) -> None:
     # and the server still takes a whole one
     stored = httpx.put(url, headers={"X-Auth-Token": token}, content=body)
     assert (stored.status_code, stored.headers["etag"]) == (201, hashlib.md5(body).hexdigest())
+
+
+def _big_sparse() -> bytes:
+    """24 MiB, more than the socket buffers hold: data, a hole, data off the 1 MiB offsets, a hole."""
+    return os.urandom(9 * MiB + 11) + bytes(5 * MiB) + os.urandom(7 * MiB - 11) + bytes(3 * MiB)
+
+
+def test_downloads_sent_from_the_file_to_a_slow_reader_keep_the_connection(plain: Cloud) -> None:
+    """A whole GET, a range GET and a HEAD in one send to a client that reads slowly: each answer is
+    the stored bytes (holes as zeros), in order, on one connection."""
+    token = plain.token()
+    body = _big_sparse()
+    url = f"{storage_url(plain)}/direct"
+    httpx.put(url, headers={"X-Auth-Token": token}).raise_for_status()
+    httpx.put(f"{url}/big", headers={"X-Auth-Token": token}, content=body).raise_for_status()
+    sock, stream, base, host = _connect(plain)
+    with sock, stream:
+        sock.sendall(
+            _request("GET", f"{base}/direct/big", host, token)
+            + _request("GET", f"{base}/direct/big", host, token, {"Range": "bytes=9437180-16777300"})
+            + _request("HEAD", f"{base}/direct/big", host, token)
+        )
+        time.sleep(0.5)  # the server finds the socket full and waits for room
+        status = int(stream.readline().split()[1])
+        headers = {}
+        while (line := stream.readline()) != b"\r\n":
+            name, _, value = line.decode().partition(":")
+            headers[name.strip().lower()] = value.strip()
+        assert (status, headers["content-length"]) == (200, str(len(body)))
+        got = bytearray()
+        while len(got) < len(body):
+            got += stream.read(min(MiB, len(body) - len(got)))
+            if len(got) < 4 * MiB:
+                time.sleep(0.05)
+        assert got == body
+        status, headers, got = _response(stream)
+        assert (status, headers["content-range"]) == (206, f"bytes 9437180-16777300/{len(body)}")
+        assert got == body[9437180:16777301]
+        status, headers, _ = _response(stream, head=True)
+        assert (status, headers["content-length"]) == (200, str(len(body)))
+
+
+def test_a_download_dropped_halfway_leaves_the_server_answering(plain: Cloud) -> None:
+    token = plain.token()
+    body = _big_sparse()
+    url = f"{storage_url(plain)}/direct"
+    httpx.put(url, headers={"X-Auth-Token": token}).raise_for_status()
+    httpx.put(f"{url}/dropped", headers={"X-Auth-Token": token}, content=body).raise_for_status()
+    for _ in range(3):
+        sock, stream, base, host = _connect(plain)
+        with sock, stream:
+            sock.sendall(_request("GET", f"{base}/direct/dropped", host, token))
+            stream.read(MiB)
+    got = httpx.get(f"{url}/dropped", headers={"X-Auth-Token": token})
+    assert (got.status_code, got.content == body) == (200, True)

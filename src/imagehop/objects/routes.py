@@ -24,6 +24,7 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import BaseRoute, Route
 
 from imagehop import bodies
+from imagehop.http_protocol import ZEROCOPY
 from imagehop.identity.caller import Caller, require_caller
 from imagehop.identity.service import IdentityError
 from imagehop.objects import acl, bulk, dlo, slo, tempurl
@@ -49,6 +50,7 @@ from imagehop.objects.constraints import (
 from imagehop.objects.listing import CONTENT_TYPES, choose_format, listing_params, render_containers, render_objects
 from imagehop.objects.store import (
     CHUNK,
+    ZEROS,
     BrokenLargeObject,
     ContainerNotEmpty,
     EtagMismatch,
@@ -760,12 +762,12 @@ async def _plain_object(req: SwiftRequest, info: ObjectInfo, *, resolve: bool) -
         reader.close()
         return Response(b"", 200, headers=headers)
     if ranges is None:
-        return StreamingResponse(_stream(reader, [(0, size)]), 200, headers=headers)
+        return _FileResponse(reader, (0, size), 200, headers)
     if len(ranges) == 1:
         start, length = ranges[0]
         headers["Content-Length"] = str(length)
         headers["Content-Range"] = f"bytes {start}-{start + length - 1}/{size}"
-        return StreamingResponse(_stream(reader, ranges), 206, headers=headers)
+        return _FileResponse(reader, ranges[0], 206, headers)
     boundary = secrets.token_hex(16)
     preambles = [
         (
@@ -799,6 +801,36 @@ def _stream(
             yield closing
     finally:
         reader.close()
+
+
+class _FileResponse(StreamingResponse):
+    """One range of an object: where the server takes zero-copy sends (``http_protocol``) and the bytes
+    are in open files (the ``file`` blob store), the kernel sends them from the page cache; else the
+    bytes are read and sent piece by piece (:func:`_stream`)."""
+
+    def __init__(self, reader: ObjectReader, span: tuple[int, int], status: int, headers: dict[str, str]) -> None:
+        super().__init__(_stream(reader, [span]), status, headers=headers)
+        self.reader, self.span = reader, span
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        runs = self.reader.file_runs(*self.span) if ZEROCOPY in scope.get("extensions", {}) else None
+        if runs is None:
+            await super().__call__(scope, receive, send)
+            return
+        self.body_iterator = iter(())  # the streaming body is not used: nothing to close
+        try:
+            await send({"type": "http.response.start", "status": self.status_code, "headers": self.raw_headers})
+            for fd, offset, n in runs:
+                if fd is None:  # a hole
+                    for at in range(0, n, CHUNK):
+                        await send(
+                            {"type": "http.response.body", "body": ZEROS[: min(CHUNK, n - at)], "more_body": True}
+                        )
+                else:
+                    await send({"type": ZEROCOPY, "file": fd, "offset": offset, "count": n, "more_body": True})
+            await send({"type": "http.response.body", "body": b"", "more_body": False})
+        finally:
+            await run_in_threadpool(self.reader.close)
 
 
 MAX_RANGES, MAX_RANGE_OVERLAPS, MAX_NONASCENDING_RANGES = 50, 2, 8

@@ -1306,6 +1306,30 @@ class ObjectReader:
                             raise BrokenLargeObject(str(exc)) from None
                         pos += n
 
+    def file_runs(self, start: int, length: int) -> list[tuple[int | None, int, int]] | None:
+        """The bytes [start, start + length) as ``(file descriptor, offset in it, n)`` runs, ``None``
+        for a run of zeros (a hole); None when they are not all in open files (a blob store without
+        them, an SLO's inline data, more than one blob)."""
+        blobs = {part.blob.id for part in self.parts if part.blob is not None}
+        if len(blobs) > 1 or any(part.data is not None for part in self.parts):
+            return None
+        out: list[tuple[int | None, int, int]] = []
+        end = min(start + length, self.size)
+        for part in _slice_parts(self.parts, start, end):
+            pos, stop = part.offset, part.offset + part.length
+            runs = part.blob.runs_within(pos, stop) if part.blob is not None else iter(())
+            for run_start, run_length, at in [*runs, (stop, 0, 0)]:
+                if pos < run_start:
+                    out.append((None, 0, run_start - pos))
+                    pos = run_start
+                if run_length:
+                    fileno = getattr(self._reader(part.blob), "fileno", None)  # type: ignore[arg-type]
+                    if fileno is None:
+                        return None
+                    out.append((fileno(), at, run_length))
+                    pos = run_start + run_length
+        return out
+
     def __iter__(self) -> Iterator[bytes]:
         return self.iter_range(0, self.size)
 

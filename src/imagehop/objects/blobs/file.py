@@ -159,6 +159,11 @@ class FileBlobReader:
         except FileNotFoundError:
             raise BlobError("a stored blob is missing") from None
 
+    def fileno(self) -> int:
+        """The open file (a response may ``sendfile`` from it)."""
+        assert self.fd is not None
+        return self.fd
+
     def read(self, offset: int, length: int) -> bytes:
         assert self.fd is not None
         data = os.pread(self.fd, length, offset)
