@@ -35,7 +35,6 @@ import fcntl
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -48,6 +47,7 @@ import httpx
 import yaml
 
 from tests.peers import peers_dir
+from tests.support.ports import free_port
 
 PINS = ("keystone==30.0.0", "glance==33.0.0", "uwsgi==2.0.31")
 VENV_NAME = "openstack-k30-g33"
@@ -207,13 +207,6 @@ def _write_glance_conf(
 
 # ---------------------------------------------------------------------------------------------
 # Processes
-
-
-def free_port() -> int:
-    """A free loopback port (the kernel's ephemeral range, so never a well-known service port)."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @dataclass

@@ -16,7 +16,6 @@ import fcntl
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -27,6 +26,7 @@ from pathlib import Path
 import httpx
 
 from tests.peers import peers_dir
+from tests.support.ports import free_port
 
 VERSION = "4.48"
 
@@ -48,27 +48,6 @@ def build() -> Path:
     return weed
 
 
-def _free(port: int) -> bool:
-    with socket.socket() as sock:
-        try:
-            sock.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-    return True
-
-
-def free_port_pair(taken: set[int]) -> int:
-    """A free loopback port whose port + 10000 is free too (SeaweedFS's gRPC twin)."""
-    for _ in range(200):
-        with socket.socket() as sock:
-            sock.bind(("127.0.0.1", 0))
-            port = sock.getsockname()[1]
-        if port + 10000 < 65536 and port not in taken and _free(port + 10000):
-            taken.update((port, port + 10000))
-            return port
-    raise RuntimeError("no free port pair for SeaweedFS")
-
-
 @dataclass
 class SeaweedFS:
     proc: subprocess.Popen
@@ -87,9 +66,8 @@ class SeaweedFS:
             "name": "imagehop", "credentials": [{"accessKey": access_key, "secretKey": secret_key}],
             "actions": ["Admin", "Read", "Write", "List", "Tagging"],
         }]}))  # fmt: skip
-        taken: set[int] = set()
-        master, volume, filer = (free_port_pair(taken) for _ in range(3))
-        s3 = free_port_pair(taken)
+        # SeaweedFS's gRPC twin of each port is port + 10000: free_port(pair=True) claims both.
+        master, volume, filer, s3 = (free_port(pair=True) for _ in range(4))
         (work / "data").mkdir(exist_ok=True)
         log = work / "weed.log"
         args = [

@@ -29,7 +29,6 @@ import fcntl
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -41,6 +40,7 @@ from pathlib import Path
 import httpx
 
 from tests.peers import peers_dir
+from tests.support.ports import free_port
 
 VERSION = "2.38.3"
 # Swift and the authtoken middleware its keystoneauth needs (the version Glance 33's peer runs); clients
@@ -111,12 +111,6 @@ def _die_with_parent() -> None:
     """In the child: SIGTERM when the process that started the peer dies (a killed test run leaves no peer)."""
     libc = ctypes.CDLL(None, use_errno=True)
     libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @dataclass(frozen=True)

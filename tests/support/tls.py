@@ -8,7 +8,6 @@ import asyncio
 import contextlib
 import datetime
 import ipaddress
-import socket
 import ssl
 import threading
 from dataclasses import dataclass
@@ -18,6 +17,8 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
+
+from tests.support.ports import free_port
 
 
 @dataclass(frozen=True)
@@ -63,12 +64,6 @@ def make_certificates(folder: Path) -> Certificates:
         key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
     )
     return paths
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 class TlsProxy:

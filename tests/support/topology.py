@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 from dataclasses import dataclass, field
@@ -25,13 +24,8 @@ import httpx
 
 from tests.peers.seaweedfs import SeaweedFS
 from tests.support.cloud import Cloud, create_pg_database
+from tests.support.ports import free_port
 from tests.support.wait import wait_for
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @dataclass
