@@ -22,8 +22,9 @@ def test_boots_deletion_and_snapshot_survive_a_crash(cloud_factory, backend: str
     cloud: Cloud = cloud_factory("crash", backend, regions=("ORD",))
     cloud.start()
     small = create_image(cloud, "ORD", "small", disk_bytes(8 * MiB, seed=4))
-    # 256 MiB with 128 MiB of data: four boots of it take a while to write their disks
-    big = create_image(cloud, "ORD", "big", write_disk(tmp_path / "big.raw", 256 * MiB, seed=5))
+    # 512 MiB with 256 MiB of data: four boots of it take a while to write their disks (with 128 MiB of
+    # data, a quiet machine once finished three of them before the crash)
+    big = create_image(cloud, "ORD", "big", write_disk(tmp_path / "big.raw", 512 * MiB, seed=5))
     compute, glance = Compute(cloud), Glance(cloud)
     to_image, to_delete = (compute.boot(small["id"], name=n)["id"] for n in ("to-image", "to-delete"))
     for sid in (to_image, to_delete):
