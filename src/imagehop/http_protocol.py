@@ -46,6 +46,8 @@ import httptools
 from starlette.concurrency import run_in_threadpool
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol, RequestResponseCycle
 
+from imagehop.streams import fd_ready
+
 BODY_TIMEOUT = 60.0  # seconds without body bytes before a request is answered 408 (Swift's client_timeout)
 MAX_REQUEST_LINE = 65536  # longer lines go to the parser as they are (it refuses them)
 _HIGH = re.compile(rb"[\x80-\xff]")
@@ -290,7 +292,7 @@ class ZeroCopySend:
             while sent < count:
                 sent += await run_in_threadpool(_sendfile, out, fd, offset + sent, count - sent)
                 if sent < count:
-                    await _writable(out)
+                    await fd_ready(out, write=True)
         except (BrokenPipeError, ConnectionError):
             transport.close()  # the client went away: as uvicorn's send, nothing more is sent
             return
@@ -327,19 +329,3 @@ def _sendfile(out: int, fd: int, offset: int, count: int) -> int:
             raise OSError(errno.EIO, "the file is shorter than the response says")
         sent += n
     return sent
-
-
-async def _writable(fd: int) -> None:
-    """Wait on the event loop until the socket ``fd`` has room again."""
-    loop = asyncio.get_running_loop()
-    ready = loop.create_future()
-
-    def wake() -> None:
-        if not ready.done():
-            ready.set_result(None)
-
-    loop.add_writer(fd, wake)
-    try:
-        await ready
-    finally:
-        loop.remove_writer(fd)

@@ -101,7 +101,10 @@ async def receive_body(request: Request, write: Callable[[bytearray | bytes], No
                 filled = 0
                 turn ^= 1
             else:
-                await _readable(fd, direct.protocol.body_timeout)
+                try:
+                    await fd_ready(fd, timeout=direct.protocol.body_timeout)
+                except TimeoutError:
+                    raise BodyTimeout(direct.protocol.body_timeout) from None
         direct.finish()
         return received
     except BaseException:
@@ -140,9 +143,9 @@ def _fill_and_write(fd: int, buffer: bytearray, filled: int, want: int, write: C
     return want
 
 
-async def _readable(fd: int, timeout: float) -> None:
-    """Wait on the event loop, not in a thread, until ``fd`` has bytes (or an end) to read;
-    :class:`BodyTimeout` after ``timeout`` seconds."""
+async def fd_ready(fd: int, *, write: bool = False, timeout: float | None = None) -> None:
+    """Wait on the event loop, not in a thread, until ``fd`` has bytes (or an end) to read, or with
+    ``write`` room to write; :class:`TimeoutError` after ``timeout`` seconds."""
     loop = asyncio.get_running_loop()
     ready = loop.create_future()
 
@@ -150,10 +153,9 @@ async def _readable(fd: int, timeout: float) -> None:
         if not ready.done():
             ready.set_result(None)
 
-    loop.add_reader(fd, wake)
+    add, remove = (loop.add_writer, loop.remove_writer) if write else (loop.add_reader, loop.remove_reader)
+    add(fd, wake)
     try:
         await asyncio.wait_for(ready, timeout)
-    except TimeoutError:
-        raise BodyTimeout(timeout) from None
     finally:
-        loop.remove_reader(fd)
+        remove(fd)
