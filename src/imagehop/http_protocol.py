@@ -39,22 +39,19 @@ import logging
 import os
 import re
 import select
-import time
 from typing import Any
 
 import httptools
 from starlette.concurrency import run_in_threadpool
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol, RequestResponseCycle
 
-from imagehop.streams import fd_ready
+from imagehop.streams import Turn, fd_ready
 
 BODY_TIMEOUT = 60.0  # seconds without body bytes before a request is answered 408 (Swift's client_timeout)
 MAX_REQUEST_LINE = 65536  # longer lines go to the parser as they are (it refuses them)
 _HIGH = re.compile(rb"[\x80-\xff]")
 DIRECT_BODY = "imagehop.direct_body"  # the scope extension holding a request's DirectBody
 ZEROCOPY = "http.response.zerocopy"  # ASGI's zero-copy send extension (and its message type)
-STALL = 0.005  # seconds a sending thread waits for room in the socket before handing the wait to the loop
-TURN = 0.25  # seconds at most one thread call keeps sending to a slow client
 
 
 log = logging.getLogger(__name__)
@@ -307,18 +304,14 @@ class ZeroCopySend:
 
 
 def _sendfile(out: int, fd: int, offset: int, count: int) -> int:
-    """``sendfile`` while the socket takes bytes (for at most :data:`TURN`); how many were sent."""
+    """``sendfile`` while the socket takes bytes (for at most :data:`streams.TURN`); how many were sent."""
     sent = 0
-    deadline = time.monotonic() + TURN
-    poller = None
+    turn = Turn(out, select.POLLOUT)
     while sent < count:
         try:
             n = os.sendfile(out, fd, offset + sent, count - sent)
         except BlockingIOError:
-            if poller is None:
-                poller = select.poll()
-                poller.register(out, select.POLLOUT)
-            if not poller.poll(STALL * 1000) or time.monotonic() > deadline:
+            if not turn.wait():
                 return sent
             continue
         except OSError as exc:

@@ -28,6 +28,23 @@ STALL = 0.005  # seconds a reading thread waits for more bytes before handing th
 TURN = 0.25  # seconds at most one thread call keeps reading a trickling client
 
 
+class Turn:
+    """One worker-thread call's time with a non-blocking descriptor: when it is not ready, a wait of
+    at most :data:`STALL`, and at most :data:`TURN` in all, then the caller hands the wait to the loop."""
+
+    def __init__(self, fd: int, event: int) -> None:
+        self.fd, self.event = fd, event
+        self.deadline = time.monotonic() + TURN
+        self.poller: select.poll | None = None
+
+    def wait(self) -> bool:
+        """Whether the descriptor became ready soon enough to go on in this call."""
+        if self.poller is None:
+            self.poller = select.poll()
+            self.poller.register(self.fd, self.event)
+        return bool(self.poller.poll(STALL * 1000)) and time.monotonic() <= self.deadline
+
+
 class BodyTimeout(Exception):
     """The client sent no bytes of the body for ``seconds``: answer 408 (the connection then closes)."""
 
@@ -118,16 +135,12 @@ def _fill_and_write(fd: int, buffer: bytearray, filled: int, want: int, write: C
     Returns how many bytes it holds (a short count: the caller waits for the socket, then calls again)."""
     view = memoryview(buffer)
     try:
-        deadline = time.monotonic() + TURN
-        poller = None
+        turn = Turn(fd, select.POLLIN)
         while filled < want:
             try:
                 n = os.readv(fd, [view[filled:want]])
             except BlockingIOError:
-                if poller is None:
-                    poller = select.poll()
-                    poller.register(fd, select.POLLIN)
-                if not poller.poll(STALL * 1000) or time.monotonic() > deadline:
+                if not turn.wait():
                     return filled
                 continue
             except OSError as exc:  # reset by the peer
