@@ -3,6 +3,8 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
+# Test processes (pytest-xdist); each gets its own block of ports and its own peers. 0 runs serially.
+PYTEST_WORKERS ?= 2
 
 .PHONY: install system-deps demo test test-fast lint bench serve clean
 
@@ -35,10 +37,10 @@ demo: install
 	$(BIN)/imagehop demo $(DEMO_ARGS)
 
 test: install
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) --dist loadfile
 
 test-fast: install
-	$(BIN)/python -m pytest -m "not slow"
+	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) --dist loadfile -m "not slow"
 
 lint: install
 	$(BIN)/ruff check src tests bench

@@ -23,6 +23,19 @@ from tests.support.cloud import (  # noqa: F401 (re-exported)
     drop_pg_databases,
     make_cloud,
 )
+from tests.support.differential import AgreementCount
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """The differential suites' agreement counts, registered here: under pytest-xdist only this
+    top-level conftest is loaded in the process that prints the summary (the folders' load in the workers)."""
+    from tests.images.differential.sides import DOCUMENTED
+    from tests.images.differential.sides import PEER as GLANCE
+    from tests.objects.differential.sides import PEER as SWIFT
+
+    plugins = config.pluginmanager
+    plugins.register(AgreementCount("tests/objects/differential/", SWIFT), "objects-differential-count")
+    plugins.register(AgreementCount("tests/images/differential/", GLANCE, DOCUMENTED), "images-differential-count")
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:

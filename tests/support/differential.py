@@ -2,10 +2,10 @@
 
 - :func:`diff_report`: the assertion message when imagehop's observations and the real peer's differ.
 - :class:`AgreementCount`: a pytest plugin that counts the cases of one folder by outcome and prints,
-  at the end of the run, how many agree with the peer. A folder's ``conftest.py`` registers one::
+  at the end of the run, how many agree with the peer. ``tests/conftest.py`` registers one per folder
+  (there, because under pytest-xdist the folders' own conftests are loaded only in the workers)::
 
-      def pytest_configure(config):
-          config.pluginmanager.register(AgreementCount(HERE, "Swift 2.38"), "objects-differential-count")
+      config.pluginmanager.register(AgreementCount("tests/objects/differential/", "Swift 2.38"), "...")
 """
 
 from __future__ import annotations
@@ -52,14 +52,26 @@ class AgreementCount:
     prints how many pass against ``peer`` (e.g. ``Swift 2.38``) in the terminal summary.
 
     ``documented``: node ids of the cases that passed with documented differences (filled while the
-    tests run); when given, the summary says how many of the cases that agree they are.
+    tests run); when given, the summary says how many of the cases that agree they are. Under
+    pytest-xdist the set fills in the workers: each case's report carries the mark to the process
+    that prints the summary.
     """
+
+    MARK = ("differential", "documented difference")
 
     def __init__(self, folder: str, peer: str, documented: Collection[str] | None = None) -> None:
         self.folder = folder
         self.peer = peer
         self.documented = documented
         self.outcomes: dict[str, str] = {}
+        self.with_differences: set[str] = set()
+
+    @pytest.hookimpl(hookwrapper=True)
+    def pytest_runtest_makereport(self, item: pytest.Item, call: pytest.CallInfo) -> Any:
+        outcome = yield
+        report = outcome.get_result()
+        if report.when == "call" and self.documented is not None and item.nodeid in self.documented:
+            report.user_properties.append(self.MARK)
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         if self.folder not in report.nodeid.replace("\\", "/"):
@@ -67,6 +79,8 @@ class AgreementCount:
         # The call's outcome; a setup or teardown failure counts when there is no call.
         if report.when == "call" or (report.outcome != "passed" and report.nodeid not in self.outcomes):
             self.outcomes[report.nodeid] = report.outcome
+        if tuple(self.MARK) in (tuple(p) for p in report.user_properties):
+            self.with_differences.add(report.nodeid)
 
     def pytest_terminal_summary(self, terminalreporter: pytest.TerminalReporter) -> None:
         if not self.outcomes:
@@ -75,7 +89,7 @@ class AgreementCount:
         if self.documented is None:
             detail = "pass (each agrees, or pins a difference documented in docs/api-coverage.md on both sides)"
         else:
-            with_differences = sum(1 for node in self.documented if self.outcomes.get(node) == "passed")
+            with_differences = sum(1 for node in self.with_differences if self.outcomes.get(node) == "passed")
             detail = f"agree ({with_differences} of them with documented differences)"
         terminalreporter.write_line(
             f"differential (imagehop vs {self.peer}): {agree} of {len(self.outcomes)} cases {detail}", bold=True

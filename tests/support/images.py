@@ -41,6 +41,17 @@ def wait_image(glance: Glance, image_id: str, status: str = "active", timeout: f
     return wait_for(check, f"image {image_id} is {status} with no import running", timeout=timeout)
 
 
+def ended_tasks(glance: Glance, image_id: str, timeout: float = 120) -> list[dict]:
+    """The image's tasks once every one has ended. The image is unlocked (active, or queued again) a
+    moment before its task records the outcome, as in Glance: a client waits for the task."""
+
+    def check() -> list[dict] | None:
+        tasks = glance.get(f"/v2/images/{image_id}/tasks").json()["tasks"]
+        return tasks if tasks and all(t["status"] in ("success", "failure") for t in tasks) else None
+
+    return wait_for(check, f"the tasks of image {image_id} end", timeout=timeout)
+
+
 def create_task(glance: Glance, body: dict) -> dict:
     """``POST /v2/tasks`` that must be accepted (201, with its Location)."""
     response = glance.post("/v2/tasks", json=body)
@@ -61,6 +72,8 @@ def wait_task(glance: Glance, task_id: str, timeout: float = 120) -> dict:
             assert "retry-after" not in response.headers, task
             return task
         assert response.headers["retry-after"].isdigit(), response.headers
+        # imagehop's finer hint: from 0.1 s, growing with the task's age, never past Retry-After
+        assert 0.1 <= float(response.headers["x-imagehop-poll-after"]) <= int(response.headers["retry-after"])
         return None
 
     return wait_for(check, f"task {task_id} ends", timeout=timeout)

@@ -10,12 +10,9 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.images.differential.sides import DOCUMENTED, PEER, Side, Sides, glance_side, imagehop_side
+from tests.images.differential.sides import Side, Sides, glance_side, imagehop_side
 from tests.peers.openstack import OpenStack
 from tests.support import BACKENDS, Cloud, make_cloud
-from tests.support.differential import AgreementCount
-
-HERE = "tests/images/differential/"
 
 # Loopback sources for web-download: Glance's peer allows 127.0.0.1 ([import_filtering_opts]); so must we.
 OURS_CONFIG = "[images]\nweb_download_allow_private = true\n"
@@ -40,7 +37,3 @@ def sides(ours_cloud: Cloud, theirs: Side) -> Iterator[Sides]:
     ours = imagehop_side(ours_cloud)
     yield Sides(ours, theirs)
     ours.client.close()
-
-
-def pytest_configure(config: pytest.Config) -> None:
-    config.pluginmanager.register(AgreementCount(HERE, PEER, DOCUMENTED), "images-differential-count")

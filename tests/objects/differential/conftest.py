@@ -12,10 +12,7 @@ import httpx
 import pytest
 
 from tests.conftest import Cloud, make_cloud
-from tests.objects.differential.sides import PEER, Identity, Side, Sides
-from tests.support.differential import AgreementCount
-
-HERE = "tests/objects/differential/"
+from tests.objects.differential.sides import Identity, Side, Sides
 
 IMAGEHOP_EXTRA_USERS = {"reader": "reader", "norole": "creator"}  # user name -> its only role in tenant A
 
@@ -131,7 +128,3 @@ def v3_token(identity_url: str, user: str, password: str, project: str) -> tuple
     token = response.json()["token"]
     who = Identity(token["project"]["id"], token["project"]["name"], token["user"]["id"], token["user"]["name"])
     return response.headers["X-Subject-Token"], who
-
-
-def pytest_configure(config: pytest.Config) -> None:
-    config.pluginmanager.register(AgreementCount(HERE, PEER), "objects-differential-count")
