@@ -2,8 +2,8 @@
 
 Built once into its own virtualenv (``peers_dir()/openstack-k30-g33``; concurrent builders wait on
 a lock file), then started per test session: one Keystone and one Glance per region (``ORD`` and
-``IAD`` by default) on free loopback ports, each under uWSGI, each with its own SQLite database and
-``file`` store, and stopped at the end. Glance offers every interoperable import method
+``IAD`` by default) on free loopback ports, each under uWSGI, each with its own database and ``file``
+store, and stopped at the end. Glance offers every interoperable import method
 (``glance-direct``, ``web-download``, ``glance-download``, ``copy-image``) and allows web-download
 and glance-download from loopback; both Glances share the one Keystone, so glance-download works
 between the regions, as in a real multi-region cloud.
@@ -22,6 +22,16 @@ Use it from a test through the session fixture ``real_openstack`` of ``tests/con
 region on the same Keystone with extra configuration (sections and options of glance-api.conf);
 stop it with ``openstack.stop_glance("SYD")``. The admin credentials are ``openstack.admin``.
 
+Keystone keeps SQLite. Each Glance has a MariaDB database of its own on the machine's server
+(``$IMAGEHOP_TEST_MYSQL``, ``root@127.0.0.1:3306`` by default, with ``$IMAGEHOP_TEST_MYSQL_PASSWORD``
+if it needs one; the ``mysql`` and ``mysqldump`` clients load and save it), as in real deployments:
+on SQLite, Glance's task thread failed to move a task to ``processing`` now and then (``database is
+locked``: oslo.db opens every transaction with a deferred ``BEGIN``, and a read transaction that then
+writes beside another writer is refused at once, whatever the busy timeout), swallowed the error and
+left the task ``pending`` for ever. MariaDB's strict mode also refuses what Glance's columns cannot
+hold (a 300-character property name), as Glance on MySQL does. The databases are named
+``ihpeer_<pid>_...`` and dropped at the end; those of dead processes are dropped at the next start.
+
 From a script or the bench, ``with OpenStack.running(path) as cloud:`` does the same. Building takes
 a few minutes the first time (uWSGI compiles); later starts take about 10 s. Set
 ``IMAGEHOP_PEERS_DIR`` to share one build between checkouts. Logs of each service are in its folder
@@ -33,6 +43,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
+import secrets
 import shutil
 import signal
 import subprocess
@@ -42,6 +53,7 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import quote
 
 import httpx
 import yaml
@@ -49,7 +61,7 @@ import yaml
 from tests.peers import peers_dir
 from tests.support.ports import free_port
 
-PINS = ("keystone==30.0.0", "glance==33.0.0", "uwsgi==2.0.31")
+PINS = ("keystone==30.0.0", "glance==33.0.0", "uwsgi==2.0.31", "PyMySQL==1.2.4")
 VENV_NAME = "openstack-k30-g33"
 ADMIN_PASSWORD = "admin-secret"
 SERVICE_PASSWORD = "glance-secret"
@@ -69,7 +81,8 @@ def build() -> Path:
 
     A lock file serialises concurrent builders; a stamp written last marks a finished build, so a
     build killed halfway is started again from scratch. Also keeps migrated empty databases as
-    templates, because the migrations are the slow part of every start.
+    templates (Keystone's SQLite file, Glance's MariaDB dump), because the migrations are the slow
+    part of every start.
     """
     venv = venv_dir()
     stamp = venv / ".built"
@@ -104,13 +117,79 @@ def _make_templates(venv: Path) -> None:
     ks.mkdir()
     conf = _write_keystone_conf(ks)
     _run(venv, ["keystone-manage", "--config-file", str(conf), "db_sync"], ks)
+    shutil.copy(ks / "keystone.db", work / "keystone.db")
     gl = work / "glance"
     gl.mkdir()
-    conf = _write_glance_conf(gl, venv, region="ORD", glance_url="http://127.0.0.1:1/image", keystone_url="x")
-    _run(venv, ["glance-manage", "--config-file", str(conf), "db_sync"], gl)
-    for name in ("keystone.db", "glance.db"):
-        src = next(work.glob(f"*/{name}"))
-        shutil.copy(src, work / name)
+    database = _new_database("glance-template")
+    try:
+        conf = _write_glance_conf(
+            gl, venv, region="ORD", glance_url="http://127.0.0.1:1/image", keystone_url="x", database=database
+        )
+        _run(venv, ["glance-manage", "--config-file", str(conf), "db_sync"], gl)
+        with open(work / "glance.sql", "wb") as dump:
+            argv, env = _mysql_client("mysqldump", "--single-transaction", "--skip-comments", _name(database))
+            subprocess.run(argv, env=env, stdout=dump, check=True)
+    finally:
+        _drop_database(database)
+
+
+# ---------------------------------------------------------------------------------------------
+# Glance's MariaDB databases
+
+
+def _mysql_client(tool: str, *args: str) -> tuple[list[str], dict[str, str]]:
+    """argv and environment for ``mysql``/``mysqldump`` against ``$IMAGEHOP_TEST_MYSQL`` (user@host:port)."""
+    user, _, address = _mysql_server().rpartition("@")
+    host, _, port = address.partition(":")
+    argv = [tool, f"--user={user or 'root'}", f"--host={host}", f"--port={port or 3306}", "--protocol=tcp", *args]
+    return argv, {**os.environ, "MYSQL_PWD": os.environ.get("IMAGEHOP_TEST_MYSQL_PASSWORD", "")}
+
+
+def _mysql_server() -> str:
+    return os.environ.get("IMAGEHOP_TEST_MYSQL") or "root@127.0.0.1:3306"
+
+
+def _sql(statement: str, database: str | None = None, stdin: Path | None = None) -> str:
+    argv, env = _mysql_client("mysql", "--batch", "--skip-column-names", *([database] if database else []))
+    if stdin is None:
+        argv += ["--execute", statement]
+    with open(stdin or os.devnull, "rb") as source:
+        done = subprocess.run(argv, env=env, stdin=source, capture_output=True, text=True)
+    if done.returncode != 0:
+        raise RuntimeError(
+            f"MariaDB at {_mysql_server()} refused {statement or stdin} ({done.returncode}): {done.stderr[-2000:]}"
+            " (the real Glance peer needs a MariaDB or MySQL server; set IMAGEHOP_TEST_MYSQL=user@host:port)"
+        )
+    return done.stdout
+
+
+def _new_database(what: str, template: Path | None = None) -> str:
+    """A new database (loaded from ``template``, a dump, if given); its SQLAlchemy URL."""
+    _drop_orphans()
+    name = f"ihpeer_{os.getpid()}_{secrets.token_hex(4)}_{what.replace('-', '_')}"
+    _sql(f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4 COLLATE utf8mb4_general_ci")
+    if template is not None:
+        _sql("", database=name, stdin=template)
+    user, _, address = _mysql_server().rpartition("@")
+    password = os.environ.get("IMAGEHOP_TEST_MYSQL_PASSWORD", "")
+    login = quote(user or "root", safe="") + (":" + quote(password, safe="") if password else "")
+    return f"mysql+pymysql://{login}@{address}/{name}?charset=utf8mb4"
+
+
+def _name(url: str) -> str:
+    return url.rsplit("/", 1)[-1].split("?")[0]
+
+
+def _drop_database(url: str) -> None:
+    _sql(f"DROP DATABASE IF EXISTS `{_name(url)}`")
+
+
+def _drop_orphans() -> None:
+    """Drop the databases of peers whose test process is gone (killed before its clean-up)."""
+    for name in _sql("SHOW DATABASES LIKE 'ihpeer\\_%'").split():
+        pid = name.split("_")[1]
+        if pid.isdigit() and not Path(f"/proc/{pid}").exists():
+            _sql(f"DROP DATABASE IF EXISTS `{name}`")
 
 
 def _run(venv: Path, argv: list[str], cwd: Path) -> None:
@@ -166,6 +245,7 @@ def _write_glance_conf(
     glance_url: str,
     keystone_url: str,
     auth_region: str = "ORD",
+    database: str,
     extra: dict[str, dict[str, object]] | None = None,
 ) -> Path:
     for sub in ("images", "staging", "tasks", "lock"):
@@ -182,7 +262,7 @@ def _write_glance_conf(
         "local": {"filesystem_store_datadir": home / "images"},
         "os_glance_staging_store": {"filesystem_store_datadir": home / "staging"},
         "os_glance_tasks_store": {"filesystem_store_datadir": home / "tasks"},
-        "database": {"connection": f"sqlite:///{home / 'glance.db'}"},
+        "database": {"connection": database},
         "keystone_authtoken": {
             "www_authenticate_uri": f"{keystone_url}/v3",
             "auth_url": keystone_url,
@@ -326,6 +406,7 @@ class OpenStack:
     glances: dict[str, Service] = field(default_factory=dict)
     admin: User | None = None
     identity_region: str = ""
+    _databases: dict[str, str] = field(default_factory=dict)  # Glance region -> its database's URL
     _image_service: str = ""
     _admin_token: str | None = None
 
@@ -354,6 +435,8 @@ class OpenStack:
         if self.keystone is not None:
             self.keystone.stop()
             self.keystone = None
+        for region in list(self._databases):  # of a Glance that did not start
+            _drop_database(self._databases.pop(region))
 
     @property
     def auth_url(self) -> str:
@@ -536,7 +619,9 @@ class OpenStack:
         home = self.home / f"glance-{region}"
         shutil.rmtree(home, ignore_errors=True)
         home.mkdir()
-        shutil.copy(self.venv / "templates/glance.db", home / "glance.db")
+        if region in self._databases:
+            _drop_database(self._databases.pop(region))
+        database = self._databases[region] = _new_database(f"glance_{region}", self.venv / "templates/glance.sql")
         # Glance reads glance-api.conf from OS_GLANCE_CONFIG_DIR; the paste file comes from the venv.
         # Its token validation runs against the identity endpoint of the region Keystone lives in.
         env = {"OS_GLANCE_CONFIG_DIR": str(home)}
@@ -551,6 +636,7 @@ class OpenStack:
                 glance_url=url,
                 keystone_url=self.auth_url,
                 auth_region=self.identity_region,
+                database=database,
                 extra=extra,
             )
 
@@ -560,9 +646,14 @@ class OpenStack:
         self.glances[region] = service
         return service
 
+    def glance_sql(self, region: str, statement: str = "", script: Path | None = None) -> str:
+        """Run SQL (a statement, or a ``script`` file) in ``region``'s Glance database; its output, tab-separated."""
+        return _sql(statement, database=_name(self._databases[region]), stdin=script)
+
     def stop_glance(self, region: str, deregister: bool = True) -> None:
         service = self.glances.pop(region)
         service.stop()
+        _drop_database(self._databases.pop(region))
         if deregister:
             for endpoint in self.api("GET", "/v3/endpoints", params={"region_id": region}).json()["endpoints"]:
                 self.api("DELETE", f"/v3/endpoints/{endpoint['id']}")

@@ -18,6 +18,7 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
 from dataclasses import dataclass
@@ -55,6 +56,7 @@ class SeaweedFS:
     access_key: str
     secret_key: str
     log: Path
+    ports: tuple[int, ...] = ()
 
     @classmethod
     def start(cls, work: Path, timeout: float = 180) -> SeaweedFS:
@@ -81,7 +83,7 @@ class SeaweedFS:
         ]  # fmt: skip
         with open(log, "ab") as out:
             proc = subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
-        peer = cls(proc, f"http://127.0.0.1:{s3}", access_key, secret_key, log)
+        peer = cls(proc, f"http://127.0.0.1:{s3}", access_key, secret_key, log, (master, volume, filer, s3))
         deadline = time.monotonic() + timeout
         while True:
             if proc.poll() is not None:
@@ -119,6 +121,11 @@ class SeaweedFS:
             except subprocess.TimeoutExpired:
                 os.killpg(self.proc.pid, signal.SIGKILL)
                 self.proc.wait()
+        # weed leaves its local gRPC/S3 sockets in /tmp (seaweedfs-<kind>[-grpc]-<port>.sock): ours go with it
+        for port in self.ports:
+            for twin in (port, port + 10000):
+                for sock in Path(tempfile.gettempdir()).glob(f"seaweedfs-*-{twin}.sock"):
+                    sock.unlink(missing_ok=True)
 
     def __enter__(self) -> SeaweedFS:
         return self

@@ -17,7 +17,9 @@ the case) and the body, normalised so that what must differ between two servers 
 - the identity service's URL (in ``WWW-Authenticate``) becomes ``IDENTITY``.
 
 Error bodies are compared by status, media type and, for JSON, ``code`` and ``title`` (the wording of
-``message`` differs); ``body="status"`` ignores the body.
+``message`` differs); ``body="message"`` also compares the ``message`` (what glanceclient and openstacksdk
+show the user: ``HTTP 400 Bad Request: <message>``), without webob's trailing ``<br /><br />`` and
+whitespace; ``body="status"`` ignores the body.
 
 :func:`Sides.compare` runs the case on both servers and asserts the two lists are equal, except the
 documented differences it is given: each names one step and one key, and pins what each server
@@ -73,6 +75,7 @@ class Side:
     identity: str  # the identity service's URL (in WWW-Authenticate)
     client: httpx.Client = field(default_factory=lambda: httpx.Client(timeout=120))
     tag: str = ""  # per case: a property value that makes the case's images findable on this server
+    regions: dict[str, str] = field(default_factory=dict)  # every region's ``.../image`` URL (glance-download)
     _ids: dict[str, str] = field(default_factory=dict)
 
     def start_case(self, tag: str) -> None:
@@ -90,9 +93,11 @@ class Side:
         headers: dict[str, str] | None = None,
         params: list[tuple[str, str]] | dict[str, str] | None = None,
         accept: str | None = JSON,
+        region: str | None = None,
     ) -> httpx.Response:
         """``path`` is relative to ``.../image`` (``/v2/images``); ``json_body`` is sent as JSON with
-        ``Content-Type: application/json`` unless ``headers`` name another."""
+        ``Content-Type: application/json`` unless ``headers`` name another; ``region``: another region of the
+        same identity service than the side's own (ORD)."""
         sent: dict[str, str] = {}
         if accept is not None:
             sent["Accept"] = accept
@@ -103,7 +108,8 @@ class Side:
             content = json.dumps(json_body)
             sent["Content-Type"] = JSON
         sent.update(headers or {})
-        url = httpx.URL(self.base + path, params=params) if params is not None else httpx.URL(self.base + path)
+        base = self.regions[region] if region else self.base
+        url = httpx.URL(base + path, params=params) if params is not None else httpx.URL(base + path)
         return self.client.send(self.client.build_request(method, url, headers=sent, content=content))
 
     # --- helpers of many cases
@@ -111,15 +117,17 @@ class Side:
     def new_id(self) -> str:
         return str(uuid.uuid4())
 
-    def create(self, who: str = "owner", **attrs: Any) -> str:
+    def create(self, who: str = "owner", region: str | None = None, **attrs: Any) -> str:
         """An image made with POST /v2/images (raw/bare, tagged with the case), which must answer 201."""
         body = {"disk_format": "raw", "container_format": "bare", "case": self.tag, **attrs}
-        response = self.req("POST", "/v2/images", who=who, json_body=body)
+        response = self.req("POST", "/v2/images", who=who, json_body=body, region=region)
         assert response.status_code == 201, f"{self.name}: {response.status_code} {response.text}"
         return response.json()["id"]
 
-    def upload(self, image_id: str, data: bytes = b"x" * 1024, who: str = "owner") -> httpx.Response:
-        response = self.req("PUT", f"/v2/images/{image_id}/file", who=who, body=data, headers={"Content-Type": OCTET})
+    def upload(self, image_id: str, data: bytes = b"x" * 1024, who: str = "owner",
+               region: str | None = None) -> httpx.Response:  # fmt: skip
+        response = self.req("PUT", f"/v2/images/{image_id}/file", who=who, body=data, headers={"Content-Type": OCTET},
+                            region=region)  # fmt: skip
         assert response.status_code == 204, f"{self.name}: {response.status_code} {response.text}"
         return response
 
@@ -127,8 +135,8 @@ class Side:
         return self.req("PATCH", f"/v2/images/{image_id}", who=who, body=json.dumps(ops),
                         headers={"Content-Type": media})  # fmt: skip
 
-    def show(self, image_id: str, who: str = "owner") -> dict:
-        response = self.req("GET", f"/v2/images/{image_id}", who=who)
+    def show(self, image_id: str, who: str = "owner", region: str | None = None) -> dict:
+        response = self.req("GET", f"/v2/images/{image_id}", who=who, region=region)
         assert response.status_code == 200, f"{self.name}: {response.status_code} {response.text}"
         return response.json()
 
@@ -158,8 +166,10 @@ class Side:
                 # Glance adds its reserved stores (staging, tasks) once it has used them
                 value = ",".join(v for v in value.split(",") if not v.startswith("os_glance_"))
             seen[name.lower()] = None if value is None else self.text(value)
-        if body in ("auto", "keys"):
+        if body in ("auto", "keys", "message"):
             seen["body"] = self.body(response, keys_only=body == "keys")
+            if body == "message" and response.status_code >= 400 and isinstance(seen["body"], dict):
+                seen["body"]["message"] = self.message(response)
         return seen
 
     def body(self, response: httpx.Response, keys_only: bool = False) -> Any:
@@ -176,6 +186,14 @@ class Side:
             data = self.value(response.json())
             return sorted(data) if keys_only and isinstance(data, dict) else data
         return self.text(response.content.decode("utf-8", errors="replace"))
+
+    def message(self, response: httpx.Response) -> str:
+        """An error's ``message`` as a client shows it: webob's ``<br /><br />`` and trailing whitespace cut."""
+        try:
+            text = str(response.json().get("message", ""))
+        except ValueError:
+            text = response.text
+        return self.text(re.sub(r"(<br />)+\s*$", "", text.strip()).strip())
 
     def value(self, data: Any) -> Any:
         """JSON data normalised (see the module's doc)."""
@@ -289,7 +307,8 @@ def imagehop_side(cloud: Cloud) -> Side:
         projects[actor] = entry["tenant_id"]
     tokens["reader"], users["reader"] = password_token(cloud.identity_url, "reader", "reader-secret", tenant)
     projects["reader"] = tenant
-    return Side("imagehop", cloud.regions["ORD"] + "/image", tokens, projects, users, cloud.identity_url)
+    return Side("imagehop", cloud.regions["ORD"] + "/image", tokens, projects, users, cloud.identity_url,
+                regions={name: url + "/image" for name, url in cloud.regions.items()})  # fmt: skip
 
 
 def glance_side(openstack: Any, region: str, suffix: str) -> Side:
@@ -303,4 +322,5 @@ def glance_side(openstack: Any, region: str, suffix: str) -> Side:
         tokens={name: openstack.token(user) for name, user in actors.items()},
         projects={name: user.project_id for name, user in actors.items()},
         users={name: user.user_id for name, user in actors.items()}, identity=openstack.auth_url,
+        regions={name: openstack.glance_url(name) for name in openstack.regions},
     )  # fmt: skip
