@@ -6,6 +6,7 @@ Clients (and Swift's own tests) may send an object name as raw UTF-8 in the requ
 Before a request's first line reaches the parser, each such byte is percent-encoded, which is what a
 careful client would have sent: the Swift routes then decode the path as UTF-8, and invalid UTF-8
 answers 412 as in Swift. Nothing else of the request is touched; one ``find`` per request is the cost.
+A request that begins in the same read as the end of the one before reaches the parser as it came.
 
 A large upload through the parser costs, for every 64-256 KiB that arrive, an event-loop turn, a
 pause and a resume of the socket, and three copies (the parser's, uvicorn's buffer, the ASGI message)
@@ -28,6 +29,8 @@ thread, a hop to the loop and a ``send`` from it for every MiB. Over plain TCP t
 ASGI's zero-copy send extension (``http.response.zerocopy`` in ``extensions``; the message has
 ``file``, ``offset``, ``count``, ``more_body``): the kernel copies the bytes from the page cache to the
 socket (``sendfile``), in a worker thread, so a file not in the page cache never blocks the loop.
+A GET's client that takes no bytes of the answer for the same ``body_timeout`` is dropped (the
+connection aborted), so it holds neither the object's file nor the request for ever.
 """
 
 from __future__ import annotations
@@ -103,13 +106,15 @@ class Utf8RequestLineProtocol(HttpToolsProtocol):
         cycle = self.cycle
         if cycle is None or cycle.scope is not self.scope:
             return
+        zerocopy = False
         if self.scope["method"] in ("PUT", "POST"):
             self.scope.setdefault("extensions", {})[DIRECT_BODY] = DirectBody(self, cycle)  # type: ignore[index]
         elif self.scope["method"] == "GET" and self.transport.get_extra_info("sslcontext") is None:
             self.scope.setdefault("extensions", {})[ZEROCOPY] = {}  # type: ignore[index]
-            cycle.send = ZeroCopySend(cycle, cycle.send)  # type: ignore[method-assign]
-        if self.scope["http_version"] == "1.0" and self.parser.should_keep_alive():
-            _keep_http10_alive(cycle)
+            zerocopy = True
+        http10_alive = self.scope["http_version"] == "1.0" and self.parser.should_keep_alive()
+        if zerocopy or http10_alive:
+            cycle.send = CycleSend(cycle, cycle.send, self.body_timeout, http10_alive)  # type: ignore[method-assign]
 
     def send_400_response(self, msg: str) -> None:
         """The parser refused the request. A transfer coding other than chunked gets Swift's answer;
@@ -127,6 +132,10 @@ class Utf8RequestLineProtocol(HttpToolsProtocol):
     def on_message_begin(self) -> None:
         super().on_message_begin()
         self._request_due = True
+        # The parser found the next request in bytes it already had (pipelined, or sent right behind
+        # the end of the previous one): its request line is past, so what arrives next is its body,
+        # never a request line to wait for.
+        self._line_start = False
 
     def on_body(self, body: bytes) -> None:
         self._body_seen += len(body)
@@ -162,23 +171,6 @@ class Utf8RequestLineProtocol(HttpToolsProtocol):
                 cycle.response_started = True
             transport.write(REQUEST_TIMEOUT)
         transport.close()  # the application's receive() now reports a disconnect; its response goes nowhere
-
-
-def _keep_http10_alive(cycle: RequestResponseCycle) -> None:
-    """HTTP/1.0 with ``Connection: keep-alive``: the connection stays open after the answer, as
-    Swift's eventlet server keeps it (uvicorn closes every HTTP/1.0 connection) - when the answer has
-    a ``Content-Length``, the only way an HTTP/1.0 client can tell where it ends."""
-    cycle.keep_alive = True
-    send = cycle.send
-
-    async def send_keeping_alive(message: Any) -> None:
-        if message["type"] == "http.response.start" and cycle.scope["method"] != "HEAD":
-            sized = any(name.lower() == b"content-length" for name, _ in message.get("headers", []))
-            if not sized and message["status"] not in (204, 304):
-                cycle.keep_alive = False
-        await send(message)
-
-    cycle.send = send_keeping_alive  # type: ignore[method-assign]
 
 
 class DirectBody:
@@ -252,18 +244,70 @@ class DirectBody:
             self.fd = -1  # taken once only
 
 
-class ZeroCopySend:
-    """A request cycle's ``send`` that also takes ``http.response.zerocopy`` messages (response body
-    bytes straight from a file to the socket by ``sendfile``); every other message goes on as it was."""
+class CycleSend:
+    """A request cycle's ``send`` with what the protocol adds to uvicorn's, one wrapper for all of it:
 
-    def __init__(self, cycle: RequestResponseCycle, send: Any) -> None:
+    - ``http.response.zerocopy`` messages (response body bytes straight from a file to the socket by
+      ``sendfile``, in a worker thread), once what was written before them (the head) has gone out;
+    - HTTP/1.0 with ``Connection: keep-alive`` (``http10_alive``): the connection stays open after the
+      answer, as Swift's eventlet server keeps it (uvicorn closes every HTTP/1.0 connection) - when the
+      answer has a ``Content-Length``, the only way an HTTP/1.0 client can tell where it ends;
+    - a write timeout: a client that takes no bytes for ``timeout`` seconds (``client_timeout``) while
+      the answer waits for it is dropped, so it holds no file, thread or task for ever.
+
+    Every other message goes on to uvicorn's ``send`` as it was.
+    """
+
+    def __init__(self, cycle: RequestResponseCycle, send: Any, timeout: float, http10_alive: bool = False) -> None:
         self.cycle = cycle
         self.send = send
+        self.timeout = timeout
+        self.http10_alive = http10_alive
+        if http10_alive:
+            cycle.keep_alive = True
 
     async def __call__(self, message: Any) -> None:
-        if message["type"] != ZEROCOPY:
-            await self.send(message)
+        cycle = self.cycle
+        if message["type"] == ZEROCOPY:
+            await self._zerocopy(message)
             return
+        if self.http10_alive and message["type"] == "http.response.start" and cycle.scope["method"] != "HEAD":
+            sized = any(name.lower() == b"content-length" for name, _ in message.get("headers", []))
+            if not sized and message["status"] not in (204, 304):
+                cycle.keep_alive = False
+        if cycle.flow.write_paused and not cycle.disconnected:
+            await self._drain()
+        await self.send(message)
+
+    async def _drain(self) -> None:
+        """Wait until the transport takes writes again; drop the client if it takes nothing for ``timeout``."""
+        try:
+            await asyncio.wait_for(self.cycle.flow.drain(), self.timeout)
+        except TimeoutError:
+            self._drop()
+
+    async def _flushed(self) -> None:
+        """Wait until the transport's write buffer is empty (what was written before goes out first):
+        with its high-water mark at 0 for the while, the protocol is paused until the buffer is empty."""
+        transport = self.cycle.transport
+        if not transport.get_write_buffer_size():
+            return
+        low, high = transport.get_write_buffer_limits()
+        transport.set_write_buffer_limits(high=0)
+        try:
+            await self._drain()
+        finally:
+            if not transport.is_closing():
+                transport.set_write_buffer_limits(high=high, low=low)
+
+    def _drop(self) -> None:
+        cycle = self.cycle
+        log.info("a client took no bytes of the answer for %.0f s: connection dropped (%s)", self.timeout,
+                 cycle.scope.get("client"))  # fmt: skip
+        cycle.disconnected = True  # nothing more is sent
+        cycle.transport.abort()  # what is buffered will never go out: drop it
+
+    async def _zerocopy(self, message: Any) -> None:
         cycle = self.cycle
         file = message["file"]
         fd = file if isinstance(file, int) else file.fileno()
@@ -275,12 +319,10 @@ class ZeroCopySend:
             raise RuntimeError("a zero-copy body needs a started response with a Content-Length")
         if count > cycle.expected_content_length:
             raise RuntimeError("Response content longer than Content-Length")
-        if cycle.flow.write_paused and not cycle.disconnected:
-            await cycle.flow.drain()
         transport = cycle.transport
         sock = transport.get_extra_info("socket")
-        while not cycle.disconnected and not transport.is_closing() and transport.get_write_buffer_size():
-            await asyncio.sleep(0.002)  # what was written before (the head) goes out first
+        if not cycle.disconnected and not transport.is_closing():
+            await self._flushed()
         if cycle.disconnected or transport.is_closing() or sock is None:
             return
         out = os.dup(sock.fileno())
@@ -289,7 +331,11 @@ class ZeroCopySend:
             while sent < count:
                 sent += await run_in_threadpool(_sendfile, out, fd, offset + sent, count - sent)
                 if sent < count:
-                    await fd_ready(out, write=True)
+                    try:
+                        await fd_ready(out, write=True, timeout=self.timeout)
+                    except TimeoutError:
+                        self._drop()
+                        return
         except (BrokenPipeError, ConnectionError):
             transport.close()  # the client went away: as uvicorn's send, nothing more is sent
             return

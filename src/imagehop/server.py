@@ -377,6 +377,10 @@ def _uvicorn(app: Starlette, client_timeout: float = 60.0) -> _Server:
         lifespan="off",
         access_log=False,
         timeout_graceful_shutdown=5,
+        # an idle kept-alive connection stays open as long as Swift's proxy keeps one (client_timeout), not
+        # uvicorn's 5 s: a client pool that drops its idle connections after 5 s (httpx) would otherwise now
+        # and then send a request on one the server is closing that instant, and get a reset, unretried
+        timeout_keep_alive=client_timeout,
         log_config=None,
         # raw UTF-8 request lines as Swift accepts them, 408 for a stalled request
         http=functools.partial(Utf8RequestLineProtocol, body_timeout=client_timeout),

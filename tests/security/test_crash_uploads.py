@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterator
 import httpx
 import pytest
 
-from tests.support import BACKENDS, Cloud, Glance, MiB, wait_for, wait_image
+from tests.support import BACKENDS, Cloud, Glance, MiB, ended_tasks, wait_for, wait_image
 
 GLANCE_DIRECT = {"method": {"name": "glance-direct"}}
 INTERNAL = (".imagehop-images", "staging/", "regions/")
@@ -97,7 +97,7 @@ def test_a_stage_killed_midway_goes_back_to_queued(crashing_cloud: Cloud) -> Non
     )
     done = wait_image(glance, image["id"])
     assert done["os_hash_value"] == hashlib.sha512(data).hexdigest()
-    for task in glance.get(f"/v2/images/{image['id']}/tasks").json()["tasks"]:
+    for task in ended_tasks(glance, image["id"]):
         assert_nothing_internal(task["message"], crashing_cloud)
 
 

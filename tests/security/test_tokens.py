@@ -10,8 +10,9 @@ from collections.abc import Callable
 import httpx
 import pytest
 
-from tests.support import Cloud
+from tests.support import Cloud, imagehop
 from tests.support.hostile import server_memory
+from tests.support.wait import wait_for
 
 
 def v3_password(user: str, password: str) -> dict:
@@ -123,3 +124,34 @@ def test_a_storm_of_token_requests_leaves_the_regions_serving(sqlite_cloud: Clou
     assert [g.status_code for g in gets] == [200] * 5
     _, peak = server_memory(sqlite_cloud)
     assert peak < 300 << 20
+
+
+def test_a_token_remembered_by_the_regions_stops_working_when_revoked_or_its_user_deleted(cloud_factory) -> None:  # type: ignore[no-untyped-def]
+    """Regions remember a token they validated for a moment (``TOKEN_CACHE_TTL``, 2 s): a revocation
+    through the same process is seen at once, a user deleted by the CLI (another process) within it."""
+    cloud = cloud_factory()
+    cloud.data_dir.mkdir(parents=True)
+    imagehop("user", "create", "--user", "gone", "--tenant-id", "10000001", "--role", "member",
+             "--password", "gone-pass", "--data-dir", str(cloud.data_dir))  # fmt: skip
+    cloud.start()
+    url = cloud.identity_url + "/v3/auth/tokens"
+
+    def token(user: str, password: str) -> str:
+        body = v3_password(user, password)
+        body["auth"]["scope"] = {"project": {"id": "10000001"}}
+        response = httpx.post(url, json=body)
+        response.raise_for_status()
+        return response.headers["X-Subject-Token"]
+
+    demo, gone = cloud.token("demo"), token("gone", "gone-pass")
+    for _ in range(3):  # remembered now
+        assert is_valid(cloud, demo) and is_valid(cloud, gone)
+    revoke = httpx.delete(url, headers={"X-Auth-Token": demo, "X-Subject-Token": demo})
+    assert revoke.status_code == 204
+    assert not is_valid(cloud, demo)  # at once: the revocation went through this process
+    for _ in range(3):  # the other token still works, and is remembered again
+        assert is_valid(cloud, gone)
+
+    imagehop("user", "delete", "gone", "--data-dir", str(cloud.data_dir))
+    wait_for(lambda: not is_valid(cloud, gone), "the deleted user's token is refused", timeout=30)
+    assert not is_valid(cloud, gone)

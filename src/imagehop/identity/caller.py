@@ -38,7 +38,7 @@ async def require_caller(request: Request) -> Caller:
     if not token_id:
         raise Unauthorized("Authentication required: send a token in X-Auth-Token.")
     identity: IdentityService = request.app.state.identity
-    token = await run_in_threadpool(identity.validate, token_id)
+    token = identity.cached(token_id) or await run_in_threadpool(identity.validate_cached, token_id)
     request.state.user_name = token.user.name  # for the access log
     if token.project is None:
         raise Unauthorized("The token is not scoped to a project; request a project-scoped token.")

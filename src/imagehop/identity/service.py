@@ -17,6 +17,9 @@ from imagehop.identity.catalog import Catalog
 from imagehop.identity.hashing import hash_secret, new_token, token_hash, verify_secret
 from imagehop.identity.store import ROLE_NAME, Project, TokenRow, User
 
+TOKEN_CACHE_TTL = 2.0  # seconds a process trusts a token it validated without reading it again
+TOKEN_CACHE_SIZE = 10_000  # tokens remembered at most (all forgotten at once past that)
+
 
 class IdentityError(Exception):
     """A refusal with the HTTP status that Keystone gives for it."""
@@ -103,6 +106,8 @@ class IdentityService:
         self.engine = engine
         self.catalog = catalog
         self.token_lifetime = token_lifetime
+        self._validated: dict[str, tuple[float, Token]] = {}  # token hash -> (when read, what it proved)
+        self._changes = 0  # bumped by every revocation or user change made through this process
 
     # --- authentication --------------------------------------------------------------------
 
@@ -205,10 +210,50 @@ class IdentityService:
             raise Unauthorized("The token's user no longer exists.")
         return Token(token_id, user, project, row.roles, row.methods, row.audit_id, row.issued_at, row.expires_at)
 
+    def cached(self, token_id: str) -> Token | None:
+        """The token as :meth:`validate_cached` saw it less than :data:`TOKEN_CACHE_TTL` ago, while it
+        has not expired since; else None. Cheap enough for the event loop."""
+        key = token_hash(token_id)
+        hit = self._validated.get(key)
+        if hit is None:
+            return None
+        read_at, token = hit
+        if time.monotonic() - read_at >= TOKEN_CACHE_TTL or token.expires_at <= time.time():
+            self._validated.pop(key, None)
+            return None
+        return token
+
+    def validate_cached(self, token_id: str) -> Token:
+        """:meth:`validate`, remembered for :data:`TOKEN_CACHE_TTL` seconds: what regions use on every
+        request (three queries each otherwise).
+
+        A revocation or user change made through this process (an embedded ``serve`` runs identity
+        and the regions in one) forgets every remembered token at once, and a read that was under
+        way meanwhile is not remembered. One made elsewhere (the CLI, another process of a scaled-out
+        deployment) is seen within :data:`TOKEN_CACHE_TTL`. Refusals are never remembered.
+        """
+        token = self.cached(token_id)
+        if token is not None:
+            return token
+        read_at, changes = time.monotonic(), self._changes
+        token = self.validate(token_id)
+        if changes == self._changes:
+            if len(self._validated) >= TOKEN_CACHE_SIZE:
+                self._validated.clear()
+            self._validated[token_hash(token_id)] = (read_at, token)
+        return token
+
+    def _forget_tokens(self) -> None:
+        self._changes += 1
+        self._validated.clear()
+
     def revoke(self, token_id: str) -> None:
-        with self.engine.begin() as conn:
-            if not store.revoke_token(conn, token_hash(token_id), time.time()):
-                raise NotFound("Could not find token.")
+        try:
+            with self.engine.begin() as conn:
+                if not store.revoke_token(conn, token_hash(token_id), time.time()):
+                    raise NotFound("Could not find token.")
+        finally:
+            self._forget_tokens()
 
     def purge_expired_tokens(self) -> int:
         with self.engine.begin() as conn:
@@ -269,11 +314,14 @@ class IdentityService:
         )
 
     def delete_user(self, name: str) -> None:
-        with self.engine.begin() as conn:
-            user = store.get_user(conn, name=name)
-            if user is None:
-                raise NotFound(f"no user named {name}")
-            store.delete_user(conn, user.id)
+        try:
+            with self.engine.begin() as conn:
+                user = store.get_user(conn, name=name)
+                if user is None:
+                    raise NotFound(f"no user named {name}")
+                store.delete_user(conn, user.id)
+        finally:
+            self._forget_tokens()
 
     def list_users(self) -> list[tuple[User, list[str]]]:
         with self.engine.connect() as conn:
