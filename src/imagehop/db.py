@@ -292,7 +292,18 @@ object_blobs = sa.Table(
     sa.Column("extents", sa.Text, nullable=True),
     sa.Column("created_at", sa.Float, nullable=False),
     sa.Column("delete_after", sa.Float, nullable=True),
+    # How many blobs' extent maps (or unfinished writes) refer to runs of this blob: it is removed only at 0.
+    sa.Column("refs", sa.BigInteger, nullable=False, server_default="0"),
     sa.Index("ix_object_blobs_state", "state", "delete_after"),
+)
+
+# Which blob refers to runs of which other blob (an object built by reference, e.g. an incremental copy
+# on its base): ``holder`` holds one count of ``target.refs`` for as long as its row exists.
+blob_refs = sa.Table(
+    "blob_refs",
+    region_metadata,
+    sa.Column("holder", sa.String(32), primary_key=True),
+    sa.Column("target", sa.String(32), primary_key=True),
 )
 
 # Named locks with a lease: housekeeping of a region runs in whichever process holds ``housekeeping``.

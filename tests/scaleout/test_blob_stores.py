@@ -1,9 +1,11 @@
 """A sparse 2 GiB disk on every blob store: only its data reaches the store, the extents extension and
-the download come from the extent map, and glance-download between regions pulls only the data."""
+the download come from the extent map, and glance-download between regions pulls only the data. And
+incremental copies on the remote blob stores: the new image refers to its base's blobs."""
 
 from __future__ import annotations
 
 import hashlib
+import json
 import sqlite3
 import uuid
 from collections.abc import Iterator
@@ -14,8 +16,10 @@ import pytest
 
 from tests.support.clients import Glance
 from tests.support.cloud import Cloud, make_cloud
-from tests.support.images import wait_image
-from tests.support.sizes import GiB, MiB
+from tests.support.disks import disk_bytes
+from tests.support.images import create_image, wait_image
+from tests.support.sizes import BLOCK, GiB, MiB
+from tests.support.transfer import copy_cli
 
 pytestmark = [pytest.mark.slow, pytest.mark.e2e]
 
@@ -102,3 +106,45 @@ def test_sparse_two_gib_round_trip_and_extents_pull(request: pytest.FixtureReque
         assert stored_bytes(cloud, "IAD") == sum(length for _, length in DATA)
         assert [tuple(e) for e in iad.get(f"/v2/images/{target['id']}/x-imagehop-extents").json()["extents"]] == DATA
         assert httpx.get(cloud.regions["IAD"] + "/readyz").json()["status"] == "ready"
+
+
+def _changed(data: bytes, block: int) -> bytes:
+    out = bytearray(data)
+    out[block * BLOCK + 17] ^= 0xFF
+    return bytes(out)
+
+
+@pytest.mark.parametrize("store", ["s3", "swift"])
+def test_incremental_copies_refer_to_the_bases_bytes_in_the_blob_store(
+    request: pytest.FixtureRequest, tmp_path: Path, store: str
+) -> None:
+    """`imagehop copy` twice more after a full copy, each time with one block changed, by `pull` and by
+    `stream`: one block moves and one block's bytes reach IAD's blob store; the rest is referred to in
+    the base's blobs, which outlive the base."""
+    tag = "com.mycompany.image-of=inc-" + store
+    blocks = 16
+    v1_data = disk_bytes(blocks * BLOCK, seed=11, layout=[(0, blocks * BLOCK, "random")])
+    cloud = make_cloud(tmp_path / store, env=store_env(request, store))
+    with cloud:
+        iad = Glance(cloud, region="IAD")
+
+        def copy(image_id: str, method: str) -> dict:
+            args = [image_id, "--from", "ORD", "--to", "IAD", "--tag", tag, "--method", method]
+            return json.loads(copy_cli(cloud.env(), *args, state=tmp_path / "journal.db").stdout)
+
+        first = copy(create_image(cloud, "ORD", "inc", v1_data)["id"], "pull")
+        assert first["base"] is None and first["bytes_moved"] == len(v1_data)
+        stored = stored_bytes(cloud, "IAD")
+        data = v1_data
+        for method, block in (("pull", 5), ("stream", 12)):
+            data = _changed(data, block)
+            report = copy(create_image(cloud, "ORD", "inc", data)["id"], method)
+            assert report["base"] is not None and report["bytes_moved"] == BLOCK, report
+            assert (report["blocks_reused"], report["blocks_sent"]) == (blocks - 1, 1)
+            assert stored_bytes(cloud, "IAD") - stored == BLOCK  # only the changed block was written
+            stored += BLOCK
+            new = iad.image(report["target_image"])
+            assert new["os_hash_value"] == hashlib.sha512(data).hexdigest()
+            assert new["checksum"] == hashlib.md5(data).hexdigest()
+        assert iad.delete(f"/v2/images/{first['target_image']}").status_code == 204
+        assert iad.get(f"/v2/images/{report['target_image']}/file", timeout=120).content == data

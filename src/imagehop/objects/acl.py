@@ -160,20 +160,31 @@ def _granted(grants: dict | None, key: str, caller: Caller) -> bool:
 
 
 def parse_account_acl(value: str) -> dict | None:
-    """``X-Account-Access-Control`` as stored (normalised JSON); 400 if malformed. Empty: remove."""
+    """``X-Account-Access-Control`` as stored (normalised JSON); 400 if malformed, in Swift 2.38's words
+    (tempauth's, which the swift CLI shows). Empty: remove."""
     if not value.strip():
         return None
     try:
         data = json.loads(value)
     except ValueError:
-        raise SwiftError(400, "Syntax error in input (Invalid JSON)", html=True) from None
+        data = None
+    error = None
     if not isinstance(data, dict):
-        raise SwiftError(400, "Syntax error in input (Invalid JSON)", html=True)
-    for key, entries in data.items():
-        if key not in ACCOUNT_ACL_KEYS:
-            raise SwiftError(400, f"Key {key!r} not recognized", html=True)
-        if not isinstance(entries, list) or not all(isinstance(e, str) for e in entries):
-            raise SwiftError(400, f"Value for key {key!r} must be a list", html=True)
+        error = f"Syntax error in input ({value!r})"
+    else:
+        for key in data:
+            if key not in ACCOUNT_ACL_KEYS:
+                error = f"Key {json.dumps(key)} not recognized"
+                break
+        for key in ACCOUNT_ACL_KEYS:
+            if error is None and key in data:
+                if not isinstance(data[key], list):
+                    error = f"Value for key {json.dumps(key)} must be a list"
+                elif not all(isinstance(e, str) for e in data[key]):
+                    error = f"Elements of {json.dumps(key)} list must be strings"
+    if error is not None:
+        raise SwiftError(400, f"X-Account-Access-Control invalid: {error}\n\nInput: {value}\n",
+                         content_type="text/plain; charset=UTF-8")  # fmt: skip
     return {k: v for k, v in data.items() if v}
 
 

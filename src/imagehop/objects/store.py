@@ -26,7 +26,12 @@ All methods are blocking: call them from a worker thread (``run_in_threadpool``)
     store.housekeeping()    # by the holder of the region's housekeeping lock: clean-up and reaping
 
 Bytes: a blob (see ``objects/blobs``) holds only an object's data runs, packed; the row
-``object_blobs`` keeps its extent map, so holes never reach the blob store. Durability: before the
+``object_blobs`` keeps its extent map, so holes never reach the blob store. A run of the map may
+instead name a range of *another* blob (``w.pin(reader)``, ``w.copy_from(reader, start, length)``:
+an object built by reference, e.g. an incremental copy on its base). Such a blob holds a reference
+(a ``blob_refs`` row and one count of the target's ``refs``) from the moment it pins until its own
+row is removed; a retired blob is removed only once its ``refs`` is 0, so the bytes stay exactly as
+long as some object reads them, on every blob store. Durability: before the
 first byte, an intent row (``writing``, with this process as holder and a lease) is committed; the
 blob is made durable; then one transaction turns the intent ``live`` and commits the object row.
 A process that writes often commits its intents ahead, several in one transaction (up to
@@ -61,7 +66,7 @@ from urllib.parse import unquote
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
-from imagehop.db import object_blobs, swift_accounts, swift_containers, swift_objects
+from imagehop.db import blob_refs, object_blobs, swift_accounts, swift_containers, swift_objects
 from imagehop.leases import holder_gone, holder_id
 from imagehop.objects.blobs import BlobError, BlobReader, BlobStore, BlobWriter
 
@@ -75,7 +80,37 @@ WRITE_LEASE = 600.0  # seconds an unfinished write stays ours without a sign of 
 INTENT_BATCH = 16  # at most this many intents are committed ahead in one transaction
 INTENT_FRESH = WRITE_LEASE / 4  # an intent committed ahead is handed out only this long (then dropped)
 INTENT_BURST = 5.0  # seconds: a pool that runs dry this soon after its refill is refilled with twice as many
+READERS = 8  # blobs a reader keeps open at once (segments of a large object, blobs an object refers to)
 INLINE_HASH = 64 << 10  # smaller pieces are hashed in the caller's thread: a hop to the pool costs more
+
+# The statements of every small PUT and GET, built once: SQLAlchemy then reuses their cache key and
+# compiled form, instead of building and hashing a new expression tree per request.
+_C, _O, _B = swift_containers, swift_objects, object_blobs
+_CONTAINER_ROW = sa.select(_C).where(_C.c.account == sa.bindparam("account"), _C.c.name == sa.bindparam("container"))
+_OBJECT_ROW = (
+    sa.select(_O)
+    .join(_C, _C.c.id == _O.c.container_id)
+    .where(_C.c.account == sa.bindparam("account"), _C.c.name == sa.bindparam("container"),
+           _O.c.name == sa.bindparam("object"))
+)  # fmt: skip
+_OPEN_ROW = _OBJECT_ROW.add_columns(_B.c.extents.label("blob_extents")).outerjoin(_B, _B.c.id == _O.c.file_id)
+_INTENT_LIVE = (
+    _B.update()
+    .where(_B.c.id == sa.bindparam("blob_id"), _B.c.state == "writing", _B.c.holder == sa.bindparam("holder_id"))
+    .values(state="live", holder=None, lease_until=None, size=sa.bindparam("size_"), stored=sa.bindparam("stored_"),
+            extents=sa.bindparam("extents_"))
+)  # fmt: skip
+_REMOVE_ROW = (
+    _O.delete()
+    .where(_O.c.container_id == sa.bindparam("container_id_"), _O.c.name == sa.bindparam("object"))
+    .returning(*_O.c)
+)
+_INSERT_ROW = _O.insert()
+_COUNT_IN = (
+    _C.update()
+    .where(_C.c.id == sa.bindparam("container_id_"))
+    .values(object_count=_C.c.object_count + 1, bytes_used=_C.c.bytes_used + sa.bindparam("size_", type_=sa.BigInteger))
+)
 
 # Hashing runs beside the writer: hashlib releases the GIL on large buffers, so MD5 of one chunk
 # overlaps the write of the next and the receipt of the one after (PERFORMANCE.md).
@@ -213,12 +248,11 @@ class ObjectStore:
             self._intents_next = min(batch * 2, self.intent_batch)
             ids = [uuid.uuid4().hex for _ in range(batch)]
             wall = _now()
-            b = object_blobs
             with self.engine.begin() as conn:
                 if stale:
-                    conn.execute(b.delete().where(b.c.id.in_(stale), b.c.state == "writing", b.c.holder == holder_id()))
+                    _drop_unused(conn, stale)
                 conn.execute(
-                    b.insert(),
+                    object_blobs.insert(),
                     [
                         {"id": i, "state": "writing", "holder": holder_id(), "lease_until": wall + WRITE_LEASE,
                          "created_at": wall}
@@ -237,9 +271,8 @@ class ObjectStore:
             ids, self._intents = self._intents, []
             self._intents_at = 0.0
             if ids and self._intents_holder == holder_id():
-                b = object_blobs
                 with self.engine.begin() as conn:
-                    conn.execute(b.delete().where(b.c.id.in_(ids), b.c.state == "writing", b.c.holder == holder_id()))
+                    _drop_unused(conn, ids)
             return len(ids)
 
     def _renew(self, blob_id: str) -> bool:
@@ -254,15 +287,65 @@ class ObjectStore:
             )
 
     def _drop_intent(self, blob_id: str) -> None:
-        """An aborted write: discard what reached the store, then the intent (the lease covers a failure)."""
+        """An aborted write: discard what reached the store, then the intent and the references it
+        took (the lease covers a failure)."""
         try:
-            self.blobs.discard(blob_id)
-            with self.engine.begin() as conn:
-                conn.execute(
-                    object_blobs.delete().where(object_blobs.c.id == blob_id, object_blobs.c.state == "writing")
-                )
+            self._remove_blob(blob_id, "writing", quiet=False)
         except Exception:
             log.warning("could not discard blob %s now; housekeeping will", blob_id, exc_info=True)
+
+    def _pin(self, holder: str, targets: Sequence[str]) -> None:
+        """Let the unfinished write ``holder`` refer to runs of the blobs ``targets``: each gains a
+        reference (a ``blob_refs`` row and one count of ``refs``), held as long as ``holder``'s row
+        exists, so their bytes stay whatever happens to the objects that named them.
+
+        A target must be ``live``, or retired but still referred to (its bytes are kept for those):
+        a retired blob whose count reached 0 is being removed and can never be pinned again, which is
+        what makes :meth:`_remove_blob`'s check of ``refs = 0`` final. Raises :class:`StoreError`
+        when a target cannot be pinned (its object was deleted), :class:`WriteExpired` when the write
+        is no longer ours; then nothing was pinned."""
+        b = object_blobs
+        with self.engine.begin() as conn:
+            ours = conn.execute(
+                b.update().where(b.c.id == holder, b.c.state == "writing", b.c.holder == holder_id())
+                .values(lease_until=_now() + WRITE_LEASE)
+            ).rowcount  # fmt: skip
+            if ours != 1:
+                raise WriteExpired("the upload's lease ran out and it was discarded; send it again")
+            for target in targets:
+                pinned = conn.execute(
+                    b.update()
+                    .where(b.c.id == target)
+                    .where(sa.or_(b.c.state == "live", sa.and_(b.c.state == "deleting", b.c.refs > 0)))
+                    .values(refs=b.c.refs + 1)
+                ).rowcount
+                if pinned != 1:
+                    raise StoreError(f"blob {target} is gone: it cannot be referred to")
+                conn.execute(blob_refs.insert().values(holder=holder, target=target))
+
+    def _release(self, conn: Connection, holder: str) -> list[str]:
+        """Inside the transaction that deletes ``holder``'s row: drop the references it holds; the
+        targets, whose bytes may now be removable (see :meth:`_remove_freed`)."""
+        targets = list(conn.execute(sa.select(blob_refs.c.target).where(blob_refs.c.holder == holder)).scalars())
+        if targets:
+            conn.execute(blob_refs.delete().where(blob_refs.c.holder == holder))
+            b = object_blobs
+            conn.execute(b.update().where(b.c.id.in_(targets)).values(refs=b.c.refs - 1))
+        return targets
+
+    def _remove_freed(self, targets: list[str]) -> None:
+        """Remove the retired ``targets`` that nothing refers to any more and whose grace period is over
+        (the rest wait for housekeeping, or for their last reference to go)."""
+        if not targets:
+            return
+        b = object_blobs
+        with self.engine.connect() as conn:
+            freed = conn.execute(
+                sa.select(b.c.id).where(b.c.id.in_(targets), b.c.state == "deleting", b.c.refs <= 0,
+                                        b.c.delete_after <= _now())
+            ).scalars().all()  # fmt: skip
+        for blob_id in freed:
+            self._remove_blob(blob_id, "deleting")
 
     def _retire(self, conn: Connection, blob_id: str | None) -> None:
         """Inside the transaction that stops naming ``blob_id``: it is deleted after the grace period."""
@@ -278,17 +361,29 @@ class ObjectStore:
         if blob_id and self.blobs.delete_grace <= 0:
             self._remove_blob(blob_id, "deleting")
 
-    def _remove_blob(self, blob_id: str, state: str) -> bool:
+    def _remove_blob(self, blob_id: str, state: str, quiet: bool = True) -> bool:
+        """Remove a retired (``deleting``) or unfinished (``writing``) blob: its bytes, then its row and
+        the references it holds. A retired blob that other blobs still refer to stays (False)."""
+        b = object_blobs
+        if state == "deleting":
+            with self.engine.connect() as conn:
+                refs = conn.execute(sa.select(b.c.refs).where(b.c.id == blob_id, b.c.state == state)).scalar()
+            if refs is None or refs > 0:  # gone already, or still referred to: its bytes stay
+                return False
         try:
             if state == "writing":
                 self.blobs.discard(blob_id)
             else:
                 self.blobs.delete(blob_id)
         except Exception:
+            if not quiet:
+                raise
             log.warning("removing blob %s failed; it is retried later", blob_id, exc_info=True)
             return False
         with self.engine.begin() as conn:
-            conn.execute(object_blobs.delete().where(object_blobs.c.id == blob_id, object_blobs.c.state == state))
+            removed = conn.execute(b.delete().where(b.c.id == blob_id, b.c.state == state)).rowcount
+            freed = self._release(conn, blob_id) if removed else []
+        self._remove_freed(freed)
         return True
 
     def housekeeping(self, limit: int = 1000) -> dict[str, int]:
@@ -302,7 +397,11 @@ class ObjectStore:
         b = object_blobs
         with self.engine.connect() as conn:
             retired = (
-                conn.execute(sa.select(b.c.id).where(b.c.state == "deleting", b.c.delete_after <= now).limit(limit))
+                conn.execute(
+                    sa.select(b.c.id)
+                    .where(b.c.state == "deleting", b.c.delete_after <= now, b.c.refs <= 0)
+                    .limit(limit)
+                )
                 .scalars()
                 .all()
             )
@@ -492,8 +591,7 @@ class ObjectStore:
             self._delete_now(file_id)
 
     def _container_row(self, conn: Connection, account: str, name: str) -> Any:
-        t = swift_containers
-        return conn.execute(sa.select(t).where(t.c.account == account, t.c.name == name)).first()
+        return conn.execute(_CONTAINER_ROW, {"account": account, "container": name}).first()
 
     def list_objects(
         self,
@@ -590,12 +688,7 @@ class ObjectStore:
             return self._object_row(conn, account, container, name)
 
     def _object_row(self, conn: Connection, account: str, container: str, name: str) -> ObjectInfo:
-        c, o = swift_containers, swift_objects
-        row = conn.execute(
-            sa.select(o)
-            .join(c, c.c.id == o.c.container_id)
-            .where(c.c.account == account, c.c.name == container, o.c.name == name)
-        ).first()
+        row = conn.execute(_OBJECT_ROW, {"account": account, "container": container, "object": name}).first()
         if row is None or (row.delete_at is not None and row.delete_at <= _now()):
             raise NoSuchObject(f"{account}/{container}/{name}")
         return _object(account, container, row)
@@ -655,10 +748,12 @@ class ObjectStore:
         that removed the row adjusts the container's counters, so they stay exact.
         """
         o = swift_objects
-        query = o.delete().where(o.c.container_id == container_id, o.c.name == name)
         if expired_only:
+            query = o.delete().where(o.c.container_id == container_id, o.c.name == name)
             query = query.where(o.c.delete_at.is_not(None), o.c.delete_at <= _now())
-        old = conn.execute(query.returning(*o.c)).first()
+            old = conn.execute(query.returning(*o.c)).first()
+        else:
+            old = conn.execute(_REMOVE_ROW, {"container_id_": container_id, "object": name}).first()
         if old is None:
             return None
         conn.execute(
@@ -685,14 +780,8 @@ class ObjectStore:
         ``check(container)`` is called once for each container a segment is read from (at any depth)
         and may raise to refuse: the Swift routes read segments with the caller's own rights.
         """
-        c, o, b = swift_containers, swift_objects, object_blobs
         with self.engine.connect() as conn:  # the row and its extent map in one query
-            row = conn.execute(
-                sa.select(o, b.c.extents.label("blob_extents"))
-                .join(c, c.c.id == o.c.container_id)
-                .outerjoin(b, b.c.id == o.c.file_id)
-                .where(c.c.account == account, c.c.name == container, o.c.name == name)
-            ).first()
+            row = conn.execute(_OPEN_ROW, {"account": account, "container": container, "object": name}).first()
         if row is None or (row.delete_at is not None and row.delete_at <= _now()):
             raise NoSuchObject(f"{account}/{container}/{name}")
         info = _object(account, container, row)
@@ -842,7 +931,7 @@ class ObjectStore:
         kind: str,
         manifest: str | None,
         delete_at: float | None,
-        extents: list[list[int]] | None = None,
+        extents: list[list[Any]] | None = None,
         stored: int = 0,
     ) -> ObjectInfo:
         """One transaction: the blob's intent turns ``live`` (only if still ours), the old version's row
@@ -859,11 +948,9 @@ class ObjectStore:
                         if file_id:
                             mapped = json.dumps(extents, separators=(",", ":")) if extents is not None else None
                             live = conn.execute(
-                                object_blobs.update()
-                                .where(object_blobs.c.id == file_id, object_blobs.c.state == "writing",
-                                       object_blobs.c.holder == holder_id())
-                                .values(state="live", holder=None, lease_until=None, size=size, stored=stored,
-                                        extents=mapped)
+                                _INTENT_LIVE,
+                                {"blob_id": file_id, "holder_id": holder_id(), "size_": size, "stored_": stored,
+                                 "extents_": mapped},
                             ).rowcount  # fmt: skip
                             if live != 1:
                                 raise WriteExpired("the upload's lease ran out and it was discarded; send it again")
@@ -871,28 +958,22 @@ class ObjectStore:
                         if old is not None:
                             self._retire(conn, old.file_id)
                         conn.execute(
-                            swift_objects.insert().values(
-                                container_id=row.id,
-                                name=name,
-                                size=size,
-                                etag=etag,
-                                content_type=content_type,
-                                last_modified=now,
-                                meta=meta,
-                                file_id=file_id,
-                                kind=kind,
-                                manifest=manifest,
-                                delete_at=delete_at,
-                            )
+                            _INSERT_ROW,
+                            {
+                                "container_id": row.id,
+                                "name": name,
+                                "size": size,
+                                "etag": etag,
+                                "content_type": content_type,
+                                "last_modified": now,
+                                "meta": meta,
+                                "file_id": file_id,
+                                "kind": kind,
+                                "manifest": manifest,
+                                "delete_at": delete_at,
+                            },
                         )
-                        conn.execute(
-                            swift_containers.update()
-                            .where(swift_containers.c.id == row.id)
-                            .values(
-                                object_count=swift_containers.c.object_count + 1,
-                                bytes_used=swift_containers.c.bytes_used + size,
-                            )
-                        )
+                        conn.execute(_COUNT_IN, {"container_id_": row.id, "size_": size})
                     break
                 except (sa.exc.IntegrityError, sa.exc.OperationalError) as exc:
                     # A concurrent writer of the same name committed first (unique name), or on
@@ -909,6 +990,12 @@ class ObjectStore:
         return ObjectInfo(
             account, container, name, size, etag, content_type, now, dict(meta), kind, manifest, delete_at, file_id
         )
+
+
+def _drop_unused(conn: Connection, ids: list[str]) -> None:
+    """Delete this process's intents ``ids`` that were committed ahead and never handed to a writer."""
+    b = object_blobs
+    conn.execute(b.delete().where(b.c.id.in_(ids), b.c.state == "writing", b.c.holder == holder_id()))
 
 
 def _retryable(exc: sa.exc.OperationalError) -> bool:
@@ -983,7 +1070,10 @@ class ObjectWriter:
         self._renewed = 0.0
         self.size = 0
         self.stored = 0
-        self.extents: list[list[int]] = []  # [offset, length] of each data run, in order
+        # Each data run, in order: [offset, length] (bytes of this blob, packed) or [offset, length,
+        # blob id, blob offset, blob size] (bytes of another blob, pinned: see copy_from).
+        self.extents: list[list[Any]] = []
+        self._pinned: set[str] = set()
         self._known_etag = known_etag
         self._md5 = _HashChain("md5")
         self._extra = {h: _HashChain(h) for h in hashes}
@@ -993,54 +1083,77 @@ class ObjectWriter:
         self._done = False
         self._blob_keeps_writes = getattr(store.blobs, "keeps_writes", True)
 
-    def _open_blob(self) -> BlobWriter:
-        if self._blob is None:
+    def _intent(self) -> str:
+        """This write's blob id, its intent committed (and its lease renewed now and then)."""
+        if self.file_id is None:
             self.file_id, self._renewed = self.store._begin_blob()
-            self._blob = self.store.blobs.writer(self.file_id)
         elif time.monotonic() - self._renewed > WRITE_LEASE / 4:
             self._renewed = time.monotonic()
-            if not self.store._renew(self.file_id):  # type: ignore[arg-type]
+            if not self.store._renew(self.file_id):
                 raise WriteExpired("the upload's lease ran out and it was discarded; send it again")
+        return self.file_id
+
+    def _open_blob(self) -> BlobWriter:
+        blob_id = self._intent()
+        if self._blob is None:
+            self._blob = self.store.blobs.writer(blob_id)
         return self._blob
 
     def _stored(self, at: int, n: int) -> None:
         self.stored += n
-        if self.extents and self.extents[-1][0] + self.extents[-1][1] == at:
-            self.extents[-1][1] += n
+        last = self.extents[-1] if self.extents else None
+        if last is not None and len(last) == 2 and last[0] + last[1] == at:
+            last[1] += n
         else:
             self.extents.append([at, n])
 
     def can_copy_from(self, reader: ObjectReader) -> bool:
-        """Whether :meth:`copy_from` can take ``reader``'s bytes by reference: a plain object on a
-        blob store that clones ranges (``file``), and no hash to compute over the bytes here."""
+        """Whether :meth:`copy_from` can take ``reader``'s bytes by reference: a plain object (whose
+        bytes are in blobs, on any blob store), and no hash to compute over the bytes here (the
+        caller knows the ETag: ``known_etag``)."""
         parts = reader.parts
         return (
             not self._chains
-            and getattr(self.store.blobs, "clones", False)
             and len(parts) == 1
             and parts[0].blob is not None
             and parts[0].data is None
             and parts[0].offset == 0
         )
 
-    def copy_from(self, reader: ObjectReader, start: int, length: int) -> None:
-        """Append bytes ``[start, start + length)`` of another object (see :meth:`can_copy_from`)
-        without passing them through this process: the blob store clones its data runs (a reflink
-        where the filesystem shares extents, no new space; an in-kernel copy elsewhere); its holes
-        stay holes."""
+    def pin(self, reader: ObjectReader) -> None:
+        """Hold a reference to every blob ``reader``'s object keeps its bytes in, from now until this
+        write is committed (then the new object's blob holds them) or dropped: deleting that object
+        meanwhile, or later, leaves the bytes this object refers to in place. Raises
+        :class:`StoreError` when the object's bytes are already being removed (it was deleted)."""
         if not self.can_copy_from(reader):
-            raise ValueError("copy_from needs a plain object on a cloning blob store and no hashes")
-        part = reader.parts[0]
-        assert part.blob is not None
+            raise ValueError("copy_from needs a plain object and no hashes")
+        blob = reader.parts[0].blob
+        assert blob is not None
+        wanted = [blob_id for blob_id in blob.sizes if blob_id not in self._pinned]
+        if wanted:
+            self.store._pin(self._intent(), wanted)
+            self._pinned.update(wanted)
+
+    def copy_from(self, reader: ObjectReader, start: int, length: int) -> None:
+        """Append bytes ``[start, start + length)`` of another object (see :meth:`can_copy_from`) by
+        reference: the new object's extent map names the runs of the blobs that hold them (the blob
+        that holds each run, whatever object it was written for: references never chain), and no
+        byte is read, written or stored again; its holes stay holes. Pins the blobs first (:meth:`pin`)."""
+        self.pin(reader)
+        blob = reader.parts[0].blob
+        assert blob is not None
         end = min(start + length, reader.size)
-        source = reader._reader(part.blob)
         pos = start
-        for run_start, run_length, at in [*part.blob.runs_within(start, end), (end, 0, 0)]:
+        for run_start, run_length, at, blob_id in [*blob.runs_within(start, end), (end, 0, 0, "")]:
             if run_start > pos:
                 self.skip(run_start - pos)
             if run_length:
-                self._open_blob().clone(source, at, run_length)  # type: ignore[attr-defined]
-                self._stored(self.size, run_length)
+                last = self.extents[-1] if self.extents else None
+                if (last is not None and len(last) == 5 and last[2] == blob_id and last[0] + last[1] == self.size
+                        and last[3] + last[1] == at):  # fmt: skip
+                    last[1] += run_length
+                else:
+                    self.extents.append([self.size, run_length, blob_id, at, blob.sizes[blob_id]])
                 self.size += run_length
             pos = run_start + run_length
 
@@ -1145,36 +1258,55 @@ class ObjectWriter:
 # --- reading ------------------------------------------------------------------------------------
 
 
+Run = tuple[int, int, int, str]  # (object offset, length, offset in the blob that holds it, that blob's id)
+
+
 @dataclass
 class _Blob:
-    """A stored blob and its extent map: ``runs`` are (object offset, length, blob offset), in order."""
+    """A stored blob and its extent map: ``runs`` are (object offset, length, blob offset, blob id), in
+    order; ``sizes`` the stored bytes of each blob the runs are in.
+
+    The extent map (``object_blobs.extents``) lists each data run as ``[offset, length]`` (its bytes
+    are this blob's own, packed in this order) or ``[offset, length, blob id, blob offset, blob
+    size]`` (its bytes are in another blob, which this one holds a reference to: see
+    :meth:`ObjectStore._pin`)."""
 
     id: str
     size: int
-    runs: list[tuple[int, int, int]]
+    runs: list[Run]
     starts: list[int]
+    sizes: dict[str, int]
 
     @classmethod
     def from_row(cls, blob_id: str, size: int, extents: str | None) -> _Blob:
-        runs: list[tuple[int, int, int]] = []
+        runs: list[Run] = []
+        at = 0
+        sizes: dict[str, int] = {}
         if extents is None:
-            runs = [(0, size, 0)] if size else []
+            runs = [(0, size, 0, blob_id)] if size else []
+            at = size
         else:
-            at = 0
-            for offset, length in json.loads(extents):
-                runs.append((offset, length, at))
-                at += length
-        return cls(blob_id, size, runs, [r[0] for r in runs])
+            for entry in json.loads(extents):
+                if len(entry) == 2:
+                    runs.append((entry[0], entry[1], at, blob_id))
+                    at += entry[1]
+                else:
+                    offset, length, other, other_at, other_size = entry
+                    runs.append((offset, length, other_at, other))
+                    sizes[other] = other_size
+        if at:
+            sizes[blob_id] = at
+        return cls(blob_id, size, runs, [r[0] for r in runs], sizes)
 
-    def runs_within(self, lo: int, hi: int) -> Iterator[tuple[int, int, int]]:
-        """The data runs clipped to [lo, hi): (object offset, length, blob offset)."""
+    def runs_within(self, lo: int, hi: int) -> Iterator[Run]:
+        """The data runs clipped to [lo, hi): (object offset, length, blob offset, blob id)."""
         i = max(0, bisect.bisect_right(self.starts, lo) - 1)
-        for offset, length, at in self.runs[i:]:
+        for offset, length, at, blob_id in self.runs[i:]:
             if offset >= hi:
                 return
             start, end = max(lo, offset), min(hi, offset + length)
             if start < end:
-                yield start, end - start, at + start - offset
+                yield start, end - start, at + start - offset, blob_id
 
 
 @dataclass
@@ -1228,9 +1360,11 @@ class ObjectReader:
         self.parts = parts
         self.size = sum(p.length for p in parts)
         self._readers: dict[str, BlobReader] = {}
-        # Open plain objects at once: on a file store an open blob outlives its deletion.
+        # Open plain objects at once (and the few blobs they refer to): on a file store an open blob
+        # outlives its deletion.
         if len(parts) == 1 and parts[0].blob is not None:
-            self._reader(parts[0].blob)
+            for blob_id in list(parts[0].blob.sizes)[:READERS]:
+                self._reader(parts[0].blob, blob_id)
 
     def __enter__(self) -> ObjectReader:
         return self
@@ -1243,16 +1377,17 @@ class ObjectReader:
             reader.close()
         self._readers.clear()
 
-    def _reader(self, blob: _Blob) -> BlobReader:
-        reader = self._readers.get(blob.id)
+    def _reader(self, blob: _Blob, blob_id: str) -> BlobReader:
+        """A reader of ``blob_id``: ``blob`` itself or a blob its runs refer to."""
+        reader = self._readers.get(blob_id)
         if reader is None:
             try:
-                reader = self.store.blobs.reader(blob.id, blob.runs[-1][1] + blob.runs[-1][2] if blob.runs else 0)
+                reader = self.store.blobs.reader(blob_id, blob.sizes.get(blob_id, 0))
             except BlobError:
                 raise BrokenLargeObject("a segment disappeared while reading") from None
-            if len(self._readers) >= 8:  # large objects: keep only a few segment blobs open
+            if len(self._readers) >= READERS:  # large objects: keep only a few segment blobs open
                 self._readers.pop(next(iter(self._readers))).close()
-            self._readers[blob.id] = reader
+            self._readers[blob_id] = reader
         return reader
 
     def extents(self) -> list[tuple[int, int]]:
@@ -1261,12 +1396,12 @@ class ObjectReader:
         pos = 0
         for part in self.parts:
             if part.data is not None:  # an SLO's inline data segment
-                runs: Iterator[tuple[int, int, int]] = iter([(part.offset, part.length, 0)])
+                runs: Iterator[Run] = iter([(part.offset, part.length, 0, "")])
             elif part.blob is not None:
                 runs = part.blob.runs_within(part.offset, part.offset + part.length)
             else:
                 runs = iter(())
-            for start, length, _ in runs:
+            for start, length, *_ in runs:
                 at = pos + start - part.offset
                 if out and out[-1][0] + out[-1][1] == at:
                     out[-1] = (out[-1][0], out[-1][1] + length)
@@ -1290,13 +1425,13 @@ class ObjectReader:
                     pos += n
                 continue
             runs = part.blob.runs_within(pos, stop) if part.blob is not None else iter(())
-            for run_start, run_length, at in [*runs, (stop, 0, 0)]:
+            for run_start, run_length, at, blob_id in [*runs, (stop, 0, 0, "")]:
                 while pos < run_start:  # a hole before the run (or before the end)
                     n = min(chunk, run_start - pos)
                     yield ZEROS[:n] if n <= CHUNK else bytes(n)
                     pos += n
                 if run_length:
-                    reader = self._reader(part.blob)  # type: ignore[arg-type]
+                    reader = self._reader(part.blob, blob_id)  # type: ignore[arg-type]
                     run_end = run_start + run_length
                     while pos < run_end:
                         n = min(chunk, run_end - pos)
@@ -1309,21 +1444,23 @@ class ObjectReader:
     def file_runs(self, start: int, length: int) -> list[tuple[int | None, int, int]] | None:
         """The bytes [start, start + length) as ``(file descriptor, offset in it, n)`` runs, ``None``
         for a run of zeros (a hole); None when they are not all in open files (a blob store without
-        them, an SLO's inline data, more than one blob)."""
+        them, an SLO's inline data, more than one part or more blobs than are kept open)."""
         blobs = {part.blob.id for part in self.parts if part.blob is not None}
         if len(blobs) > 1 or any(part.data is not None for part in self.parts):
+            return None
+        if any(len(part.blob.sizes) > READERS for part in self.parts if part.blob is not None):
             return None
         out: list[tuple[int | None, int, int]] = []
         end = min(start + length, self.size)
         for part in _slice_parts(self.parts, start, end):
             pos, stop = part.offset, part.offset + part.length
             runs = part.blob.runs_within(pos, stop) if part.blob is not None else iter(())
-            for run_start, run_length, at in [*runs, (stop, 0, 0)]:
+            for run_start, run_length, at, blob_id in [*runs, (stop, 0, 0, "")]:
                 if pos < run_start:
                     out.append((None, 0, run_start - pos))
                     pos = run_start
                 if run_length:
-                    fileno = getattr(self._reader(part.blob), "fileno", None)  # type: ignore[arg-type]
+                    fileno = getattr(self._reader(part.blob, blob_id), "fileno", None)  # type: ignore[arg-type]
                     if fileno is None:
                         return None
                     out.append((fileno(), at, run_length))

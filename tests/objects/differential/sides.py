@@ -149,7 +149,9 @@ class Side:
         """What counts of one answer: status, the named headers (absent is ``None``) and the body.
 
         ``body``: "auto" compares JSON as data and anything else as text, "status" ignores the body
-        (error pages differ in wording between servers), "json"/"text"/"xml"; None ignores it too.
+        (error pages differ in wording between servers), "json"/"text"/"xml"; None ignores it too;
+        "error" compares the body of an error answer only (4xx, 5xx: the text the swift CLI and
+        swiftclient's ``ClientException`` show the user) and ignores a success's.
         """
         seen: dict[str, Any] = {"status": response.status_code}
         if note:
@@ -161,6 +163,8 @@ class Side:
             seen[name.lower()] = None if value is None else self.normalise(value)
         if body in ("auto", "json", "text", "xml"):
             seen["body"] = self.body(response.content, response.headers.get("content-type", ""), body)
+        if body == "error" and response.status_code >= 400:
+            seen["body"] = self.normalise(response.content.decode("utf-8", errors="replace"))
         return seen
 
     def body(self, content: bytes, content_type: str, how: str = "auto") -> Any:

@@ -85,12 +85,12 @@ def test_account_access_control(sides: Sides, level: str) -> None:
             ("POST", "", None),
         ):
             response = s.req(method, path, who="other", body=body)
-            out.append(s.obs(response, note=f"{method} {path[:16]}", body="status")
+            out.append(s.obs(response, note=f"{method} {path[:16]}", body="error")
                        | {"sees ACL": "x-account-access-control" in response.headers})  # fmt: skip
         s.req("POST", "", headers={"X-Account-Access-Control": "{}"}).raise_for_status()
         out.append(s.obs(s.req("GET", f"/{s.c()}/obj", who="other"), body="status"))
         for bad in ("not json", "[]", '{"nope": []}', '{"admin": "x"}'):
-            out.append(s.obs(s.req("POST", "", headers={"X-Account-Access-Control": bad}), body="status"))
+            out.append(s.obs(s.req("POST", "", headers={"X-Account-Access-Control": bad}), body="error"))
         return out
 
     sides.compare(case)

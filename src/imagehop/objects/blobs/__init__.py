@@ -4,7 +4,9 @@ The engine (``objects/store.py``) owns every row: names, metadata, ETags, manife
 map of each blob. A blob store only keeps immutable byte strings under opaque ids, as glance_store
 drivers do. A blob holds only the *data runs* of an object, packed one after the other; the extent
 map in the database says where each run lies in the object, so holes (zeros) are never stored and
-sparse reads, the extents extension and the content digest work the same on every backend.
+sparse reads, the extents extension and the content digest work the same on every backend. A run
+may also lie in another blob (an object built by reference, with reference counts in the database):
+that is the engine's business too, so every store shares bytes between objects without knowing it.
 
     store = open_blob_store(settings, region_dir)
     w = store.writer(blob_id); w.write(b"..."); w.commit()   # or w.abort(); nothing visible before commit

@@ -16,7 +16,6 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import ctypes.util
-import errno
 import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -48,7 +47,6 @@ _start_writeback = _load_sync_file_range()
 
 class FileBlobStore:
     kind = "file"
-    clones = True  # its writers take ranges of other blobs by reference (FileBlobWriter.clone)
     keeps_writes = False  # a writer is done with the bytes it is given when write() returns
 
     def __init__(self, root: Path, delete_grace: float | None = None) -> None:
@@ -112,27 +110,6 @@ class FileBlobWriter:
         if _start_writeback is not None and self.size - self.flushed >= WRITE_BEHIND:
             _start_writeback(self.fd, self.flushed, self.size - self.flushed)  # type: ignore[arg-type]
             self.flushed = self.size
-
-    def clone(self, source: FileBlobReader, offset: int, length: int) -> None:
-        """Append ``length`` bytes of another blob from ``offset`` without reading them into this
-        process: ``copy_file_range`` shares the extents where the filesystem can (XFS, btrfs: a
-        reflink, no new space) and copies inside the kernel elsewhere; where it is refused (another
-        filesystem, an old kernel), the bytes are read and written."""
-        assert self.fd is not None and source.fd is not None
-        while length > 0:
-            try:
-                n = os.copy_file_range(source.fd, self.fd, length, offset)
-            except OSError as exc:
-                if exc.errno not in (errno.EXDEV, errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP, errno.EPERM):
-                    raise
-                n = 0
-            if n <= 0:  # refused, or the source ended: copy what is left by hand
-                self.write(source.read(offset, length))
-                return
-            offset += n
-            length -= n
-            self.size += n
-        self._write_behind()
 
     def commit(self) -> None:
         assert self.fd is not None
