@@ -7,7 +7,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.support import BACKENDS, Cloud, Glance, MiB, disk_bytes, make_cloud, wait_image
+from tests.support import BACKENDS, Cloud, Glance, MiB, disk_bytes, ended_tasks, make_cloud, wait_image
 from tests.support.web import WebServer, web_server
 
 
@@ -75,7 +75,7 @@ def test_web_download(import_cloud: Cloud, web: WebServer) -> None:
     body = {"method": {"name": "web-download", "uri": f"{web.url}/nope.raw"}}
     assert demo.post(f"/v2/images/{missing['id']}/import", json=body).status_code == 202
     wait_image(demo, missing["id"], "queued")
-    task = demo.get(f"/v2/images/{missing['id']}/tasks").json()["tasks"][0]
+    [task] = ended_tasks(demo, missing["id"])
     assert task["status"] == "failure" and "404" in task["message"]
     bad = {"method": {"name": "web-download", "uri": "file:///etc/passwd"}}
     assert demo.post(f"/v2/images/{missing['id']}/import", json=bad).status_code == 400
@@ -102,7 +102,7 @@ def test_glance_download_between_regions(import_cloud: Cloud) -> None:
     bad_region = {"method": {"name": "glance-download", "glance_image_id": source["id"], "glance_region": "MARS"}}
     assert iad.post(f"/v2/images/{other['id']}/import", json=bad_region).status_code == 202
     wait_image(iad, other["id"], "queued")
-    [failed] = iad.get(f"/v2/images/{other['id']}/tasks").json()["tasks"]
+    [failed] = ended_tasks(iad, other["id"])
     assert failed["status"] == "failure" and "MARS" in failed["message"]
 
 

@@ -41,7 +41,7 @@ def test_stores_and_import_store_requests(quota_cloud: Cloud) -> None:
         body = {"method": {"name": "web-download", "uri": "http://127.0.0.1:1/x"}, **body}
         response = demo.post(f"/v2/images/{queued['id']}/import", json=body, headers=headers)
         assert response.status_code == 409, response.text
-        assert "Unknown scheme 'ceph'" in response.json()["message"]
+        assert "Store for identifier ceph not found" in response.json()["message"]
     both = {"method": {"name": "web-download", "uri": "http://127.0.0.1:1/x"}, "stores": ["local"], "all_stores": True}
     assert demo.post(f"/v2/images/{queued['id']}/import", json=both).status_code == 400
     after = demo.image(queued["id"])

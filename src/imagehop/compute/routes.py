@@ -42,6 +42,7 @@ from imagehop.identity.caller import Caller, require_caller
 from imagehop.identity.service import IdentityError
 from imagehop.region import Region
 from imagehop.streams import BodyTooLarge
+from imagehop.tasks import worker as tasks_worker
 
 log = logging.getLogger(__name__)
 
@@ -153,6 +154,7 @@ def compute_routes(region: Region) -> list[BaseRoute]:
     async def create_server(ctx: Ctx) -> Response:
         request = parse_server_create(await json_body(ctx.request), ctx)
         server, admin_pass = await run_in_threadpool(service.create_server, ctx.caller, request)
+        tasks_worker.wake(region.name)
         body = {
             "id": server["id"],
             "links": server_links(ctx, server["id"]),
@@ -192,6 +194,7 @@ def compute_routes(region: Region) -> list[BaseRoute]:
 
     async def delete_server(ctx: Ctx) -> Response:
         await run_in_threadpool(service.delete_server, ctx.caller, ctx.param("server_id"))
+        tasks_worker.wake(region.name)
         return Response(status_code=204)
 
     async def server_action(ctx: Ctx) -> Response:
@@ -208,6 +211,7 @@ def compute_routes(region: Region) -> list[BaseRoute]:
             raise BadRequest(f"There is no such action: {action}")
         name, metadata = parse_create_image(args)
         image = await run_in_threadpool(service.create_image, ctx.caller, ctx.param("server_id"), name, metadata)
+        tasks_worker.wake(region.name)
         headers = {"Location": f"{ctx.region_url}/image/v2/images/{image['id']}"}
         if ctx.at_least(45):
             return JSONResponse({"image_id": image["id"]}, 202, headers=headers)

@@ -19,10 +19,21 @@ remote block map); a reused block is the base block with that hash in the base's
 (blobs are immutable and the map was made from the same bytes). The content digest of the result,
 made from these hashes, must equal the requested one before the image becomes active. Equal content
 digest and size of raw disks mean identical bytes, so the new image's ``checksum`` and
-``os_hash_value`` are the source's. Reused blocks are taken by reference where the blob store can
-(``file``: ``copy_file_range``, a reflink that uses no new space on XFS or btrfs, an in-kernel copy
-on other filesystems) and otherwise read and written through the object engine; zero blocks stay
-holes.
+``os_hash_value`` are the source's.
+
+Storage: reused blocks are taken *by reference*, on every blob store (``file``, ``s3``, ``swift``):
+the new image's blob holds only the blocks that arrived, and its extent map names the runs of the
+base's blob(s) for the others (``ObjectWriter.copy_from``; the blob that actually holds a run, so an
+image built on an image built on a base refers to the original bytes, never to a chain). No reused
+byte is read, written or stored again, so the region's storage grows by the changed blocks only.
+Before the first block, the build pins the base's blobs (``ObjectWriter.pin``: a reference count
+per blob, held by the unfinished write's intent row, then by the committed blob): deleting the base
+during the build or at any time later leaves the bytes this image reads in place, and they go with
+the last blob that refers to them; deleting this image frees only its own blob (and drops its
+references). A crash mid-build leaves an intent that housekeeping discards with its pins, and no
+image row. A base deleted before the pin is not used: its blocks are read while they still can be,
+else fetched from the source (pull), or the import fails (delta stream) and the client sends the
+image in full. Zero blocks stay holes.
 """
 
 from __future__ import annotations
@@ -122,14 +133,19 @@ def build(
                 base_reader = data.objects.open(ACCOUNT, CONTAINER, base.key)
             except StoreError:
                 built.fallback, base = f"the base image {base.image_id} was deleted", None
-        clone = base is not None and base_reader is not None and writer.can_copy_from(base_reader)
+        by_ref = base is not None and base_reader is not None and writer.can_copy_from(base_reader)
+        if by_ref:
+            try:  # the base's bytes stay for this image whatever happens to the base from now on
+                writer.pin(base_reader)  # type: ignore[arg-type]
+            except StoreError:  # deleted just now: its blocks are read (while they can be) or fetched
+                by_ref = False
         for index, sha, block in records:
             if not (0 <= index < count) or (items and index <= items[-1][0]):
                 raise ImageError(f"Block {index} is out of order or outside a disk of {size} bytes.")
             offset = index * BLOCK
             length = min(BLOCK, size - offset)
-            if block is None and clone and base is not None and sha in base.by_hash:
-                at = base.by_hash[sha]  # by reference: the blob store clones the base's bytes
+            if block is None and by_ref and base is not None and sha in base.by_hash:
+                at = base.by_hash[sha]  # by reference: the new image's extent map names the base's bytes
                 n = min(length, base.blocks.virtual_size - at * BLOCK)
                 writer.skip(offset - position)
                 writer.copy_from(base_reader, at * BLOCK, n)  # type: ignore[arg-type]

@@ -63,13 +63,30 @@ class ListQuery:
     lookups: list[Lookup] = field(default_factory=list)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Lookup:
     """A property or tag filter, in its two forms: the ids it matches (an index walk that can drive
-    the query), and a condition on ``images.id`` (a primary-key probe per row walked)."""
+    the query), and a condition on ``images.id`` (a primary-key probe per row walked).
 
-    ids: sa.Select
-    exists: sa.ColumnElement[bool]
+    ``name`` and ``value`` are strings, or bind parameters in a statement built once per shape (see
+    :func:`prepared`); ``key`` is then the bind parameter of the value's indexed prefix."""
+
+    kind: str  # "property" or "tag"
+    name: Any
+    value: Any
+    key: Any = None
+
+    @property
+    def ids(self) -> sa.Select:
+        if self.kind == "tag":
+            return store.tag_ids(self.value)
+        return store.property_ids(self.name, self.value, self.key)
+
+    @property
+    def exists(self) -> sa.ColumnElement[bool]:
+        if self.kind == "tag":
+            return store.tag_exists(self.value)
+        return store.property_exists(self.name, self.value)
 
 
 @dataclass(frozen=True)
@@ -206,9 +223,9 @@ def parse(params: list[tuple[str, str]]) -> ListQuery:
             query.conditions.append(column == (_integer(name, value) if name in INTEGER_COLUMNS else value))
         else:
             # Any other key is an exact match on an extra property (?com.mycompany.image-of=db-slave-3).
-            query.lookups.append(Lookup(store.property_ids(name, value), store.property_exists(name, value)))
+            query.lookups.append(Lookup("property", name, value))
     for tag in dict.fromkeys(tags):
-        query.lookups.append(Lookup(store.tag_ids(tag), store.tag_exists(tag)))
+        query.lookups.append(Lookup("tag", "", tag))
     query.sort = _sorting(sort_keys, sort_dirs, sort_param)
     return query
 
@@ -343,6 +360,60 @@ def select(caller: Caller, query: ListQuery, marker: dict[str, Any] | None, driv
         return walks[0]
     union = sa.union(*[sa.select(walk.subquery()) for walk in walks]).subquery("visible")
     return sa.select(union).order_by(*ordering(query.sort, union.c)).limit(query.limit)
+
+
+# Statements built once per shape of query, run with the caller's and the lookups' values as bind
+# parameters: building a page's select costs more than running it (SQLAlchemy's construction and
+# coercion of every clause); the compiled form is then found in SQLAlchemy's cache at once.
+_PREPARED: dict[tuple[Any, ...], sa.Select] = {}
+_PREPARED_MAX = 512
+_COUNTS: dict[str, sa.Select] = {}
+
+
+def prepared(caller: Caller, query: ListQuery, driver: Lookup | None) -> tuple[sa.Select, dict[str, Any]] | None:
+    """:func:`select` for a first page without column filters, from the cache; None for other queries.
+
+    The statement is the one :func:`select` builds, with the tenant and every lookup's name and
+    value as bind parameters (SQLAlchemy binds those values in either case: the SQL is the same).
+    """
+    if query.conditions:
+        return None
+    driver_index = None if driver is None else next(i for i, lookup in enumerate(query.lookups) if lookup is driver)
+    shape = (caller.is_admin, query.visibility, query.member_status, query.os_hidden, tuple(query.sort), query.limit,
+             tuple(lookup.kind for lookup in query.lookups), driver_index)  # fmt: skip
+    statement = _PREPARED.get(shape)
+    if statement is None:
+        lookups = [
+            Lookup(lookup.kind, sa.bindparam(f"name_{i}"), sa.bindparam(f"value_{i}"), sa.bindparam(f"key_{i}"))
+            for i, lookup in enumerate(query.lookups)
+        ]
+        template = ListQuery(limit=query.limit, sort=query.sort, visibility=query.visibility,
+                             member_status=query.member_status, os_hidden=query.os_hidden, lookups=lookups)  # fmt: skip
+        who = Caller("", "", sa.bindparam("tenant"), frozenset({"admin"} if caller.is_admin else ()), 0.0)  # type: ignore[arg-type]
+        statement = select(who, template, None, None if driver_index is None else lookups[driver_index])
+        if len(_PREPARED) >= _PREPARED_MAX:
+            _PREPARED.clear()
+        _PREPARED[shape] = statement
+    params: dict[str, Any] = {"tenant": caller.tenant_id}
+    for i, lookup in enumerate(query.lookups):
+        params.update(_lookup_params(i, lookup))
+    return statement, params
+
+
+def _lookup_params(i: int, lookup: Lookup) -> dict[str, Any]:
+    if lookup.kind == "tag":
+        return {f"value_{i}": lookup.value}
+    return {f"name_{i}": lookup.name, f"value_{i}": lookup.value, f"key_{i}": lookup.value[: store.PROPERTY_PREFIX]}
+
+
+def count_upto(conn: Any, lookup: Lookup, cap: int) -> int:
+    """How many images ``lookup`` matches, counting no further than ``cap`` (so it costs at most ``cap``)."""
+    statement = _COUNTS.get(lookup.kind)
+    if statement is None:
+        template = Lookup(lookup.kind, sa.bindparam("name_0"), sa.bindparam("value_0"), sa.bindparam("key_0"))
+        ids = template.ids.limit(sa.bindparam("cap", type_=sa.Integer)).subquery()
+        statement = _COUNTS[lookup.kind] = sa.select(sa.func.count()).select_from(ids)
+    return conn.execute(statement, {**_lookup_params(0, lookup), "cap": cap}).scalar_one()
 
 
 def after(sort: list[tuple[str, str]], marker: dict[str, Any]) -> sa.ColumnElement[bool]:

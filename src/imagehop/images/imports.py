@@ -134,24 +134,23 @@ class Importer:
         self, caller: Caller, image_id: str, body: Any, token: str, request_id: str, store_header: str | None = None
     ) -> str:
         """Check the request, lock the image, record the task and start it; returns the task id."""
+        # Glance 33's checks, in its order and its words (glanceclient shows them).
+        if body is None:
+            raise BadRequest("Body expected in request.")
+        if isinstance(body, dict) and "method" not in body:
+            raise BadRequest("Import request requires a 'method' field.")
         method = body.get("method") if isinstance(body, dict) else None
+        if isinstance(method, dict) and "name" not in method:
+            raise BadRequest("Import request requires a 'name' field.")
         name = method.get("name") if isinstance(method, dict) else None
         if name not in METHODS:
-            raise BadRequest(f"Import method {name!r} is not supported; use one of {', '.join(METHODS)}.")
-        for flag in ("all_stores", "all_stores_must_succeed"):
+            raise BadRequest(f"Unknown import method name '{name}'.")
+        for flag in ("all_stores_must_succeed", "all_stores"):
             if flag in body and not isinstance(body[flag], bool):
-                raise BadRequest(f"'{flag}' must be true or false.")
+                raise BadRequest(f"'{flag}' must be boolean value only")
         stores = import_stores(body, store_header)
         if name == "web-download":
             check_uri(method.get("uri"), self.allow_private)
-        if name == "glance-download":
-            remote_id = method.get("glance_image_id")
-            if not method.get("glance_region") or not remote_id:
-                raise BadRequest("glance-download needs glance_region and glance_image_id.")
-            try:
-                uuid.UUID(str(remote_id))
-            except ValueError:
-                raise BadRequest(f"Remote image id does not look like a UUID: {remote_id}") from None
         base_id = None
         if name == "imagehop-delta":
             check_delta_request(method)
@@ -175,16 +174,23 @@ class Importer:
                 if body.get("all_stores"):
                     return ""
                 raise BadRequest(f"Image is already present at store '{STORE_ID}'")
+            # Glance 33's order: the image's state and the request's fields, then the caller's rights.
+            status = image["status"]
+            if status == "active":
+                raise Conflict("Image with status active cannot be target for import")
+            if name in ("web-download", "glance-download") and status != "queued":
+                raise Conflict(f"Image needs to be in 'queued' state to use '{name}' method")
+            if name in ("glance-direct", "imagehop-delta") and status != "uploading":
+                raise Conflict(f"Image needs to be staged before '{name}' method can be used")
+            if not image["container_format"]:
+                raise Conflict("'container_format' needs to be set before import")
+            if not image["disk_format"]:
+                raise Conflict("'disk_format' needs to be set before import")
+            if name == "glance-download":
+                check_download_method(method)
             check_can_write(caller, image)
             if image["properties"].get(LOCK):
                 raise Conflict(f"Image {image_id} has active task {image['properties'][LOCK]}")
-            status = image["status"]
-            if name != "copy-image" and (not image["container_format"] or not image["disk_format"]):
-                raise Conflict("'container_format' and 'disk_format' need to be set before import")
-            if name == "copy-image" and status != "active":
-                raise Conflict("Image needs to be active to be copied")
-            if name in ("glance-direct", "imagehop-delta") and status != "uploading":
-                raise Conflict(f"Image needs to be staged before '{name}' method can be used")
             if name == "imagehop-delta" and image["disk_format"] != "raw":
                 raise BadRequest("imagehop-delta builds raw images: create the image with disk_format raw.")
             if base_id is not None:
@@ -192,8 +198,6 @@ class Importer:
                 if base is None or not can_read_blocks(conn, caller, base):
                     raise NotFound(f"No base image found with ID {str(base_id)[:40]} (only your own images, or ones "
                                    "shared with you, can be a base).")  # fmt: skip
-            if name in ("web-download", "glance-download") and status != "queued":
-                raise Conflict(f"Image needs to be in 'queued' state to use '{name}' method")
             if name in ("web-download", "glance-download"):
                 self.service.check_quota(conn, caller, {"image_size_total": 0})
             if name == "imagehop-delta":  # a small stage may build a large image: the size quota counts
@@ -255,8 +259,14 @@ class Importer:
             self.recover(task, reset=name != "copy-image")
             raise ImportFailed(public_message(exc, name)) from exc
         self.recover(task, reset=False, failed=False)
-        message = "Copied to store 'local'" if name == "copy-image" else "Import complete"
+        message = "Copied to store 'local'" if name == "copy-image" else f"Copied {self._size(image_id) >> 20} MiB"
         return {"image_id": image_id, "message": message, **extra}
+
+    def _size(self, image_id: str) -> int:
+        """The stored size: as Glance, a finished import's task message is its last ``Copied N MiB``."""
+        with self.service.engine.connect() as conn:
+            image = store.get(conn, image_id)
+        return int((image or {}).get("size") or 0)
 
     def _delegated_token(self, task: Record) -> str:
         """A short-lived token of the task's user and project, while the caller's own would have lasted."""
@@ -417,7 +427,7 @@ class Importer:
             raise ImageError(f"Remote image {method['glance_image_id']} in {region}: HTTP {response.status_code}.")
         remote = response.json()
         if remote.get("status") != "active":
-            raise ImageError(f"Remote image is {remote.get('status')}, not active.")
+            raise ImageError(f"Source image status should be active instead of {remote.get('status')}")
         updates = {k: v for k, v in remote.items() if isinstance(v, str) and k.startswith(DOWNLOAD_PROPERTIES)}
         with self.service.engine.begin() as conn:
             for key, value in updates.items():
@@ -595,7 +605,7 @@ class RangeSource:
 def check_store(store_id: Any) -> str:
     """A store identifier of this region, or 409 as Glance answers for an unknown one."""
     if store_id != STORE_ID:
-        raise Conflict(f"Unknown scheme '{str(store_id)[:100]}' found in URI")
+        raise Conflict(f"Store for identifier {str(store_id)[:100]} not found")
     return store_id
 
 
@@ -603,7 +613,7 @@ def import_stores(body: dict, header: str | None) -> list[str]:
     """The stores an import writes to (``stores``, ``all_stores`` or ``X-Image-Meta-Store``): one."""
     if body.get("all_stores"):
         if body.get("stores"):
-            raise BadRequest("Only one of 'stores' or 'all_stores' may be given.")
+            raise BadRequest("All_stores parameter can't be used with x-image-meta-store header or stores parameter")
         return [STORE_ID]
     stores = body.get("stores")
     if stores is None:
@@ -645,6 +655,27 @@ class Progress:
             self.reported, self._last = done, moment
             with self.service.engine.begin() as conn:
                 store.update_task(conn, self.task_id, message=f"Copied {done >> 20} MiB", updated_at=now())
+
+
+def check_download_method(method: dict) -> None:
+    """glance-download's fields, checked (and worded) as Glance 33 checks them; as Glance, a missing
+    ``glance_service_interface`` is recorded as ``public``."""
+    if "glance_region" not in method:
+        raise BadRequest("'glance_region' needs to be set for glance-download import method")
+    if "glance_image_id" not in method:
+        raise BadRequest("'glance_image_id' needs to be set for glance-download import method")
+    try:
+        uuid.UUID(str(method["glance_image_id"]))
+    except ValueError:
+        raise BadRequest(f"Remote image id does not look like a UUID: {method['glance_image_id']}") from None
+    method.setdefault("glance_service_interface", "public")
+
+
+def public_input(task_input: Any) -> Any:
+    """A task's input as the API shows it: without the glance-download delegation record (internal)."""
+    if isinstance(task_input, dict) and "delegation" in task_input:
+        return {k: v for k, v in task_input.items() if k != "delegation"}
+    return task_input
 
 
 def check_uri(uri: Any, allow: bool | None = None) -> None:

@@ -35,10 +35,12 @@ from imagehop.images.errors import (
     UnsupportedMediaType,
 )
 from imagehop.images.imports import METHODS as IMPORT_METHODS
-from imagehop.images.imports import STORE_ID, Importer
+from imagehop.images.imports import STORE_ID, Importer, public_input
 from imagehop.images.service import HIDDEN_PROPERTIES, MAX_IMAGE_SIZE, ImageService
 from imagehop.region import Region
 from imagehop.streams import BodyTooLarge
+from imagehop.tasks import worker as tasks_worker
+from imagehop.tasks.service import POLL_HEADER, poll_after
 
 # Through 2.12, which adds GET /v2/images/{id}/tasks; the highest is CURRENT, the rest SUPPORTED.
 API_VERSIONS = [f"v2.{minor}" for minor in range(12, -1, -1)]
@@ -194,6 +196,7 @@ def image_routes(region: Region) -> list[BaseRoute]:
         image_id = request.path_params["image_id"]
         header = request.headers.get("x-image-meta-store")
         await run_in_threadpool(importer.start, caller, image_id, body, token, request.state.request_id, header)
+        tasks_worker.wake(region.name)
         return Response(status_code=202)
 
     # --- members
@@ -229,7 +232,11 @@ def image_routes(region: Region) -> list[BaseRoute]:
         tasks = await run_in_threadpool(service.tasks, caller, request.path_params["image_id"])
         running = any(t["status"] in ("pending", "processing") for t in tasks)
         # As on GET /v2/tasks/{id}: while an import runs, say when to look again.
-        headers = {"Retry-After": str(region.tasks.retry_after)} if running else None
+        headers = None
+        if running:
+            busy = [t for t in tasks if t["status"] in ("pending", "processing")]
+            wait = region.tasks.retry_after
+            headers = {"Retry-After": str(wait), POLL_HEADER: poll_after(busy, wait)}
         return JSONResponse({"tasks": [task_view(t) for t in tasks]}, headers=headers)
 
     async def null_id(request: Request, caller: Caller) -> Response:
@@ -474,7 +481,13 @@ def requested_range(headers: Any, size: int) -> tuple[int, int] | None:
 
 
 def timestamp(moment: datetime | None) -> str | None:
-    return moment.strftime("%Y-%m-%dT%H:%M:%SZ") if moment else None
+    """``%Y-%m-%dT%H:%M:%SZ``; by ``isoformat`` when that is the same text (a list page formats 50 of
+    these, and ``strftime`` was the costliest part of rendering it)."""
+    if not moment:
+        return None
+    if moment.tzinfo is None and moment.year >= 1000:
+        return moment.isoformat(timespec="seconds") + "Z"
+    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def image_view(image: dict[str, Any], admin: bool = False) -> dict[str, Any]:
@@ -564,7 +577,7 @@ def task_view(task: dict[str, Any]) -> dict[str, Any]:
         "id": task["id"], "type": task["type"], "status": task["status"], "owner": task["owner"],
         "expires_at": iso(task["expires_at"]), "created_at": iso(task["created_at"]),
         "updated_at": iso(task["updated_at"]), "deleted_at": None, "deleted": False, "image_id": task["image_id"],
-        "request_id": task["request_id"], "user_id": task["user_id"], "input": task["input"],
+        "request_id": task["request_id"], "user_id": task["user_id"], "input": public_input(task["input"]),
         "result": task["result"], "message": task["message"],
     }  # fmt: skip
 

@@ -197,8 +197,12 @@ class ImageService:
                     raise Forbidden(f"Forbidding request, image {query.marker} not visible")
             if query.limit == 0:
                 return [], False
-            page = filters.select(caller, query, marker, driver(conn, query))
-            rows = [dict(r) for r in conn.execute(page).mappings()]
+            lookup = driver(conn, query)
+            ready = filters.prepared(caller, query, lookup) if marker is None else None
+            if ready is not None:
+                rows = [dict(r) for r in conn.execute(*ready).mappings()]
+            else:
+                rows = [dict(r) for r in conn.execute(filters.select(caller, query, marker, lookup)).mappings()]
             return store.complete(conn, rows), len(rows) == query.limit
 
     def update(self, caller: Caller, image_id: str, changes: list[Change]) -> Record:
@@ -277,6 +281,7 @@ class ImageService:
                 raise RangeNotSatisfiable(f"Cannot resume at byte {resume_at}: {kept} bytes of this upload are kept.")
         writer = await run_in_threadpool(self._begin_upload, caller, image_id, length)
         beat = recovery.heartbeat(self.engine, image_id)
+        kept_aside: int | None = None  # bytes of an interrupted resumable upload, kept for a later PUT
 
         def write(piece: bytes) -> None:
             writer.write(piece)
@@ -292,7 +297,7 @@ class ImageService:
             except Exception:
                 if resume_at is None or not writer.size:
                     raise
-                await run_in_threadpool(self._keep_upload, writer)  # the body stopped short: keep what came
+                kept_aside = await run_in_threadpool(writer.keep)  # the body stopped short: keep what came
                 raise
             if declared_size is not None and writer.size != declared_size:
                 raise BadRequest(
@@ -300,7 +305,7 @@ class ImageService:
                 )
             stored = await run_in_threadpool(writer.commit)
         except BaseException:
-            await run_in_threadpool(self._fail_upload, writer)
+            await run_in_threadpool(self._fail_upload, writer, kept_aside)
             raise
         await run_in_threadpool(self._finish_upload, image_id, stored)
         await run_in_threadpool(self.data.drop_kept, image_id)  # whatever an interrupted resumable upload kept
@@ -309,12 +314,6 @@ class ImageService:
         with self.engine.begin() as conn:
             self._writable(conn, caller, image_id)
         return self.data.kept_size(image_id)
-
-    def _keep_upload(self, writer: DataWriter) -> None:
-        """Keep an interrupted resumable upload's bytes and show their count on the image."""
-        kept = writer.keep()
-        with self.engine.begin() as conn:
-            store.set_property(conn, writer.key, UPLOAD_KEPT, str(kept))
 
     def store_disk(self, caller: Caller, image_id: str, disk: formats.VirtualDisk) -> None:
         """Store a virtual disk as the image's bytes (queued → saving → active); blocking.
@@ -355,10 +354,14 @@ class ImageService:
                 recovery.end(conn, image_id)
             raise
 
-    def _fail_upload(self, writer: DataWriter) -> None:
+    def _fail_upload(self, writer: DataWriter, kept: int | None = None) -> None:
+        """Back to ``queued``; with ``kept`` (the bytes an interrupted resumable upload keeps aside) the
+        image shows their count in the same transaction, so a client that sees it can resume at once."""
         writer.abort()
         with self.engine.begin() as conn:
             store.set_status(conn, writer.key, ["saving"], "queued", now())
+            if kept is not None:
+                store.set_property(conn, writer.key, UPLOAD_KEPT, str(kept))
             recovery.end(conn, writer.key)
 
     def _finish_upload(self, image_id: str, stored: Any) -> None:
@@ -477,7 +480,7 @@ def driver(conn: Any, query: filters.ListQuery) -> filters.Lookup | None:
     """The property or tag filter matching the fewest images, if it matches few enough to drive the query."""
     best: tuple[int, filters.Lookup] | None = None
     for lookup in query.lookups:
-        count = store.count_upto(conn, lookup.ids, filters.DRIVE_LIMIT + 1)
+        count = filters.count_upto(conn, lookup, filters.DRIVE_LIMIT + 1)
         if best is None or count < best[0]:
             best = (count, lookup)
     return best[1] if best is not None and best[0] <= filters.DRIVE_LIMIT else None

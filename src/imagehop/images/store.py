@@ -174,16 +174,19 @@ def delete(conn: Connection, image_id: str, owner: str | None, moment: datetime)
     conn.execute(images.delete().where(images.c.id == image_id))
 
 
-def property_ids(name: str, value: str) -> sa.Select:
-    """Ids of the images whose property ``name`` is exactly ``value``: a walk of the lookup index."""
+def property_ids(name: Any, value: Any, key: Any = None) -> sa.Select:
+    """Ids of the images whose property ``name`` is exactly ``value``: a walk of the lookup index.
+
+    ``key`` is the value's indexed prefix (``value[:PROPERTY_PREFIX]``); give it when ``value`` is a bind parameter.
+    """
     return sa.select(image_properties.c.image_id).where(
         image_properties.c.name == name,
-        image_properties.c.value_key == value[:PROPERTY_PREFIX],
+        image_properties.c.value_key == (value[:PROPERTY_PREFIX] if key is None else key),
         image_properties.c.value == value,
     )
 
 
-def property_exists(name: str, value: str) -> sa.ColumnElement[bool]:
+def property_exists(name: Any, value: Any) -> sa.ColumnElement[bool]:
     """``images.id`` has property ``name`` equal to ``value``: one primary-key probe per image."""
     return sa.exists().where(
         image_properties.c.image_id == images.c.id,
@@ -192,17 +195,12 @@ def property_exists(name: str, value: str) -> sa.ColumnElement[bool]:
     )
 
 
-def tag_ids(tag: str) -> sa.Select:
+def tag_ids(tag: Any) -> sa.Select:
     return sa.select(image_tags.c.image_id).where(image_tags.c.value == tag)
 
 
-def tag_exists(tag: str) -> sa.ColumnElement[bool]:
+def tag_exists(tag: Any) -> sa.ColumnElement[bool]:
     return sa.exists().where(image_tags.c.image_id == images.c.id, image_tags.c.value == tag)
-
-
-def count_upto(conn: Connection, ids: sa.Select, cap: int) -> int:
-    """How many rows ``ids`` yields, counting no further than ``cap`` (so it costs at most ``cap``)."""
-    return conn.execute(sa.select(sa.func.count()).select_from(ids.limit(cap).subquery())).scalar_one()
 
 
 # --- members ---------------------------------------------------------------------------------------

@@ -67,7 +67,7 @@ class Target:
 def parse(uri: Any) -> tuple[str, str, int]:
     """(scheme, host, port) of an http(s) URL, or BadRequest naming what is wrong with it."""
     if not isinstance(uri, str) or not uri:
-        raise BadRequest("web-download needs a 'uri' (an http or https URL).")
+        raise BadRequest(f"URI for web-download does not pass filtering: {uri}")  # Glance 33's words
     if len(uri) > MAX_URI or not uri.isascii() or any(c.isspace() or ord(c) < 32 for c in uri):
         raise BadRequest(f"URI is not allowed: it must be at most {MAX_URI} printable ASCII characters.")
     try:
@@ -77,7 +77,7 @@ def parse(uri: Any) -> tuple[str, str, int]:
     except ValueError as exc:
         raise BadRequest(f"URI {uri!r} is not a valid URL: {exc}.") from None
     if parts.scheme not in SCHEMES:
-        raise BadRequest(f"URI {uri!r} is not allowed: use http or https.")
+        raise BadRequest(f"URI for web-download does not pass filtering: {uri}")  # Glance 33's words
     if not host:
         raise BadRequest(f"URI {uri!r} has no host.")
     if port == 0:

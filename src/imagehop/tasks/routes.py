@@ -18,9 +18,11 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute
 
 from imagehop.identity.caller import Caller
+from imagehop.images.imports import public_input
 from imagehop.images.routes import read_json, resource, takes_body
 from imagehop.region import Region
-from imagehop.tasks.service import TaskService
+from imagehop.tasks import worker
+from imagehop.tasks.service import POLL_HEADER, TaskService, poll_after
 
 DELETE_MESSAGE = ("This operation is currently not permitted on Glance Tasks. They are auto deleted after "
                   "reaching the time based on their expires_at property.")  # fmt: skip
@@ -34,6 +36,7 @@ def task_routes(region: Region) -> list[BaseRoute]:
     async def create_task(request: Request, caller: Caller) -> Response:
         body = await read_json(request)
         task = await run_in_threadpool(service.create, caller, body, request.state.request_id)
+        worker.wake(region.name)
         return JSONResponse(task_view(task), status_code=201, headers={"Location": f"/v2/tasks/{task['id']}"})
 
     @takes_body
@@ -44,7 +47,9 @@ def task_routes(region: Region) -> list[BaseRoute]:
 
     async def show_task(request: Request, caller: Caller) -> Response:
         task = await run_in_threadpool(service.get, caller, request.path_params["task_id"])
-        headers = {"Retry-After": retry_after} if task["status"] in ("pending", "processing") else None
+        headers = None
+        if task["status"] in ("pending", "processing"):
+            headers = {"Retry-After": retry_after, POLL_HEADER: poll_after([task], region.tasks.retry_after)}
         return JSONResponse(task_view(task), headers=headers)
 
     async def delete_task(request: Request, caller: Caller) -> Response:
@@ -75,7 +80,7 @@ def task_view(task: dict[str, Any], full: bool = True) -> dict[str, Any]:
         "schema": "/v2/schemas/task",
     }
     if full:
-        view["input"] = task["input"]
+        view["input"] = public_input(task["input"])
         view["result"] = task["result"]
         view["message"] = task["message"] or ""
     if task["type"] == "api_image_import":

@@ -115,6 +115,21 @@ class TaskService:
         return rows, len(rows) == limit
 
 
+POLL_HEADER = "X-Imagehop-Poll-After"
+FIRST_POLL = 0.1  # seconds: how soon a client may look at a task that has just started
+
+
+def poll_after(tasks: list[Record], retry_after: float) -> str:
+    """Seconds (a decimal) until a client should look again at running ``tasks``: a quarter of the
+    age of the youngest, from :data:`FIRST_POLL` up to ``retry_after``. ``Retry-After`` is whole
+    seconds by its definition; this finer hint lets a short task (an incremental copy's) be seen
+    done a fraction of a second after it is, while a long one is polled as rarely as before: a client
+    that follows it polls about as many times in a task's life as the doubling steps of its age."""
+    ages = [(now() - t["created_at"]).total_seconds() for t in tasks if t.get("created_at") is not None]
+    wait = max(FIRST_POLL, min(ages, default=4 * retry_after) / 4)
+    return f"{min(retry_after, wait):.2f}"
+
+
 def _expired(task: Record) -> bool:
     """A finished task is gone at its ``expires_at``, even before the worker deletes its row."""
     return task["expires_at"] is not None and task["expires_at"] <= now()

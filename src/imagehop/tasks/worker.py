@@ -259,6 +259,15 @@ class TaskWorker:
 _workers: list[TaskWorker] = []
 
 
+def wake(region_name: str) -> None:
+    """A task of ``region_name`` was just committed: this process's worker of that region (if it runs
+    one) looks for it now instead of at its next poll (``[tasks] poll_interval``). Workers in other
+    processes of a scaled-out deployment find it at their next poll, as before."""
+    for worker in _workers:
+        if worker.region.name == region_name:
+            worker.wake()
+
+
 def start_worker(region: Region, **kwargs: Any) -> TaskWorker:
     worker = TaskWorker(region, **kwargs)
     _workers.append(worker)
