@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import asyncio
+import functools
 import json
 import logging
 import os
@@ -10,23 +10,32 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import click
-import yaml
-from rich.console import Console
-from rich.table import Table
 
 from imagehop import __version__
-from imagehop.config import ConfigError, Settings, load_settings
 from imagehop.explain import explain
 from imagehop.logs import LEVELS
 
-# Off a terminal (CI logs, `make demo | tee`), keep URLs whole instead of wrapping at 80 columns.
-console = Console(highlight=False, width=None if sys.stdout.isatty() else 160)
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from imagehop.config import Settings
+
+
+@functools.cache
+def _console() -> Console:
+    """The terminal's rich console, made on first use (`imagehop copy --json` makes none)."""
+    from rich.console import Console
+
+    # Off a terminal (CI logs, `make demo | tee`), keep URLs whole instead of wrapping at 80 columns.
+    return Console(highlight=False, width=None if sys.stdout.isatty() else 160)
 
 
 def _settings(**overrides: object) -> Settings:
+    from imagehop.config import ConfigError, load_settings  # not at import: `imagehop copy` needs no settings
+
     config_file = overrides.pop("config", None)
     try:
         return load_settings(config_file, **overrides)  # type: ignore[arg-type]
@@ -128,7 +137,7 @@ def serve(
             settings = _settings(config=config, data_dir=data_dir, host=host, port=port, database_url=database_url)
             settings.data_dir.mkdir(parents=True, exist_ok=True)
             logs.configure(settings.data_dir, level, access_log, terminal=log_level or "warning")
-            roles.run_identity(settings, on_ready=lambda d: console.print(f"identity serving at {d.identity_url}"))
+            roles.run_identity(settings, on_ready=lambda d: _console().print(f"identity serving at {d.identity_url}"))
         else:
             settings = _settings(config=config, data_dir=data_dir, host=host, database_url=database_url)
             names = _served_regions(settings, regions)
@@ -148,9 +157,11 @@ def serve(
         )
         (settings.data_dir / "endpoints.json").unlink(missing_ok=True)
         deployment = server.prepare(settings)
+        import asyncio
+
         asyncio.run(server.serve(deployment, on_ready=_print_endpoints))
     logging.getLogger("imagehop").info("stopped")
-    console.print("imagehop stopped.")
+    _console().print("imagehop stopped.")
 
 
 def _served_regions(settings: Settings, regions: str | None) -> list[str]:
@@ -198,15 +209,19 @@ def _print_endpoints(deployment) -> None:  # type: ignore[no-untyped-def]
         "imagehop %s serving: identity %s, %s; data in %s", __version__, deployment.identity_url,
         ", ".join(f"{region.name} {region.public_url}" for region, _, _ in deployment.regions), data_dir,
     )  # fmt: skip
-    console.print(f"[bold]imagehop {__version__}[/] serving, data in {_shown(data_dir)}")
-    console.print(f"  identity  {deployment.identity_url}  (v3 and v2.0)")
-    console.print(f"  console   {deployment.endpoints()['console']}  (web console: log in with `imagehop credentials`)")
+    _console().print(f"[bold]imagehop {__version__}[/] serving, data in {_shown(data_dir)}")
+    _console().print(f"  identity  {deployment.identity_url}  (v3 and v2.0)")
+    _console().print(
+        f"  console   {deployment.endpoints()['console']}  (web console: log in with `imagehop credentials`)"
+    )
     for region, _, _ in deployment.regions:
-        console.print(f"  {region.name:<9} {region.public_url}  (image: {region.public_url}/image)")
-    console.print(
+        _console().print(f"  {region.name:<9} {region.public_url}  (image: {region.public_url}/image)")
+    _console().print(
         f"\nexport OS_CLIENT_CONFIG_FILE={_shown_env(data_dir)}/clouds.yaml OS_CLOUD=imagehop", soft_wrap=True
     )
-    console.print("Credentials: imagehop credentials" + _data_dir_flag(data_dir) + "    Stop: Ctrl-C", soft_wrap=True)
+    _console().print(
+        "Credentials: imagehop credentials" + _data_dir_flag(data_dir) + "    Stop: Ctrl-C", soft_wrap=True
+    )
 
 
 def _data_dir_flag(data_dir: Path) -> str:
@@ -250,10 +265,12 @@ def credentials(
         ]
         click.echo(json.dumps(rows, indent=2))
         return
+    from rich.table import Table
+
     table = Table("user", "tenant_id", "password", "api_key", "roles")
     for e in entries:
         table.add_row(e.user, e.tenant_id, e.password or "", e.api_key or "", ",".join(e.roles))
-    console.print(table)
+    _console().print(table)
 
 
 def _openrc(settings: Settings, entries: list, user_name: str, region: str | None) -> str:  # type: ignore[type-arg]
@@ -364,8 +381,8 @@ def user_create(
         )
     except IdentityError as exc:
         raise click.ClickException(exc.message) from None
-    console.print(f"created user {spec.user} in tenant {spec.tenant_id} with role(s) {', '.join(spec.roles)}")
-    console.print(f"  password {spec.password}\n  api key  {spec.api_key}")
+    _console().print(f"created user {spec.user} in tenant {spec.tenant_id} with role(s) {', '.join(spec.roles)}")
+    _console().print(f"  password {spec.password}\n  api key  {spec.api_key}")
 
 
 @user.command("list")
@@ -382,10 +399,12 @@ def user_list(data_dir: str | None, config: str | None, as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps(rows, indent=2))
         return
+    from rich.table import Table
+
     table = Table("user", "id", "tenant_id", "roles")
     for row in rows:
         table.add_row(row["user"], row["id"], row["tenant_id"], ",".join(row["roles"]))
-    console.print(table)
+    _console().print(table)
 
 
 @user.command("delete")
@@ -402,7 +421,7 @@ def user_delete(name: str, data_dir: str | None, config: str | None) -> None:
         remove_user(_identity(settings), settings.data_dir, name)
     except IdentityError as exc:
         raise click.ClickException(exc.message) from None
-    console.print(f"deleted user {name}")
+    _console().print(f"deleted user {name}")
 
 
 # --- demo ----------------------------------------------------------------------------------------
@@ -439,7 +458,7 @@ def demo(data_dir: str, port: int, keep_serving: bool, story: bool) -> None:
     endpoints_file = data / "endpoints.json"
     data.mkdir(parents=True, exist_ok=True)
     me = _me()
-    console.print(f"[bold]1.[/] Starting a two-region cloud: {me} serve --data-dir {shown} --port {port}")
+    _console().print(f"[bold]1.[/] Starting a two-region cloud: {me} serve --data-dir {shown} --port {port}")
     started = time.monotonic()
     stale = _stamp(endpoints_file)  # the last run's file: wait for the new server's own
     errors = tempfile.TemporaryFile()  # noqa: SIM115 - held for the server's lifetime
@@ -450,41 +469,43 @@ def demo(data_dir: str, port: int, keep_serving: bool, story: bool) -> None:
     )
     try:
         endpoints = _wait_for_endpoints(endpoints_file, stale, proc, errors)
-        console.print(
+        _console().print(
             f"   up in {time.monotonic() - started:.1f} s: identity {endpoints['identity']}, "
             + ", ".join(f"{name} {url}" for name, url in endpoints["regions"].items())
         )
-        console.print(f"   web console {endpoints['console']} (log in as demo; passwords: imagehop credentials)")
+        _console().print(f"   web console {endpoints['console']} (log in as demo; passwords: imagehop credentials)")
         clouds_yaml = str(data / "clouds.yaml")
-        console.print(
+        _console().print(
             f"\n[bold]2.[/] Logging in as demo (OS_CLIENT_CONFIG_FILE={_shown(data / 'clouds.yaml')} OS_CLOUD=imagehop)"
         )
         cloud = connect("imagehop", clouds_yaml)
         access = cloud.session.auth.get_access(cloud.session)
-        console.print(
+        _console().print(
             f"   token for user {access.username} in tenant {access.project_id}, "
             f"roles {', '.join(access.role_names)}, expires {access.expires.isoformat()}"
         )
-        console.print("\n[bold]3.[/] The service catalog")
+        _console().print("\n[bold]3.[/] The service catalog")
+        from rich.table import Table
+
         table = Table("service", "type", "region", "URL")
         for entry in cloud.catalog():
             for endpoint in entry["endpoints"]:
                 if endpoint.get("interface", "public") == "public":
                     table.add_row(entry["name"], entry["type"], endpoint["region"], endpoint["url"])
-        console.print(table)
-        console.print("\n[bold]4.[/] Each region answers its image endpoint")
+        _console().print(table)
+        _console().print("\n[bold]4.[/] Each region answers its image endpoint")
         for name in endpoints["regions"]:
             url = cloud.endpoint("image", region=name)
             response = cloud.session.get(url + "/", raise_exc=False)
             current = [v["id"] for v in response.json()["versions"] if v["status"] == "CURRENT"]
-            console.print(f"   {name}: GET {url}/ -> {response.status_code}, current API {current[0]}")
+            _console().print(f"   {name}: GET {url}/ -> {response.status_code}, current API {current[0]}")
         if story:
             from imagehop.demo import run_story
 
-            console.print()
-            run_story(cloud, clouds_yaml, console.print, data)
+            _console().print()
+            run_story(cloud, clouds_yaml, _console().print, data)
         if keep_serving:
-            console.print(
+            _console().print(
                 f"\nServing until Ctrl-C. In another terminal: export OS_CLIENT_CONFIG_FILE={_shown_env(data)}"
                 "/clouds.yaml OS_CLOUD=imagehop; openstack image list",
                 soft_wrap=True,
@@ -500,7 +521,7 @@ def demo(data_dir: str, port: int, keep_serving: bool, story: bool) -> None:
     again, keep = f"{me} demo{flag}", f"{me} demo{flag} --keep-serving"
     if "MAKELEVEL" in os.environ:  # run by `make demo`: say it the same way
         again, keep = "make demo", "make demo DEMO_ARGS=--keep-serving"
-    console.print(
+    _console().print(
         f"\nDemo finished; the cloud is stopped. Its data stays in {shown} "
         f"(logs: {_shown(data / 'imagehop.log')}, {_shown(data / 'access.log')}).\n"
         f"  Keep the cloud running: {keep}   (or: {me} serve --data-dir {shown})\n"
@@ -693,7 +714,7 @@ def copy(
         _copy_batch(refs, source, target, options, journal, concurrency, fmt, dry_run)
         return
     assert image is not None
-    with CopyProgress(enabled=not machine, console=console) as progress:
+    with CopyProgress(enabled=not machine, console=None if machine else _console()) as progress:
         try:
             report = copy_image(image, source, target, options, journal, progress.update)
         except CopyError as exc:
@@ -790,7 +811,7 @@ def _copy_batch(  # type: ignore[no-untyped-def]
     from imagehop.transfer.swift import SwiftError
 
     as_json = fmt != "table"
-    progress = BatchProgress(enabled=not as_json, console=console)
+    progress = BatchProgress(enabled=not as_json, console=None if as_json else _console())
 
     def one(ref: str):  # type: ignore[no-untyped-def]
         try:
@@ -804,6 +825,8 @@ def _copy_batch(  # type: ignore[no-untyped-def]
     if as_json:
         reports = [report.as_dict() if report else {"image": ref, "error": error} for ref, report, error in results]
         document = {"images": reports, "copied": len(results) - len(failed), "failed": [ref for ref, _ in failed]}
+        import yaml
+
         click.echo(yaml.safe_dump(document, sort_keys=False) if fmt == "yaml" else json.dumps(document, indent=2))
     else:
         for _ref, report, _error in results:
@@ -816,7 +839,7 @@ def _copy_batch(  # type: ignore[no-untyped-def]
             "Run the same command again: finished copies are skipped and the others resume where they stopped."
         )
     if not as_json:
-        console.print(f"{len(results)} images copied to {target.label}.")
+        _console().print(f"{len(results)} images copied to {target.label}.")
 
 
 def _report_rows(report) -> list[tuple[str, str, Any]]:  # type: ignore[no-untyped-def]
@@ -864,6 +887,8 @@ def _print_copy_report(report, fmt: str, columns: tuple[str, ...]) -> None:  # t
         click.echo(json.dumps(document, indent=2))
         return
     if fmt == "yaml":
+        import yaml
+
         click.echo(yaml.safe_dump(document, sort_keys=False), nl=False)
         return
     if fmt == "value":
@@ -871,18 +896,20 @@ def _print_copy_report(report, fmt: str, columns: tuple[str, ...]) -> None:  # t
             click.echo(json.dumps(value) if isinstance(value, dict | list) else ("" if value is None else value))
         return
     if report.dry_run and not report.already_done:
-        console.print(f"Plan: copy {report.source_image} from {report.source_region} to {report.target_region} by "
+        _console().print(f"Plan: copy {report.source_image} from {report.source_region} to {report.target_region} by "
                       f"{report.why}", soft_wrap=True)  # fmt: skip
         if report.incremental:
-            console.print(report.incremental[:1].upper() + report.incremental[1:] + ".", soft_wrap=True)
-        console.print(f"Then tag it {report.coordinating_property} and verify. (--dry-run: nothing was changed)")
+            _console().print(report.incremental[:1].upper() + report.incremental[1:] + ".", soft_wrap=True)
+        _console().print(f"Then tag it {report.coordinating_property} and verify. (--dry-run: nothing was changed)")
         return
+    from rich.table import Table
+
     table = Table("", "", show_header=False, box=None)
     for column, label, value in _report_rows(report):
         if not columns or column in columns:
             table.add_row(label, str(value))
-    console.print(table)
+    _console().print(table)
     if report.already_done:
-        console.print(
+        _console().print(
             f"Already copied: {report.target_image} in {report.target_region} has the same content; nothing changed."
         )

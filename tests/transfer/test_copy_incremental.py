@@ -11,7 +11,7 @@ from pathlib import Path
 import httpx
 
 from tests.support import BLOCK, Cloud, Glance, MiB, create_image, disk_bytes, make_cloud, reference_digest, wait_for
-from tests.support.images import wait_image
+from tests.support.images import ended_tasks, wait_image
 from tests.support.transfer import (
     copy_cli,
     copy_killed_when,
@@ -163,7 +163,7 @@ def test_a_changed_or_deleted_base_gives_a_full_copy(cloud: Cloud, tmp_path: Pat
     request = {"name": "glance-download", "glance_image_id": v2["id"], "glance_region": "ORD", "x-imagehop-base": stale}
     assert glance.post(f"/v2/images/{queued['id']}/import", json={"method": request}).status_code == 202
     done = wait_image(glance, queued["id"])
-    [task] = glance.get(f"/v2/images/{queued['id']}/tasks").json()["tasks"]
+    [task] = ended_tasks(glance, queued["id"])
     result = task["result"]["x-imagehop-delta"]
     assert result["base"] is None and result["blocks_reused"] == 0 and result["bytes_sent"] == SIZE
     assert result["fallback"].startswith(f"the base image {first['target_image']} changed")
@@ -191,7 +191,7 @@ def test_a_changed_or_deleted_base_gives_a_full_copy(cloud: Cloud, tmp_path: Pat
             "os_hash_value": v2["os_hash_value"]}  # fmt: skip
     assert glance.post(f"/v2/images/{delta['id']}/import", json={"method": body}).status_code == 202
     wait_for(lambda: glance.image(delta["id"]).get("os_glance_failed_import") == "local", "the delta import failed")
-    [task] = glance.get(f"/v2/images/{delta['id']}/tasks").json()["tasks"]
+    [task] = ended_tasks(glance, delta["id"])
     assert task["status"] == "failure" and "Cannot build on the base" in task["message"]
     assert "changed" in task["message"] and glance.image(delta["id"])["status"] == "queued"
 
@@ -225,7 +225,7 @@ def test_a_corrupted_block_is_caught_and_a_resent_one_accepted(cloud: Cloud) -> 
     assert glance.put(f"/v2/images/{image['id']}/stage", content=delta_stream(bad), headers=headers).status_code == 204
     assert glance.post(f"/v2/images/{image['id']}/import", json={"method": body}).status_code == 202
     wait_for(lambda: glance.image(image["id"]).get("os_glance_failed_import") == "local", "the import failed")
-    [task] = glance.get(f"/v2/images/{image['id']}/tasks").json()["tasks"]
+    [task] = ended_tasks(glance, image["id"])
     assert task["message"] == "Block 3 does not match its SHA-256: it was corrupted on the way."
     assert glance.image(image["id"])["status"] == "queued"
 
@@ -233,7 +233,7 @@ def test_a_corrupted_block_is_caught_and_a_resent_one_accepted(cloud: Cloud) -> 
     assert glance.post(f"/v2/images/{image['id']}/import", json={"method": body}).status_code == 202
     done = wait_image(glance, image["id"])
     assert_identical(done, new_data, target_bytes(cloud, "IAD", image["id"]))
-    tasks = glance.get(f"/v2/images/{image['id']}/tasks").json()["tasks"]
+    tasks = ended_tasks(glance, image["id"])
     result = next(t for t in tasks if t["status"] == "success")["result"]["x-imagehop-delta"]
     assert (result["base"], result["blocks_reused"], result["blocks_sent"]) == (base["id"], 63, 1)
 
@@ -356,3 +356,99 @@ def test_bad_delta_imports_are_refused_and_change_nothing(backend: str, tmp_path
         for image in (staged, vhd):
             after = glance.image(image["id"])
             assert after["status"] == "uploading" and "os_glance_import_task" not in after
+
+
+def stored_bytes(cloud: Cloud, region: str) -> int:
+    """Disk space the region's ``file`` blob store uses for committed blobs (allocated blocks)."""
+    root = cloud.data_dir / "regions" / region / "objects" / "data"
+    return sum(f.stat().st_blocks * 512 for f in root.rglob("*") if f.is_file())
+
+
+def test_the_delta_refers_to_its_bases_bytes_and_outlives_it(cloud: Cloud, tmp_path: Path) -> None:
+    """The second copy stores only the changed blocks (the rest is the base's bytes, referred to); it
+    is byte-identical to a full copy; deleting it frees only its own bytes; deleting the base after it
+    was built leaves it whole, and the base's bytes go with the last image that refers to them."""
+    tag = "com.mycompany.image-of=inc-refs"
+    data = dense(11)
+    start = stored_bytes(cloud, "IAD")
+    v1 = create_image(cloud, "ORD", "refs", data)
+    pull = ["--from", "ORD", "--to", "IAD", "--tag", tag, "--method", "pull"]
+    base = json.loads(copy_cli(cloud.env(), v1["id"], *pull, state=tmp_path / "j.db").stdout)["target_image"]
+    with_base = stored_bytes(cloud, "IAD")
+    assert SIZE <= with_base - start <= SIZE + MiB
+
+    new_data = changed(data, 7, 40)
+    v2 = create_image(cloud, "ORD", "refs", new_data)
+    glance = Glance(cloud, region="IAD")
+
+    def delta(journal: str) -> str:
+        report = json.loads(copy_cli(cloud.env(), v2["id"], *pull, state=tmp_path / journal).stdout)
+        assert report["base"]["image_id"] == base and (report["blocks_reused"], report["blocks_sent"]) == (62, 2)
+        return report["target_image"]
+
+    first_delta = delta("d1.db")
+    with_delta = stored_bytes(cloud, "IAD")
+    assert 2 * BLOCK <= with_delta - with_base <= 2 * BLOCK + MiB  # the two changed blocks, nothing more
+
+    # byte-identical to a full copy of the same image
+    full = json.loads(copy_cli(cloud.env(), v2["id"], *pull[:4], "--method", "pull", "--no-base",
+                               "--tag", tag + "-full", state=tmp_path / "j.db").stdout)["target_image"]  # fmt: skip
+    full_image, delta_image = glance.image(full), glance.image(first_delta)
+    for key in ("imagehop.content_digest", "os_hash_value", "checksum", "size"):
+        assert delta_image[key] == full_image[key]
+    assert hashlib.sha512(target_bytes(cloud, "IAD", first_delta)).digest() == hashlib.sha512(new_data).digest()
+    assert_identical(delta_image, new_data, target_bytes(cloud, "IAD", first_delta))
+    assert glance.delete(f"/v2/images/{full}").status_code == 204
+    assert stored_bytes(cloud, "IAD") == with_delta
+
+    # the delta deleted: the base is whole, and only the delta's own bytes were freed
+    assert glance.delete(f"/v2/images/{first_delta}").status_code == 204
+    assert stored_bytes(cloud, "IAD") == with_base
+    assert target_bytes(cloud, "IAD", base) == data
+
+    # built again, then the base deleted: the delta reads the same, whole or by ranges; the base's
+    # bytes stay while the delta refers to them
+    second_delta = delta("d2.db")
+    assert stored_bytes(cloud, "IAD") - with_base <= 2 * BLOCK + MiB
+    assert glance.delete(f"/v2/images/{base}").status_code == 204
+    assert stored_bytes(cloud, "IAD") - with_base <= 2 * BLOCK + MiB
+    assert_identical(glance.image(second_delta), new_data, target_bytes(cloud, "IAD", second_delta))
+    url = f"{cloud.regions['IAD']}/image/v2/images/{second_delta}/file"
+    for lo, hi in ((7 * BLOCK - 100, 7 * BLOCK + 100), (39 * BLOCK + 5, 41 * BLOCK + 7), (SIZE - 10, SIZE - 1)):
+        part = httpx.get(url, headers={"X-Auth-Token": cloud.token("demo"), "Range": f"bytes={lo}-{hi}"})
+        assert part.status_code == 206 and part.content == new_data[lo : hi + 1]
+    # and it is a base in its turn: a copy made from it by a pull reads the same
+    again = json.loads(copy_cli(cloud.env(), second_delta, "--from", "IAD", "--to", "ORD", "--method", "pull",
+                                "--no-base", state=tmp_path / "j.db").stdout)["target_image"]  # fmt: skip
+    assert target_bytes(cloud, "ORD", again) == new_data
+
+    # the last image that refers to the base's bytes goes: all of them are freed
+    assert glance.delete(f"/v2/images/{second_delta}").status_code == 204
+    assert stored_bytes(cloud, "IAD") == start
+
+
+def test_a_base_deleted_during_a_pull_still_gives_the_right_image(cloud: Cloud, tmp_path: Path) -> None:
+    """Deleted while the copy runs: either the build holds its bytes already (and uses them), or the
+    base is seen gone (by the client or the region) and the image is copied in full; it is right
+    either way."""
+    tag = "com.mycompany.image-of=inc-mid"
+    data = dense(12)
+    v1 = create_image(cloud, "ORD", "mid", data)
+    pull = ["--from", "ORD", "--to", "IAD", "--tag", tag, "--method", "pull"]
+    base = json.loads(copy_cli(cloud.env(), v1["id"], *pull, state=tmp_path / "j.db").stdout)["target_image"]
+    new_data = changed(data, *range(0, 64, 2))
+    v2 = create_image(cloud, "ORD", "mid", new_data)
+    glance = Glance(cloud, region="IAD")
+    state = tmp_path / "k.db"
+    proc = copy_process(cloud.env(), v2["id"], *pull, state=state)
+    try:
+        wait_for(lambda: journal_says(state, "created"), "the incremental pull has created its target image")
+        assert glance.delete(f"/v2/images/{base}").status_code == 204
+        out, err = proc.communicate(timeout=300)
+    finally:
+        proc.kill()
+    assert proc.returncode == 0, err
+    report = json.loads(out)
+    # the pin came first (32 blocks taken from the base), or the base was seen gone (a full copy)
+    assert report["blocks_reused"] in (0, 32)
+    assert_identical(glance.image(report["target_image"]), new_data, target_bytes(cloud, "IAD", report["target_image"]))

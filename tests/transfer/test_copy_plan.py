@@ -9,8 +9,8 @@ import pytest
 
 from imagehop.transfer.clouds import connect
 from imagehop.transfer.copy import CopyError, check_exportable, find_source_image
-from imagehop.transfer.glance import GlanceClient, user_properties
-from tests.support import Cloud, Glance, MiB, create_image, disk_bytes, run
+from imagehop.transfer.glance import GlanceClient, TaskPoll, user_properties
+from tests.support import Cloud, Glance, MiB, create_image, disk_bytes, ended_tasks, run
 
 
 @pytest.fixture(scope="module")
@@ -93,3 +93,62 @@ def test_a_target_image_that_stays_saving_is_a_clear_error_not_a_delete(cloud: C
         with pytest.raises(CopyError, match=r"still receiving an upload .*Run the same command again"):
             _until_not_saving(glance, current, "imagehop/ORD", timeout=1.0)
         assert glance.get_image(image["id"])["status"] == "saving"
+
+
+def _imported(demo: Glance, name: str, seed: int) -> tuple[dict, dict]:
+    """An image imported by glance-direct, once its import task has ended: (image, task)."""
+    image = demo.create(name=name, disk_format="raw", container_format="bare")
+    staged = demo.put(f"/v2/images/{image['id']}/stage", content=disk_bytes(MiB, seed=seed),
+                      headers={"Content-Type": "application/octet-stream"})  # fmt: skip
+    assert staged.status_code == 204
+    assert demo.post(f"/v2/images/{image['id']}/import", json={"method": {"name": "glance-direct"}}).status_code == 202
+    [task] = ended_tasks(demo, image["id"])
+    assert task["status"] == "success" and demo.image(image["id"])["status"] == "active", task
+    return image, task
+
+
+def test_an_import_seen_finished_after_a_stale_image_read_is_not_waited_a_poll_interval(cloud: Cloud) -> None:
+    """The copy reads the image (still importing), then its task list: by then the task succeeded, and a
+    finished task's list carries no Retry-After. The copy must read the image again at once, not sleep
+    its poll interval (30 s by default) for an import that is over."""
+    from imagehop.transfer.copy import _wait_active
+
+    image, _ = _imported(Glance(cloud), "imported", seed=3)
+
+    class StaleFirstRead(GlanceClient):
+        reads = 0
+
+        def get_image(self, image_id: str):  # type: ignore[no-untyped-def]
+            self.reads += 1
+            current = super().get_image(image_id)
+            return {**current, "status": "importing"} if self.reads == 1 else current  # read just before the end
+
+    client = StaleFirstRead(connect("imagehop", str(cloud.clouds_yaml)), "ORD", poll_interval=30.0)
+    slept: list[float] = []
+    task_id = _wait_active(client, image["id"], lambda *_: None, sleep=slept.append)
+    assert task_id and client.reads == 2
+    assert slept and max(slept) <= 0.2, slept
+
+
+def test_an_active_image_whose_import_task_has_not_recorded_its_end_is_read_again(cloud: Cloud) -> None:
+    """The image is unlocked and active a moment before its task records the outcome (what an
+    incremental pull reused): the copy waits for the task's end before it reads the result."""
+    from imagehop.transfer.copy import _wait_active
+
+    image, task = _imported(Glance(cloud), "imported-late", seed=4)
+
+    class TaskSeenLate(GlanceClient):
+        task_reads = 0
+
+        def import_task(self, image_id: str):  # type: ignore[no-untyped-def]
+            self.task_reads += 1
+            poll = super().import_task(image_id)
+            assert poll is not None
+            if self.task_reads == 1:  # read in the moment between the image's end and the task's
+                return TaskPoll({**poll.task, "status": "processing", "result": None}, poll.retry_after)
+            return poll
+
+    client = TaskSeenLate(connect("imagehop", str(cloud.clouds_yaml)), "ORD", poll_interval=30.0)
+    slept: list[float] = []
+    assert _wait_active(client, image["id"], lambda *_: None, sleep=slept.append) == task["id"]
+    assert client.task_reads == 2 and slept == [0.02]

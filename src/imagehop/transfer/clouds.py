@@ -8,16 +8,61 @@ calls work against any real cloud.
 
 from __future__ import annotations
 
+import importlib.machinery
+import importlib.util
 import os
 import ssl
+import sys
+import threading
 from dataclasses import dataclass
 from functools import cached_property
 from typing import Any
 
+import httpx
 from keystoneauth1 import exceptions as ks_exceptions
 from keystoneauth1.session import Session
-from openstack import config as os_config
-from openstack import exceptions as os_exceptions
+
+
+def _sdk_package_on_first_use() -> None:
+    """Import openstacksdk's config loader without running the package's ``__init__`` yet.
+
+    We use only ``openstack.config`` (and ``openstack.exceptions``), but ``openstack/__init__``
+    imports ``openstack.connection`` and through it every service's proxy: about three quarters of
+    the SDK's import time, paid by every ``imagehop copy``. So, when nothing has imported the SDK yet,
+    the package is registered without running its ``__init__`` and with a module ``__getattr__``
+    (PEP 562, called only for names the package does not have yet): a submodule's name imports that
+    submodule (as ``from openstack import _log`` and ``openstack.connection`` expect); any other
+    name (``openstack.connect``, ``enable_logging``, ``__all__``) runs ``__init__`` first, in the same
+    module object. Code that uses the SDK sees it as it always was."""
+    if "openstack" in sys.modules:
+        return
+    spec = importlib.util.find_spec("openstack")  # finds the package without running it
+    if spec is None or spec.loader is None or not hasattr(spec.loader, "exec_module") or spec.origin is None:
+        return
+    package = importlib.util.module_from_spec(spec)
+    lock = threading.RLock()
+
+    def rest_of_package(name: str) -> Any:
+        if not name.startswith("__") and importlib.machinery.PathFinder.find_spec(
+            f"openstack.{name}", list(package.__path__)
+        ):
+            return importlib.import_module(f"openstack.{name}")
+        with lock:
+            if package.__dict__.pop("__getattr__", None) is not None:  # once: run openstack/__init__ now
+                spec.loader.exec_module(package)  # type: ignore[union-attr]
+        try:
+            return package.__dict__[name]
+        except KeyError:
+            raise AttributeError(f"module 'openstack' has no attribute {name!r}") from None
+
+    package.__getattr__ = rest_of_package  # type: ignore[attr-defined]
+    sys.modules["openstack"] = package
+
+
+_sdk_package_on_first_use()
+
+import openstack.config as os_config  # noqa: E402  (not `from openstack import`: it would run __init__)
+import openstack.exceptions as os_exceptions  # noqa: E402
 
 
 class CloudConfigError(Exception):
@@ -73,12 +118,16 @@ class CloudSession:
         return str(self.session.get_project_id())
 
     @cached_property
-    def tls(self) -> ssl.SSLContext | bool:
-        """What httpx needs to verify this cloud's certificates as the keystoneauth session does."""
+    def tls(self) -> ssl.SSLContext:
+        """What httpx needs to verify this cloud's certificates as the keystoneauth session does.
+
+        One context for every httpx client of this cloud (image data, object storage, each region):
+        httpx would build the same one per client (``create_ssl_context``; loading the CA bundle
+        takes tens of milliseconds each time)."""
         verify = self.session.verify
         if isinstance(verify, str):
             return ssl.create_default_context(cafile=verify)
-        return bool(verify)
+        return httpx.create_ssl_context(verify=bool(verify))
 
 
 def cloud_names(config_file: str | None = None) -> list[str]:

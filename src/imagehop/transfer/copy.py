@@ -12,8 +12,10 @@ from __future__ import annotations
 
 import hashlib
 import re
+import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
@@ -38,6 +40,7 @@ CONVERSIONS = ("raw", "qcow2", "vhd")
 TEMPURL_SECONDS = 6 * 3600  # long enough for the target to fetch a large image, short enough to matter
 # Base attributes a copy carries besides the user's properties.
 CARRIED_ATTRIBUTES = ("min_ram", "min_disk")
+TASK_SETTLE = 30.0  # seconds an active image's import task may take to record its outcome
 
 
 class CopyError(Exception):
@@ -62,6 +65,9 @@ class Endpoint:
 
     def __post_init__(self) -> None:
         self.glance = GlanceClient(self.cloud, self.region)
+        self._lock = threading.Lock()
+        self._capabilities: disc.Capabilities | None = None
+        self._asking: Future[disc.Capabilities] | None = None
 
     @cached_property
     def swift(self) -> SwiftClient | None:
@@ -70,9 +76,21 @@ class Endpoint:
             return None
         return SwiftClient(self.cloud, self.region)
 
-    @cached_property
+    @property
     def capabilities(self) -> disc.Capabilities:
-        return disc.discover(self)
+        """What this side offers, asked once (the answer of :meth:`discover_soon` when it was started)."""
+        with self._lock:
+            if self._capabilities is None:
+                asking, self._asking = self._asking, None
+                self._capabilities = asking.result() if asking is not None else disc.discover(self)
+            return self._capabilities
+
+    def discover_soon(self) -> None:
+        """Start asking this side what it offers, in a thread, while the caller asks the other side
+        and reads block maps: the same requests as :attr:`capabilities` makes, sent sooner."""
+        with self._lock:
+            if self._capabilities is None and self._asking is None:
+                self._asking = _in_thread(disc.discover, self)
 
     @property
     def label(self) -> str:
@@ -81,6 +99,21 @@ class Endpoint:
     @property
     def project_id(self) -> str:
         return self.cloud.project_id
+
+
+def _in_thread(fn: Callable[..., Any], *args: Any) -> Future[Any]:
+    """``fn(*args)`` in a daemon thread (a copy that stops meanwhile does not wait for it at exit)."""
+    future: Future[Any] = Future()
+
+    def run() -> None:
+        if future.set_running_or_notify_cancel():
+            try:
+                future.set_result(fn(*args))
+            except BaseException as exc:  # handed to whoever reads the result
+                future.set_exception(exc)
+
+    threading.Thread(target=run, name="imagehop-discover", daemon=True).start()
+    return future
 
 
 @dataclass
@@ -276,6 +309,11 @@ def _copy_image(
         say("done", {"image": existing["id"], "already": True})
         return report
 
+    # A re-run keeps the method its first run chose, so it continues the same steps, unless told otherwise.
+    journaled = str(state.get("method") or "")
+    resumed = journaled in disc.WAYS and options.method in ("auto", journaled)
+    if not resumed:  # choosing a way needs what the source offers: ask it while the target is asked below
+        source.discover_soon()
     report.disk_format = check_format(image, target, options.convert)
     report.image_size = report.bytes_to_move = int(image.get("size") or 0)
     plan, report.incremental = _plan_incremental(source, target, image, (key, value), options)
@@ -283,9 +321,7 @@ def _copy_image(
         report.base, report.bytes_to_move = plan.as_dict(), plan.bytes_to_move
     else:
         report.incremental += f"; the whole image ({report.image_size:,} bytes) moves"
-    # A re-run keeps the method its first run chose, so it continues the same steps, unless told otherwise.
-    journaled = str(state.get("method") or "")
-    if journaled in disc.WAYS and options.method in ("auto", journaled):
+    if resumed:
         choice = disc.Choice(journaled, "the way the interrupted run chose", upload=str(state.get("upload") or ""))
     else:
         choice = choose_method(source, target, image, options)
@@ -906,18 +942,33 @@ def _stream_delta(
 def _wait_active(
     glance: GlanceClient, image_id: str, say: Progress, sleep: Callable[[float], None] = time.sleep
 ) -> str:
-    """Poll the image until it is active; fail with its import task's message. Returns the id of
-    the image's import task ("" when the cloud shows none)."""
+    """Poll the image until it is active and its import task has ended; fail with the task's message.
+    Returns the id of the image's import task ("" when the cloud shows none).
+
+    A Glance (and imagehop) unlocks the image a moment before its task records the outcome: the
+    task's result (what an incremental pull reused) is read only once the task says it ended, or
+    after :data:`TASK_SETTLE` seconds of an active image whose task says nothing more."""
     task_id = ""
+    settle = 0.1  # the task finished but the image read before it was not active yet: read it again soon
+    active_since: float | None = None
+    recorded = 0.02  # the image is active, its task not yet ended: read again this soon
     while True:
         current = glance.get_image(image_id)
         if current is None:
             raise CopyError(f"the image {image_id} was deleted in {glance.region} during the import")
         if current.get("status") == "active":
-            if not task_id and current.get("os_glance_import_task") is None:
-                poll = glance.import_task(image_id)
-                task_id = str(poll.task.get("id")) if poll is not None else ""
-            return task_id
+            locked = current.get("os_glance_import_task") is not None
+            poll = None if locked else glance.import_task(image_id)
+            if poll is not None:
+                task_id = str(poll.task.get("id") or task_id)
+            if not locked and (poll is None or poll.task.get("status") in ("success", "failure")):
+                return task_id
+            active_since = time.monotonic() if active_since is None else active_since
+            if time.monotonic() - active_since > TASK_SETTLE:
+                return task_id
+            sleep(min(recorded, 1.0))  # a matter of milliseconds in imagehop
+            recorded *= 2
+            continue
         poll = glance.import_task(image_id)
         if poll is not None:
             task_id = str(poll.task.get("id") or task_id)
@@ -931,7 +982,12 @@ def _wait_active(
             failed and current.get("status") == "queued" and not current.get("os_glance_importing_to_stores")
         ):
             raise CopyError(f"the import of {image_id} in {glance.region} failed (image {current['status']})")
-        sleep(glance.next_delay(poll.retry_after if poll else None))
+        delay = glance.next_delay(poll.retry_after if poll else None)
+        if poll is not None and poll.task.get("status") == "success":
+            # A finished task carries no Retry-After: without this the copy would sleep a whole poll
+            # interval (30 s by default) for an image that became active a moment after it was read.
+            delay, settle = min(delay, settle), settle * 2
+        sleep(delay)
 
 
 def _carry(

@@ -2,45 +2,55 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from rich.console import Console
-from rich.progress import (
-    BarColumn,
-    DownloadColumn,
-    Progress,
-    TaskID,
-    TextColumn,
-    TimeRemainingColumn,
-    TransferSpeedColumn,
-)
+if TYPE_CHECKING:
+    from rich.console import Console
+    from rich.progress import Progress, TaskID
 
 
 class CopyProgress:
-    """Receives ``(phase, info)`` events from :func:`imagehop.transfer.copy.copy_image`."""
+    """Receives ``(phase, info)`` events from :func:`imagehop.transfer.copy.copy_image`.
 
-    def __init__(self, enabled: bool, console: Console) -> None:
-        self.enabled = enabled
+    Disabled (``--json`` and other machine formats), it shows nothing, needs no console and builds
+    no rich ``Progress``."""
+
+    def __init__(self, enabled: bool, console: Console | None) -> None:
+        self.enabled = enabled and console is not None
         self.console = console
-        self.progress = Progress(
-            TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TransferSpeedColumn(),
-            TimeRemainingColumn(), console=console, disable=not enabled,
-        )  # fmt: skip
+        self.progress: Progress | None = None
+        if self.enabled:
+            from rich.progress import (
+                BarColumn,
+                DownloadColumn,
+                Progress,
+                TextColumn,
+                TimeRemainingColumn,
+                TransferSpeedColumn,
+            )
+
+            self.progress = Progress(
+                TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TransferSpeedColumn(),
+                TimeRemainingColumn(), console=console,
+            )  # fmt: skip
         self.move_task: TaskID | None = None
         self.last_message: dict[str, str] = {}
 
     def __enter__(self) -> CopyProgress:
-        self.progress.__enter__()
+        if self.progress is not None:
+            self.progress.__enter__()
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self.progress.__exit__(*exc)
+        if self.progress is not None:
+            self.progress.__exit__(*exc)
 
     def stop(self) -> None:
-        self.progress.stop()
+        if self.progress is not None:
+            self.progress.stop()
 
     def update(self, phase: str, info: dict[str, Any]) -> None:
-        if not self.enabled:
+        if self.progress is None:
             return
         if phase == "plan":
             self._line(phase, f"way: {info['method']} ({info['why']})")
@@ -86,8 +96,8 @@ class CopyProgress:
 class BatchProgress:
     """Progress of several copies at once: one line per phase change, prefixed by the image."""
 
-    def __init__(self, enabled: bool, console: Console) -> None:
-        self.enabled = enabled
+    def __init__(self, enabled: bool, console: Console | None) -> None:
+        self.enabled = enabled and console is not None
         self.console = console
         self.last: dict[tuple[str, str], str] = {}
 
