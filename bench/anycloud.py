@@ -3,7 +3,7 @@
 PERFORMANCE.md: a 2 GiB image (1 GiB random + 1 GiB zeros), `imagehop copy` against what a user
 does by hand with the `openstack` CLI: `openstack image save --file` from the source, then
 `openstack image create --file` into the target. The real cloud is the test suite's peer
-(tests/peers/openstack.py: uWSGI, SQLite, a `file` store), built once under peers_dir().
+(tests/peers/openstack.py: uWSGI, MariaDB, a `file` store), built once under peers_dir().
 
 `python -m bench.anycloud [--quick] [--runs N]` runs this case alone and prints its section.
 """
@@ -107,7 +107,7 @@ def bench_anycloud(cloud: Cloud, work: Path, random_mib: int, zero_mib: int, run
                       f" random + {zero_mib} MiB zeros)")  # fmt: skip
     section.lines += [
         f"Median of {runs} runs of each way, interleaved: one `imagehop serve` (SQLite) and a real Keystone 30 +"
-        " Glance 33 (uWSGI, SQLite, `file` store, tests/peers/openstack.py) on this machine. By hand: `openstack"
+        " Glance 33 (uWSGI, MariaDB, `file` store, tests/peers/openstack.py) on this machine. By hand: `openstack"
         " image save --file F IMAGE` then `openstack image create --file F ...` (GNU time; the client's peak RSS is"
         " the larger of the two commands'). Target: imagehop >= 2x the by-hand way, client peak RSS < 150 MB.",
         "",

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import platform
+import signal
 import statistics
 import subprocess
 import sys
@@ -100,25 +102,46 @@ class Cloud:
 
 
 def start_cloud(data_dir: Path, env: dict[str, str] | None = None) -> Cloud:
-    """``imagehop serve`` on a fresh data dir; ``env`` adds ``IMAGEHOP_*`` settings (e.g. a blob store)."""
+    """``imagehop serve`` on a fresh data dir; ``env`` adds ``IMAGEHOP_*`` settings (e.g. a blob store).
+
+    The server runs in its own process group: if it does not come up, it and whatever it forked are
+    killed before the error is raised, so a failed start leaves nothing running."""
     data_dir.mkdir(parents=True, exist_ok=True)
     (data_dir / "endpoints.json").unlink(missing_ok=True)
     log = open(data_dir.parent / f"{data_dir.name}.log", "ab")  # noqa: SIM115
     proc = subprocess.Popen(
         [str(BIN / "imagehop"), "serve", "--port", "0", "--data-dir", str(data_dir)], stdout=log, stderr=log,
-        env={**os.environ, **(env or {})},
+        env={**os.environ, **(env or {})}, start_new_session=True,
     )  # fmt: skip
-    deadline = time.monotonic() + 30
-    while not (data_dir / "endpoints.json").exists():
-        if proc.poll() is not None or time.monotonic() > deadline:
-            raise RuntimeError(f"imagehop serve did not start; see {log.name}")
-        time.sleep(0.02)
-    out = subprocess.run(
-        [str(BIN / "imagehop"), "credentials", "--json", "--data-dir", str(data_dir)],
-        check=True, capture_output=True, text=True, env={**os.environ, **(env or {})},
-    ).stdout  # fmt: skip
+    try:
+        deadline = time.monotonic() + 30
+        while not (data_dir / "endpoints.json").exists():
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"imagehop serve did not start; see {log.name}")
+            time.sleep(0.02)
+        out = subprocess.run(
+            [str(BIN / "imagehop"), "credentials", "--json", "--data-dir", str(data_dir)],
+            check=True, capture_output=True, text=True, env={**os.environ, **(env or {})},
+        ).stdout  # fmt: skip
+    except BaseException:
+        _kill_group(proc)
+        raise
     credentials = {e["user"]: e for e in json.loads(out)}
     return Cloud(data_dir, proc, json.loads((data_dir / "endpoints.json").read_text()), credentials)
+
+
+def _kill_group(proc: subprocess.Popen) -> None:
+    """Stop ``proc`` and its process group: SIGTERM, then SIGKILL after 10 s."""
+    for sig, wait in ((signal.SIGTERM, 10), (signal.SIGKILL, 10)):
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, sig)
+        try:
+            proc.wait(timeout=wait)
+            break
+        except subprocess.TimeoutExpired:
+            continue
+    with contextlib.suppress(ProcessLookupError):  # children that outlived the leader
+        os.killpg(proc.pid, signal.SIGKILL)
 
 
 def machine() -> str:

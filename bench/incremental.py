@@ -6,7 +6,10 @@ the incremental copy (the first copy is its base) and the full copy (`--no-base`
 image, each way (`pull`: the target region fetches; `stream`: the bytes pass through the client, as
 between clouds, into `imagehop-delta`), and `rclone copy` of the second image's exported VHD from
 ORD's object storage to IAD's (the move alone; rclone has no block-level delta for objects). Target:
-incremental >= 10x faster than the full `imagehop copy` of the same image.
+incremental >= 10x faster than the full `imagehop copy` of the same image. Each copy also reports the
+CPU seconds of the server and the client (wall times on a loaded machine are noisy) and how much the
+target's `file` blob store grew (an incremental image refers to its base's bytes: only the changed
+blocks are stored).
 
 `python -m bench.incremental [--quick] [--runs N]` runs this case alone and prints its section.
 """
@@ -16,6 +19,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import shutil
 import sys
 import tempfile
@@ -52,14 +56,36 @@ def changed_copy(source: Path, target: Path, percent: float) -> int:
     return count
 
 
+def server_cpu(cloud: Cloud) -> float:
+    """CPU seconds the `imagehop serve` process has used (all its threads), from /proc."""
+    fields = Path(f"/proc/{cloud.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def stored(cloud: Cloud, region: str = "IAD") -> int:
+    """Bytes the region's `file` blob store holds (allocated blocks of its committed blobs)."""
+    root = cloud.data_dir / "regions" / region / "objects" / "data"
+    return sum(f.stat().st_blocks * 512 for f in root.rglob("*") if f.is_file())
+
+
 def copy(cloud: Cloud, work: Path, image_id: str, method: str, name: str, *extra: str) -> tuple[Timing, dict]:
-    """One timed `imagehop copy --json`; its report."""
+    """One timed `imagehop copy --json`; its report, with ``cpu`` (server and client CPU seconds) and
+    ``grown`` (bytes the target's blob store grew by) added."""
     out = work / f"{name}.json"
     command = [str(BIN / "imagehop"), "copy", image_id, "--from", "ORD", "--to", "IAD", "--method", method,
                "--tag", TAG, "--json", "--poll-interval", "1", "--state", str(work / f"{name}.db"), *extra]  # fmt: skip
     script = f'"$@" > {out}'
+    before = (server_cpu(cloud), children_cpu(), stored(cloud))
     timing = measure(["sh", "-c", script, "sh", *command], cloud.copy_env())
-    return timing, json.loads(out.read_text())
+    report = json.loads(out.read_text())
+    report["cpu"] = server_cpu(cloud) - before[0] + children_cpu() - before[1]
+    report["grown"] = stored(cloud) - before[2]
+    return timing, report
 
 
 def bench_incremental(cloud: Cloud, work: Path, size_mib: int, percent: float, runs: int) -> Section:
@@ -77,6 +103,8 @@ def bench_incremental(cloud: Cloud, work: Path, size_mib: int, percent: float, r
 
     results: dict[str, list[Timing]] = {k: [] for k in ("pull-inc", "pull-full", "stream-inc", "stream-full", "rclone")}
     moved: dict[str, int] = {}
+    cpu: dict[str, list[float]] = {k: [] for k in results}
+    grown: dict[str, int] = {}
     for run in range(runs):
         for method in ("pull", "stream"):
             for kind, extra in (("inc", ()), ("full", ("--no-base",))):
@@ -85,6 +113,8 @@ def bench_incremental(cloud: Cloud, work: Path, size_mib: int, percent: float, r
                 assert report["target_image"] != base["target_image"]
                 results[f"{method}-{kind}"].append(timing)
                 moved[f"{method}-{kind}"] = report["bytes_moved"]
+                cpu[f"{method}-{kind}"].append(report["cpu"])
+                grown[f"{method}-{kind}"] = report["grown"]
                 drop(report)
         results["rclone"].append(rclone_exported(api, cloud, v2, run))
 
@@ -95,9 +125,14 @@ def bench_incremental(cloud: Cloud, work: Path, size_mib: int, percent: float, r
         " changed, ORD -> IAD"
     )
 
+    c = {k: median(v) for k, v in cpu.items() if v}
+
     def row(label: str, key: str, full: str) -> str:
         share = f"{moved[key]:,} ({100 * moved[key] / size:.1f} %)" if key in moved else "the whole VHD"
-        return f"| {label} | {t[key]:.1f} | {share} | {t[full] / t[key]:.1f}x |"
+        if key not in c:
+            return f"| {label} | {t[key]:.1f} | {share} | {t[full] / t[key]:.1f}x | | |"
+        used = f"{c[key]:.1f} ({c[full] / c[key]:.1f}x)"
+        return f"| {label} | {t[key]:.1f} | {share} | {t[full] / t[key]:.1f}x | {used} | {grown[key] / MiB:,.0f} MiB |"
 
     section.lines += [
         f"A {size_mib} MiB raw image with data in every 2 MiB block is copied ORD -> IAD; then {blocks} of its"
@@ -106,8 +141,9 @@ def bench_incremental(cloud: Cloud, work: Path, size_mib: int, percent: float, r
         f" before the next. Median of {runs} run(s), one `imagehop serve` (SQLite, `file` blob store). Target:"
         " incremental >= 10x faster than a full `imagehop copy` of the same image.",
         "",
-        "| second copy | s | bytes moved (of the image) | full / this |",
-        "| --- | ---: | ---: | ---: |",
+        "| second copy | s | bytes moved (of the image) | full / this | CPU s, server + client (full / this) |"
+        " target storage grown |",
+        "| --- | ---: | ---: | ---: | ---: | ---: |",
         row("`imagehop copy --method pull` (incremental: the target builds on its base)", "pull-inc", "pull-full"),
         row("`imagehop copy --method pull --no-base` (full)", "pull-full", "pull-full"),
         row(
@@ -124,6 +160,7 @@ def bench_incremental(cloud: Cloud, work: Path, size_mib: int, percent: float, r
         ),
         "",
         "All runs: " + "; ".join(f"{k} {', '.join(f'{x.seconds:.1f}' for x in v)} s" for k, v in results.items()) + ".",
+        "CPU: " + "; ".join(f"{k} {', '.join(f'{x:.1f}' for x in v)} s" for k, v in cpu.items() if v) + ".",
     ]
     return section
 

@@ -5,7 +5,8 @@ adds them to docs/benchmarks.md. `--baseline-src DIR` compares this checkout's i
 checkout's (``DIR`` is its ``src`` folder, e.g. of ``git worktree add ../before <commit>``) instead of with
 Swift: both servers up at once, runs interleaved. Each side gets the same client work:
 
-- one streamed PUT then one GET of an N MiB random object (httpx, 1 MiB pieces), MB/s;
+- one streamed PUT then one GET of an N MiB random object (httpx, 1 MiB pieces), MB/s; and the GET again
+  by ``curl -o /dev/null``: httpx reads at about 400 MB/s here, so its GET measures the client, curl's the server;
 - ``swift upload --use-slo --segment-size`` and ``swift download`` of the same file (the CLI, 4 threads);
 - N small (4 KiB) PUTs then GETs on one kept-alive connection, requests/s (the HTTP layer's cost).
 """
@@ -50,8 +51,8 @@ def _pieces(path: Path) -> Iterator[bytes]:
             yield chunk
 
 
-def _put_get(url: str, token: str, path: Path) -> tuple[float, float]:
-    """Seconds for one streamed PUT and one GET (read to the end) of ``path``."""
+def _put_get(url: str, token: str, path: Path) -> tuple[float, float, float]:
+    """Seconds for one streamed PUT and one GET (read to the end) of ``path``, and for curl's GET of it."""
     headers = {"X-Auth-Token": token, "Content-Length": str(path.stat().st_size)}
     with httpx.Client(timeout=300) as client:
         client.put(f"{url}/bench", headers={"X-Auth-Token": token}).raise_for_status()
@@ -64,7 +65,11 @@ def _put_get(url: str, token: str, path: Path) -> tuple[float, float]:
             for _ in response.iter_raw(MiB):
                 pass
         get = time.perf_counter() - start
-    return put, get
+    start = time.perf_counter()
+    subprocess.run(["curl", "-sS", "--fail", "-o", "/dev/null", "-H", f"X-Auth-Token: {token}", f"{url}/bench/big"],
+                   check=True)  # fmt: skip
+    curl_get = time.perf_counter() - start
+    return put, get, curl_get
 
 
 def _small(url: str, token: str, count: int) -> tuple[float, float]:
@@ -106,11 +111,11 @@ def _segment_mib(size_mib: int) -> int:
 def _run_once(url: str, token: Callable[[], str], env: dict[str, str], path: Path, work: Path, small: int
               ) -> dict[str, float]:  # fmt: skip
     size_mb = path.stat().st_size / 1e6
-    put, get = _put_get(url, token(), path)
+    put, get, curl_get = _put_get(url, token(), path)
     up, down = _cli(env, path, work, _segment_mib(path.stat().st_size // MiB))
     small_put, small_get = _small(url, token(), small)
-    return {"put": size_mb / put, "get": size_mb / get, "cli_up": size_mb / up, "cli_down": size_mb / down,
-            "small_put": small_put, "small_get": small_get}  # fmt: skip
+    return {"put": size_mb / put, "get": size_mb / get, "curl_get": size_mb / curl_get, "cli_up": size_mb / up,
+            "cli_down": size_mb / down, "small_put": small_put, "small_get": small_get}  # fmt: skip
 
 
 def bench_objects(work: Path, size_mib: int, runs: int, small: int, with_swift: bool = True) -> Section:
@@ -155,7 +160,7 @@ def bench_objects(work: Path, size_mib: int, runs: int, small: int, with_swift: 
     section.lines.append(
         f"A {size_mib} MiB random object, medians of {runs} runs, the two servers up at once and their runs"
         " interleaved; the real Swift is 2.38.3 all-in-one (one replica, tempauth) from tests/peers/swift.py on the"
-        " same machine. `python -m bench.objects`. Target (PERFORMANCE.md): `swift upload` and `swift download`"
+        " same machine. `python -m bench.objects`. Target (issue 15): `swift upload` and `swift download`"
         f" through imagehop >= 1.3x the real Swift. imagehop's server peak RSS (VmHWM) over these runs:"
         f" {server_rss:.0f} MiB."
     )
@@ -232,6 +237,7 @@ def _rows(size_mib: int, small: int) -> list[tuple[str, str]]:
     return [
         ("PUT, one streamed request (MB/s)", "put"),
         ("GET, one request (MB/s)", "get"),
+        ("GET, one request by `curl -o /dev/null` (MB/s)", "curl_get"),
         (f"`swift upload --use-slo --segment-size {_segment_mib(size_mib)}M` (MB/s)", "cli_up"),
         ("`swift download` (MB/s)", "cli_down"),
         (f"{small} PUTs of 4 KiB, one connection (requests/s)", "small_put"),

@@ -49,3 +49,13 @@ def test_links_lead_somewhere(page: Path) -> None:
 def test_no_pointer_to_files_outside_the_repo(page: Path) -> None:
     for name in ("DESIGN.md", "PERFORMANCE.md"):
         assert name not in page.read_text() or (REPO / name).exists(), f"{page.name} mentions {name}"
+
+
+def test_make_bench_keeps_the_sections_it_does_not_write(tmp_path: Path) -> None:
+    """docs/benchmarks.md holds figures measured by hand beside `make bench`'s: a run replaces only its own."""
+    from bench.__main__ import kept_sections
+
+    page = tmp_path / "benchmarks.md"
+    page.write_text("# Benchmarks\n\nold header\n## Cold start\n\nold figure\n## By hand\n\nkept figure\n\n")
+    assert kept_sections(page, {"Cold start"}) == ["## By hand\n\nkept figure\n"]
+    assert kept_sections(tmp_path / "none.md", {"Cold start"}) == []
