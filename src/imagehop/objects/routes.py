@@ -435,6 +435,7 @@ async def put_object(req: SwiftRequest) -> Response:
         expected_etag=req.headers.get("etag"),
         delete_at=expires,
         check=False,
+        keep_cache=False,  # dropped from the page cache as written, as Swift's object server does
     )
     if manifest is not None:  # a DLO: its own body is kept (``?multipart-manifest=get`` returns it)
         writer.kind, writer.manifest = "dlo", manifest
@@ -724,8 +725,9 @@ async def _open(req: SwiftRequest, info: ObjectInfo, *, resolve: bool) -> Object
     """The object's reader; a large object's segments are read with the caller's own rights (Swift's rule)."""
     try:
         return await _thread(
-            req.store.open, req.account, req.container, req.obj, resolve=resolve, check=_segment_check(req)
-        )
+            req.store.open, req.account, req.container, req.obj, resolve=resolve, check=_segment_check(req),
+            keep_cache=False,  # a large object leaves the page cache as it is sent, as Swift's object server
+        )  # fmt: skip
     except SegmentRefused as refused:
         raise SwiftError(409 if info.kind == "slo" else refused.status, "") from None
 
@@ -820,19 +822,30 @@ class _FileResponse(StreamingResponse):
         self.body_iterator = iter(())  # the streaming body is not used: nothing to close
         try:
             await send({"type": "http.response.start", "status": self.status_code, "headers": self.raw_headers})
-            for fd, offset, n in runs:
-                if fd is None:  # a hole
+            for blob, offset, n in runs:
+                if blob is None:  # a hole
                     for at in range(0, n, CHUNK):
                         await send(
                             {"type": "http.response.body", "body": ZEROS[: min(CHUNK, n - at)], "more_body": True}
                         )
-                else:
-                    await send({"type": ZEROCOPY, "file": fd, "offset": offset, "count": n, "more_body": True})
+                    continue
+                # in pieces, each released once the next is sent: the sockets hold a sent page until
+                # the client has read it, and a page still held is not dropped
+                released = offset
+                for at in range(offset, offset + n, SEND_PIECE):
+                    piece = min(SEND_PIECE, offset + n - at)
+                    await send(
+                        {"type": ZEROCOPY, "file": blob.fileno(), "offset": at, "count": piece, "more_body": True}
+                    )
+                    blob.release(released, at - released)
+                    released = at
+                blob.release(released, offset + n - released)
             await send({"type": "http.response.body", "body": b"", "more_body": False})
         finally:
             await run_in_threadpool(self.reader.close)
 
 
+SEND_PIECE = 32 << 20  # bytes of one zero-copy send: a reader that drops what it sent does so piece by piece
 MAX_RANGES, MAX_RANGE_OVERLAPS, MAX_NONASCENDING_RANGES = 50, 2, 8
 
 

@@ -68,7 +68,7 @@ from sqlalchemy.engine import Connection, Engine
 
 from imagehop.db import blob_refs, object_blobs, swift_accounts, swift_containers, swift_objects
 from imagehop.leases import holder_gone, holder_id
-from imagehop.objects.blobs import BlobError, BlobReader, BlobStore, BlobWriter
+from imagehop.objects.blobs import BlobError, BlobReader, BlobStore, BlobWriter, FileRun
 
 log = logging.getLogger(__name__)
 
@@ -650,6 +650,7 @@ class ObjectStore:
         hashes: Sequence[str] = (),
         known_etag: str | None = None,
         check: bool = True,
+        keep_cache: bool = True,
     ) -> ObjectWriter:
         """A streaming writer for a new version of ``name``; the container must exist.
 
@@ -657,12 +658,16 @@ class ObjectStore:
         they know (e.g. by a stronger digest): it becomes the ETag and no MD5 is computed.
         ``check=False``: the caller has just read the container (the commit checks it again); then
         no database is touched here and it may be called from async code.
+        ``keep_cache=False``: the bytes are not expected to be read again soon (an upload through the
+        object storage API); a blob store with a page cache drops a large blob's pages as it writes them.
         """
         if check:
             self.get_container(account, container)
-        return ObjectWriter(
+        writer = ObjectWriter(
             self, account, container, name, content_type, meta or {}, expected_etag, delete_at, hashes, known_etag
         )
+        writer.keep_cache = keep_cache
+        return writer
 
     def put_manifest(
         self,
@@ -774,11 +779,13 @@ class ObjectStore:
         *,
         resolve: bool = True,
         check: SegmentCheck | None = None,
+        keep_cache: bool = True,
     ) -> ObjectReader:
         """A reader of the object's data; with ``resolve`` an SLO/DLO reads as its concatenated segments.
 
         ``check(container)`` is called once for each container a segment is read from (at any depth)
         and may raise to refuse: the Swift routes read segments with the caller's own rights.
+        ``keep_cache=False``: a download through the API; large blobs leave the page cache as read.
         """
         with self.engine.connect() as conn:  # the row and its extent map in one query
             row = conn.execute(_OPEN_ROW, {"account": account, "container": container, "object": name}).first()
@@ -787,8 +794,8 @@ class ObjectStore:
         info = _object(account, container, row)
         if not info.kind or not resolve:
             blob = _Blob.from_row(info.file_id, info.size, row.blob_extents) if info.file_id else None
-            return ObjectReader(self, info, [_Part(blob, 0, info.size)] if info.size else [])
-        return ObjectReader(self, info, self._parts(info, resolve, 0, _CheckedContainers(check)))
+            return ObjectReader(self, info, [_Part(blob, 0, info.size)] if info.size else [], keep_cache)
+        return ObjectReader(self, info, self._parts(info, resolve, 0, _CheckedContainers(check)), keep_cache)
 
     def _blob(self, file_id: str | None, size: int) -> _Blob | None:
         """The extent map of a stored blob (None: no bytes)."""
@@ -1067,6 +1074,7 @@ class ObjectWriter:
         self.expected_etag = expected_etag.strip('"').lower() if expected_etag else None
         self.file_id: str | None = None
         self._blob: BlobWriter | None = None
+        self.keep_cache = True  # passed on to the blob store's writer
         self._renewed = 0.0
         self.size = 0
         self.stored = 0
@@ -1096,7 +1104,7 @@ class ObjectWriter:
     def _open_blob(self) -> BlobWriter:
         blob_id = self._intent()
         if self._blob is None:
-            self._blob = self.store.blobs.writer(blob_id)
+            self._blob = self.store.blobs.writer(blob_id, self.keep_cache)
         return self._blob
 
     def _stored(self, at: int, n: int) -> None:
@@ -1354,8 +1362,9 @@ def _coalesce(parts: list[_Part]) -> list[_Part]:
 class ObjectReader:
     """Reads an object's bytes, plain or large, by offset; blob readers are closed by :meth:`close`."""
 
-    def __init__(self, store: ObjectStore, info: ObjectInfo, parts: list[_Part]) -> None:
+    def __init__(self, store: ObjectStore, info: ObjectInfo, parts: list[_Part], keep_cache: bool = True) -> None:
         self.store = store
+        self.keep_cache = keep_cache
         self.info = info
         self.parts = parts
         self.size = sum(p.length for p in parts)
@@ -1382,7 +1391,7 @@ class ObjectReader:
         reader = self._readers.get(blob_id)
         if reader is None:
             try:
-                reader = self.store.blobs.reader(blob_id, blob.sizes.get(blob_id, 0))
+                reader = self.store.blobs.reader(blob_id, blob.sizes.get(blob_id, 0), self.keep_cache)
             except BlobError:
                 raise BrokenLargeObject("a segment disappeared while reading") from None
             if len(self._readers) >= READERS:  # large objects: keep only a few segment blobs open
@@ -1441,16 +1450,17 @@ class ObjectReader:
                             raise BrokenLargeObject(str(exc)) from None
                         pos += n
 
-    def file_runs(self, start: int, length: int) -> list[tuple[int | None, int, int]] | None:
-        """The bytes [start, start + length) as ``(file descriptor, offset in it, n)`` runs, ``None``
+    def file_runs(self, start: int, length: int) -> list[tuple[FileRun | None, int, int]] | None:
+        """The bytes [start, start + length) as ``(blob reader, offset in its file, n)`` runs, ``None``
         for a run of zeros (a hole); None when they are not all in open files (a blob store without
-        them, an SLO's inline data, more than one part or more blobs than are kept open)."""
+        them, an SLO's inline data, more than one part or more blobs than are kept open). The caller
+        sends from ``reader.fileno()`` and then calls ``reader.release(offset, n)``."""
         blobs = {part.blob.id for part in self.parts if part.blob is not None}
         if len(blobs) > 1 or any(part.data is not None for part in self.parts):
             return None
         if any(len(part.blob.sizes) > READERS for part in self.parts if part.blob is not None):
             return None
-        out: list[tuple[int | None, int, int]] = []
+        out: list[tuple[FileRun | None, int, int]] = []
         end = min(start + length, self.size)
         for part in _slice_parts(self.parts, start, end):
             pos, stop = part.offset, part.offset + part.length
@@ -1460,10 +1470,10 @@ class ObjectReader:
                     out.append((None, 0, run_start - pos))
                     pos = run_start
                 if run_length:
-                    fileno = getattr(self._reader(part.blob, blob_id), "fileno", None)  # type: ignore[arg-type]
-                    if fileno is None:
+                    reader = self._reader(part.blob, blob_id)  # type: ignore[arg-type]
+                    if not isinstance(reader, FileRun):
                         return None
-                    out.append((fileno(), at, run_length))
+                    out.append((reader, at, run_length))
                     pos = run_start + run_length
         return out
 

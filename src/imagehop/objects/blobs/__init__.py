@@ -28,7 +28,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from imagehop.config import BlobSettings
 
@@ -55,13 +55,26 @@ class BlobReader(Protocol):
     def close(self) -> None: ...
 
 
+@runtime_checkable
+class FileRun(Protocol):
+    """A blob reader whose bytes lie in an open file (the ``file`` store): a response may send them
+    straight from it (``sendfile``), then says it is done with them."""
+
+    def fileno(self) -> int: ...
+
+    def release(self, offset: int, length: int) -> None: ...
+
+
 class BlobStore(Protocol):
     kind: str
     delete_grace: float  # seconds a replaced or deleted blob is kept for readers in flight
 
-    def writer(self, blob_id: str) -> BlobWriter: ...
+    def writer(self, blob_id: str, keep_cache: bool = True) -> BlobWriter:
+        """A writer of a new blob; ``keep_cache=False``: its bytes are not expected to be read again
+        soon, so a store with a local page cache may drop them as written (others ignore it)."""
 
-    def reader(self, blob_id: str, size: int) -> BlobReader: ...
+    def reader(self, blob_id: str, size: int, keep_cache: bool = True) -> BlobReader:
+        """A reader of a committed blob; ``keep_cache=False`` as for :meth:`writer`."""
 
     def delete(self, blob_id: str) -> None: ...
 

@@ -6,6 +6,16 @@ it wrote so far (``sync_file_range``, which does not wait): the page cache of a 
 memory would otherwise hold a whole upload of gigabytes dirty until the fsync at commit, so the disk
 would sit idle while the bytes arrive and then the commit would wait for all of them.
 
+A writer made with ``keep_cache=False`` (an upload through the object storage API, whose bytes are
+not expected to be read again at once) also drops what it wrote from the page cache as it goes, as
+Swift's object server does: every :data:`DROP_LAG` bytes it waits for the writeback of the range that
+far behind and lets the kernel free its pages (``POSIX_FADV_DONTNEED``), and at commit the whole
+file's. Copying into pages the kernel must first find and free costs an upload more CPU than the
+disk does; recycled pages cost little. A blob smaller than :data:`WRITE_BEHIND` stays in the cache.
+A reader made with ``keep_cache=False`` (a download through the API) of a blob that large reads it
+with the kernel's longer sequential read-ahead and drops each range once it was read or sent
+(:meth:`FileBlobReader.release`), as Swift's object server does for objects over its keep_cache_size.
+
 Names never reach the filesystem: blob ids are random hex. A reader holds an open file descriptor,
 so a blob deleted while it is read stays readable to that reader; that is why the default
 ``delete_grace`` of this store is 0.
@@ -23,11 +33,14 @@ from pathlib import Path
 from imagehop.objects.blobs import BlobError
 
 WRITE_BEHIND = 8 << 20  # bytes written between two calls asking the kernel to start writing them out
+DROP_LAG = 32 << 20  # how far behind the end a writer with keep_cache=False drops written pages
+_SYNC_FILE_RANGE_WAIT_BEFORE = 1
 _SYNC_FILE_RANGE_WRITE = 2  # start writeback of the range's dirty pages; do not wait for it
+_SYNC_FILE_RANGE_WAIT_AFTER = 4
 
 
-def _load_sync_file_range() -> Callable[[int, int, int], None] | None:
-    """``sync_file_range(fd, offset, n, SYNC_FILE_RANGE_WRITE)`` from the C library (Linux), or None."""
+def _load_sync_file_range() -> Callable[[int, int, int, int], None] | None:
+    """``sync_file_range(fd, offset, n, flags)`` from the C library (Linux), or None."""
     try:
         libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
         call = libc.sync_file_range
@@ -36,13 +49,13 @@ def _load_sync_file_range() -> Callable[[int, int, int], None] | None:
     call.argtypes = [ctypes.c_int, ctypes.c_int64, ctypes.c_int64, ctypes.c_uint]
     call.restype = ctypes.c_int
 
-    def start_writeback(fd: int, offset: int, n: int) -> None:
-        call(fd, offset, n, _SYNC_FILE_RANGE_WRITE)  # a failure only means the fsync does it all
+    def sync_range(fd: int, offset: int, n: int, flags: int) -> None:
+        call(fd, offset, n, flags)  # a failure only means the fsync does it all
 
-    return start_writeback
+    return sync_range
 
 
-_start_writeback = _load_sync_file_range()
+_sync_range = _load_sync_file_range()
 
 
 class FileBlobStore:
@@ -60,11 +73,11 @@ class FileBlobStore:
     def path(self, blob_id: str) -> Path:
         return self.data_dir / blob_id[:2] / blob_id
 
-    def writer(self, blob_id: str) -> FileBlobWriter:
-        return FileBlobWriter(self, blob_id)
+    def writer(self, blob_id: str, keep_cache: bool = True) -> FileBlobWriter:
+        return FileBlobWriter(self, blob_id, keep_cache)
 
-    def reader(self, blob_id: str, size: int) -> FileBlobReader:
-        return FileBlobReader(self.path(blob_id))
+    def reader(self, blob_id: str, size: int, keep_cache: bool = True) -> FileBlobReader:
+        return FileBlobReader(self.path(blob_id), keep_cache or size < WRITE_BEHIND)
 
     def delete(self, blob_id: str) -> None:
         with contextlib.suppress(FileNotFoundError):
@@ -89,13 +102,15 @@ class FileBlobStore:
 
 
 class FileBlobWriter:
-    def __init__(self, store: FileBlobStore, blob_id: str) -> None:
+    def __init__(self, store: FileBlobStore, blob_id: str, keep_cache: bool = True) -> None:
         self.store = store
         self.blob_id = blob_id
         self.tmp_path = store.tmp_dir / blob_id
         self.fd: int | None = os.open(self.tmp_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         self.size = 0  # bytes in the file so far
         self.flushed = 0  # bytes up to which writeback was started
+        self.keep_cache = keep_cache
+        self.dropped = 0  # bytes up to which the page cache was dropped (keep_cache=False)
 
     def write(self, data: bytes) -> None:
         assert self.fd is not None
@@ -107,13 +122,23 @@ class FileBlobWriter:
         self._write_behind()
 
     def _write_behind(self) -> None:
-        if _start_writeback is not None and self.size - self.flushed >= WRITE_BEHIND:
-            _start_writeback(self.fd, self.flushed, self.size - self.flushed)  # type: ignore[arg-type]
-            self.flushed = self.size
+        if _sync_range is None or self.size - self.flushed < WRITE_BEHIND:
+            return
+        assert self.fd is not None
+        _sync_range(self.fd, self.flushed, self.size - self.flushed, _SYNC_FILE_RANGE_WRITE)
+        self.flushed = self.size
+        if not self.keep_cache and self.flushed - self.dropped >= 2 * DROP_LAG:
+            end = self.flushed - DROP_LAG
+            wait = _SYNC_FILE_RANGE_WAIT_BEFORE | _SYNC_FILE_RANGE_WRITE | _SYNC_FILE_RANGE_WAIT_AFTER
+            _sync_range(self.fd, self.dropped, end - self.dropped, wait)  # pages under writeback are not dropped
+            os.posix_fadvise(self.fd, self.dropped, end - self.dropped, os.POSIX_FADV_DONTNEED)
+            self.dropped = end
 
     def commit(self) -> None:
         assert self.fd is not None
         os.fsync(self.fd)
+        if self.dropped:  # a large upload with keep_cache=False: none of it stays in the page cache
+            os.posix_fadvise(self.fd, 0, 0, os.POSIX_FADV_DONTNEED)
         os.close(self.fd)
         self.fd = None
         final = self.store.path(self.blob_id)
@@ -130,11 +155,14 @@ class FileBlobWriter:
 
 
 class FileBlobReader:
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, keep_cache: bool = True) -> None:
         try:
             self.fd: int | None = os.open(path, os.O_RDONLY)
         except FileNotFoundError:
             raise BlobError("a stored blob is missing") from None
+        self.keep_cache = keep_cache
+        if not keep_cache:
+            os.posix_fadvise(self.fd, 0, 0, os.POSIX_FADV_SEQUENTIAL)
 
     def fileno(self) -> int:
         """The open file (a response may ``sendfile`` from it)."""
@@ -146,7 +174,14 @@ class FileBlobReader:
         data = os.pread(self.fd, length, offset)
         if len(data) < length:  # a file shorter than its row says: never pad silently
             raise BlobError("stored blob is shorter than recorded")
+        self.release(offset, length)
         return data
+
+    def release(self, offset: int, length: int) -> None:
+        """The caller is done with these bytes (read, or sent from :meth:`fileno`): a reader with
+        ``keep_cache=False`` lets the kernel free their pages."""
+        if not self.keep_cache and self.fd is not None:
+            os.posix_fadvise(self.fd, offset, length, os.POSIX_FADV_DONTNEED)
 
     def close(self) -> None:
         if self.fd is not None:

@@ -121,11 +121,11 @@ class S3BlobStore:
             raise BlobError(f"S3 bucket {self.bucket}: HTTP {head.status_code}")
         self._bucket_ready = True
 
-    def writer(self, blob_id: str) -> S3BlobWriter:
+    def writer(self, blob_id: str, keep_cache: bool = True) -> S3BlobWriter:  # no local page cache to spare
         self.ensure_bucket()
         return S3BlobWriter(self, blob_id)
 
-    def reader(self, blob_id: str, size: int) -> S3BlobReader:
+    def reader(self, blob_id: str, size: int, keep_cache: bool = True) -> S3BlobReader:
         return S3BlobReader(self, blob_id, size)
 
     def delete(self, blob_id: str) -> None:

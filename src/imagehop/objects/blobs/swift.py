@@ -109,11 +109,11 @@ class SwiftBlobStore:
 
     # --- the interface
 
-    def writer(self, blob_id: str) -> SwiftBlobWriter:
+    def writer(self, blob_id: str, keep_cache: bool = True) -> SwiftBlobWriter:  # no local page cache to spare
         self.ensure_container()
         return SwiftBlobWriter(self, blob_id)
 
-    def reader(self, blob_id: str, size: int) -> SwiftBlobReader:
+    def reader(self, blob_id: str, size: int, keep_cache: bool = True) -> SwiftBlobReader:
         return SwiftBlobReader(self, blob_id, size)
 
     def delete(self, blob_id: str) -> None:
