@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import subprocess
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
@@ -196,6 +198,19 @@ def test_a_changed_or_deleted_base_gives_a_full_copy(cloud: Cloud, tmp_path: Pat
     assert "changed" in task["message"] and glance.image(delta["id"])["status"] == "queued"
 
 
+def delete_during(proc: subprocess.Popen, glance: Glance, image_id: str, moment: Callable[[], object],
+                  what: str) -> dict:  # fmt: skip
+    """Delete ``image_id`` (a base) once ``moment()`` says the running copy ``proc`` got there; its report."""
+    try:
+        wait_for(moment, what, timeout=120)
+        assert glance.delete(f"/v2/images/{image_id}").status_code == 204
+        out, err = proc.communicate(timeout=300)
+    finally:
+        proc.kill()
+    assert proc.returncode == 0, err
+    return json.loads(out)
+
+
 def delta_stream(records: list[tuple[int, bytes, bytes | None]]) -> bytes:
     """The delta stream of formats/delta.py, written here from its definition."""
     out = bytearray(b"IHDELTA1")
@@ -274,16 +289,11 @@ def test_a_base_deleted_while_the_delta_is_staged_gives_a_full_stream(cloud: Clo
     glance = Glance(cloud, region="IAD")
     state = tmp_path / "k.db"
     proc = copy_process(cloud.env(), v2["id"], *common, state=state)
-    try:
-        # the delta is being staged: the base was chosen and named; now it goes
-        wait_for(lambda: [i for i in glance.get("/v2/images?os_hidden=true").json()["images"]
-                          if i["status"] == "uploading"], "the delta is being staged", timeout=120)  # fmt: skip
-        assert glance.delete(f"/v2/images/{first['target_image']}").status_code == 204
-        out, err = proc.communicate(timeout=300)
-    finally:
-        proc.kill()
-    assert proc.returncode == 0, err
-    report = json.loads(out)
+
+    def staging() -> list[dict]:  # the delta is being staged: the base was chosen and named; now it goes
+        return [i for i in glance.get("/v2/images?os_hidden=true").json()["images"] if i["status"] == "uploading"]
+
+    report = delete_during(proc, glance, first["target_image"], staging, "the delta is being staged")
     assert report["base"] is None and report["blocks_reused"] == 0
     assert report["incremental"].startswith("full copy: ") and first["target_image"] in report["incremental"]
     assert report["bytes_moved"] == SIZE
@@ -441,14 +451,9 @@ def test_a_base_deleted_during_a_pull_still_gives_the_right_image(cloud: Cloud, 
     glance = Glance(cloud, region="IAD")
     state = tmp_path / "k.db"
     proc = copy_process(cloud.env(), v2["id"], *pull, state=state)
-    try:
-        wait_for(lambda: journal_says(state, "created"), "the incremental pull has created its target image")
-        assert glance.delete(f"/v2/images/{base}").status_code == 204
-        out, err = proc.communicate(timeout=300)
-    finally:
-        proc.kill()
-    assert proc.returncode == 0, err
-    report = json.loads(out)
+    report = delete_during(
+        proc, glance, base, lambda: journal_says(state, "created"), "the incremental pull has created its target image"
+    )
     # the pin came first (32 blocks taken from the base), or the base was seen gone (a full copy)
     assert report["blocks_reused"] in (0, 32)
     assert_identical(glance.image(report["target_image"]), new_data, target_bytes(cloud, "IAD", report["target_image"]))
