@@ -263,7 +263,9 @@ def page(handler: Handler) -> Callable[[Request], Awaitable[Response]]:
             response = await handler(ctx)
         except SessionEnded:
             await console.identity.logout(session.token)
-            return to_login(ctx, "Your session has ended: log in again.")
+            # a token whose time ran out while this page was being made: say so, as a page after it would
+            ended = "expired" if session.expired else "has ended"
+            return to_login(ctx, f"Your session {ended}: log in again.")
         except ApiError as exc:
             status = exc.status if 400 <= exc.status < 600 else 502
             response = ctx.render("error.html", status=status, title=f"Error {status}", message=exc.message)
