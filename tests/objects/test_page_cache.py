@@ -7,6 +7,7 @@ import or a copy), stays cached. Residency is read with ``mincore`` on a mapping
 
 from __future__ import annotations
 
+import base64
 import ctypes
 import ctypes.util
 import hashlib
@@ -102,13 +103,20 @@ def test_a_swift_put_drops_its_pages_and_reads_back_whole(cloud: Cloud) -> None:
         ranged = http.get(f"{url}/pc/big", headers={"Range": f"bytes=1000-{len(body) - 1}"})
         assert ranged.status_code == 206 and ranged.content == body[1000:]
         assert resident(blob, upto=len(body) - SEND_PIECE) < 0.1
-        # and so does a large object read through its manifest (read in pieces, not sent from the file)
+        # and so does a large object: sent from its segments' files ...
         assert http.put(f"{url}/pc/tail", content=b"tail").status_code == 201
         manifest = http.put(f"{url}/pc/slo?multipart-manifest=put", json=[{"path": "/pc/big"}, {"path": "/pc/tail"}])
         assert manifest.status_code == 201, manifest.text
         blob.read_bytes()
         got = http.get(f"{url}/pc/slo")
         assert got.status_code == 200 and got.content == body + b"tail"
+        assert resident(blob, upto=len(body) - SEND_PIECE) < 0.1
+        # ... or read piece by piece (an SLO with inline data is not in files alone)
+        inline = [{"data": base64.b64encode(b"head").decode()}, {"path": "/pc/big"}]
+        assert http.put(f"{url}/pc/inline?multipart-manifest=put", json=inline).status_code == 201
+        blob.read_bytes()
+        got = http.get(f"{url}/pc/inline")
+        assert got.status_code == 200 and got.content == b"head" + body
         assert resident(blob) < 0.1
 
 

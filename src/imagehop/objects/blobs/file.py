@@ -161,6 +161,8 @@ class FileBlobReader:
         except FileNotFoundError:
             raise BlobError("a stored blob is missing") from None
         self.keep_cache = keep_cache
+        self._pending: list[int] | None = None  # [start, end) released and not yet dropped
+        self._span: list[int] | None = None  # [start, end) of everything released
         if not keep_cache:
             os.posix_fadvise(self.fd, 0, 0, os.POSIX_FADV_SEQUENTIAL)
 
@@ -179,12 +181,29 @@ class FileBlobReader:
 
     def release(self, offset: int, length: int) -> None:
         """The caller is done with these bytes (read, or sent from :meth:`fileno`): a reader with
-        ``keep_cache=False`` lets the kernel free their pages."""
-        if not self.keep_cache and self.fd is not None:
-            os.posix_fadvise(self.fd, offset, length, os.POSIX_FADV_DONTNEED)
+        ``keep_cache=False`` lets the kernel free their pages, :data:`DROP_LAG` bytes at a time, and
+        all it released at :meth:`close`. (The kernel frees only the page-cache folios that lie wholly
+        inside the range it is given, and a folio may be larger than a piece read.)"""
+        if self.keep_cache or self.fd is None or length <= 0:
+            return
+        end = offset + length
+        self._span = [min(self._span[0], offset), max(self._span[1], end)] if self._span else [offset, end]
+        if self._pending is not None and offset == self._pending[1]:
+            self._pending[1] = end
+        else:
+            self._drop(self._pending)
+            self._pending = [offset, end]
+        if self._pending[1] - self._pending[0] >= DROP_LAG:
+            self._drop(self._pending)
+            self._pending = None
+
+    def _drop(self, span: list[int] | None) -> None:
+        if span is not None and self.fd is not None:
+            os.posix_fadvise(self.fd, span[0], span[1] - span[0], os.POSIX_FADV_DONTNEED)
 
     def close(self) -> None:
         if self.fd is not None:
+            self._drop(self._span)
             os.close(self.fd)
             self.fd = None
 
