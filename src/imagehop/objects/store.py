@@ -1453,24 +1453,32 @@ class ObjectReader:
     def file_runs(self, start: int, length: int) -> list[tuple[FileRun | None, int, int]] | None:
         """The bytes [start, start + length) as ``(blob reader, offset in its file, n)`` runs, ``None``
         for a run of zeros (a hole); None when they are not all in open files (a blob store without
-        them, an SLO's inline data, more than one part or more blobs than are kept open). The caller
-        sends from ``reader.fileno()`` and then calls ``reader.release(offset, n)``."""
-        blobs = {part.blob.id for part in self.parts if part.blob is not None}
-        if len(blobs) > 1 or any(part.data is not None for part in self.parts):
+        them, an SLO's inline data, more blobs than are kept open, a segment gone). Plain and large
+        objects alike: a large one's runs go from segment to segment. The caller sends from
+        ``reader.fileno()`` and then calls ``reader.release(offset, n)``."""
+        parts = _slice_parts(self.parts, start, min(start + length, self.size))
+        if any(part.data is not None for part in parts):
             return None
-        if any(len(part.blob.sizes) > READERS for part in self.parts if part.blob is not None):
+        planned = []
+        needed: set[str] = set()
+        for part in parts:
+            runs = list(part.blob.runs_within(part.offset, part.offset + part.length)) if part.blob else []
+            needed.update(run[3] for run in runs)
+            planned.append((part, runs))
+        if len(needed | set(self._readers)) > READERS:  # opening them all would close some it needs
             return None
         out: list[tuple[FileRun | None, int, int]] = []
-        end = min(start + length, self.size)
-        for part in _slice_parts(self.parts, start, end):
+        for part, runs in planned:
             pos, stop = part.offset, part.offset + part.length
-            runs = part.blob.runs_within(pos, stop) if part.blob is not None else iter(())
             for run_start, run_length, at, blob_id in [*runs, (stop, 0, 0, "")]:
                 if pos < run_start:
                     out.append((None, 0, run_start - pos))
                     pos = run_start
                 if run_length:
-                    reader = self._reader(part.blob, blob_id)  # type: ignore[arg-type]
+                    try:
+                        reader = self._reader(part.blob, blob_id)  # type: ignore[arg-type]
+                    except BrokenLargeObject:  # a segment is gone: the piece-by-piece path answers for it
+                        return None
                     if not isinstance(reader, FileRun):
                         return None
                     out.append((reader, at, run_length))
