@@ -25,12 +25,16 @@ def web() -> Iterator[WebServer]:
 
 
 def settled(s: Side, image_id: str) -> dict:
-    """The image once no import holds it (``os_glance_import_task`` gone, not importing)."""
+    """The image once no import holds it (``os_glance_import_task`` gone, not importing) and its tasks
+    have recorded their outcome: on both servers the image is unlocked a moment before its task ends."""
 
     def check() -> dict | None:
         image = s.show(image_id)
         busy = image.get("os_glance_import_task") or image["status"] in ("importing", "saving")
-        return None if busy else image
+        if busy:
+            return None
+        tasks = s.req("GET", f"/v2/images/{image_id}/tasks").json()["tasks"]
+        return None if any(t["status"] not in ("success", "failure") for t in tasks) else image
 
     return wait_for(check, f"{s.name}: the import of {image_id} ends", timeout=120)
 
