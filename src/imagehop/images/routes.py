@@ -230,11 +230,10 @@ def image_routes(region: Region) -> list[BaseRoute]:
 
     async def image_tasks(request: Request, caller: Caller) -> Response:
         tasks = await run_in_threadpool(service.tasks, caller, request.path_params["image_id"])
-        running = any(t["status"] in ("pending", "processing") for t in tasks)
+        busy = [t for t in tasks if t["status"] in ("pending", "processing")]
         # As on GET /v2/tasks/{id}: while an import runs, say when to look again.
         headers = None
-        if running:
-            busy = [t for t in tasks if t["status"] in ("pending", "processing")]
+        if busy:
             wait = region.tasks.retry_after
             headers = {"Retry-After": str(wait), POLL_HEADER: poll_after(busy, wait)}
         return JSONResponse({"tasks": [task_view(t) for t in tasks]}, headers=headers)

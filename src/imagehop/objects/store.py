@@ -663,11 +663,10 @@ class ObjectStore:
         """
         if check:
             self.get_container(account, container)
-        writer = ObjectWriter(
-            self, account, container, name, content_type, meta or {}, expected_etag, delete_at, hashes, known_etag
-        )
-        writer.keep_cache = keep_cache
-        return writer
+        return ObjectWriter(
+            self, account, container, name, content_type, meta or {}, expected_etag, delete_at, hashes, known_etag,
+            keep_cache,
+        )  # fmt: skip
 
     def put_manifest(
         self,
@@ -1067,6 +1066,7 @@ class ObjectWriter:
         delete_at: float | None,
         hashes: Sequence[str],
         known_etag: str | None = None,
+        keep_cache: bool = True,
     ) -> None:
         self.store = store
         self.account, self.container, self.name = account, container, name
@@ -1074,7 +1074,7 @@ class ObjectWriter:
         self.expected_etag = expected_etag.strip('"').lower() if expected_etag else None
         self.file_id: str | None = None
         self._blob: BlobWriter | None = None
-        self.keep_cache = True  # passed on to the blob store's writer
+        self.keep_cache = keep_cache  # passed on to the blob store's writer
         self._renewed = 0.0
         self.size = 0
         self.stored = 0
