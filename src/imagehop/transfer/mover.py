@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 
@@ -194,33 +194,36 @@ def _send_all(
             if stop.is_set():
                 return
             moved = 0
+            # A piece with its source ETag is checked by the target (422 on mismatch); only a piece cut
+            # out of a bigger segment needs the MD5 of what was sent, to compare with the target's ETag.
+            md5 = None if piece.etag else hashlib.md5()
 
-            def counted(chunks: Iterator[bytes], md5: hashlib._Hash) -> Iterator[bytes]:
+            def sent_chunk(chunk: memoryview, md5: hashlib._Hash | None = md5) -> None:
                 nonlocal moved
-                for chunk in chunks:
-                    if stop.is_set():
-                        raise MoveError("stopped")
+                if stop.is_set():
+                    raise MoveError("stopped")
+                if md5 is not None:
                     md5.update(chunk)
-                    moved += len(chunk)
-                    if progress:
-                        progress(len(chunk))
-                    yield chunk
+                moved += len(chunk)
+                if progress:
+                    progress(len(chunk))
 
-            md5 = hashlib.md5()
             try:
-                with src.get_stream(src_container, src_name, piece.offset, piece.size) as chunks:
-                    etag = dst.put_object(
+                with src.open_range(src_container, src_name, piece.offset, piece.size) as read_into:
+                    etag = dst.put_from(
                         seg_container,
                         f"{seg_prefix}{piece.idx:08d}",
-                        counted(chunks, md5),
+                        read_into,
                         length=piece.size,
                         etag=piece.etag,
                         headers={"Content-Type": "application/octet-stream"},
+                        on_chunk=sent_chunk,
                     )
             except SwiftError as exc:
                 if progress and moved:
                     progress(-moved)
-                retryable = exc.status in (0, 408, 409, 422, 429, 500, 502, 503, 504)
+                # 401: the token ran out on the way; the client dropped it, the next attempt gets a new one
+                retryable = exc.status in (0, 401, 408, 409, 422, 429, 500, 502, 503, 504)
                 if attempt == ATTEMPTS or not retryable:
                     what = "the bytes did not match the ETag (422)" if exc.status == 422 else str(exc)
                     raise MoveError(
@@ -228,11 +231,12 @@ def _send_all(
                         f"{attempt} attempt(s): {what}"
                     ) from exc
                 continue
-            if etag != md5.hexdigest() or (piece.etag and etag != piece.etag):
+            expected = piece.etag or md5.hexdigest()  # type: ignore[union-attr]
+            if etag != expected:
                 if progress:
                     progress(-moved)
                 if attempt == ATTEMPTS:
-                    raise MoveError(f"segment {piece.idx}: the target's ETag {etag} != MD5 sent {md5.hexdigest()}")
+                    raise MoveError(f"segment {piece.idx}: the target's ETag {etag} != MD5 sent {expected}")
                 continue
             journal.segment_done(key, piece.idx, etag, piece.size, attempt)
             sent[piece.idx] = etag

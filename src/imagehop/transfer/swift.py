@@ -8,17 +8,20 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import http.client
 import json
 import secrets
 import threading
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from typing import NoReturn
 from urllib.parse import quote, unquote, urlsplit
 
 import httpx
 
+from imagehop.transfer import wire
 from imagehop.transfer.clouds import CloudSession
 
 RETRY_STATUSES = frozenset({408, 409, 429, 500, 502, 503, 504})
@@ -62,6 +65,8 @@ class SwiftClient:
         self._own_key: str | None = None  # a TempURL key this client set on the account, while in use
         self._own_users = 0
         self._key_lock = threading.Lock()
+        self._connections = connections
+        self._wire_pool: wire.Connections | None = None
         self.http = httpx.Client(
             verify=cloud.tls,  # insecure / cacert, as openstacksdk read them for this cloud
             timeout=httpx.Timeout(60.0, connect=10.0),
@@ -70,6 +75,8 @@ class SwiftClient:
 
     def close(self) -> None:
         self.http.close()
+        if self._wire_pool is not None:
+            self._wire_pool.close()
 
     # --- plumbing ------------------------------------------------------------------------------
 
@@ -224,25 +231,88 @@ class SwiftClient:
             return [Segment(seg_container, e["name"], int(e["bytes"]), e["hash"]) for e in listing if "name" in e]
         return None
 
+    # --- the data path: plain http.client connections (wire.py), no per-chunk objects ------------
+
+    def _wire(self) -> wire.Connections:
+        """The keep-alive connections to the storage host (made anew if ``storage_url`` moved)."""
+        pool = self._wire_pool
+        if pool is None or not self.storage_url.startswith(pool.origin + "/"):
+            pool = self._wire_pool = wire.Connections(self.storage_url, lambda: self.cloud.tls, self._connections)
+        return pool
+
     @contextmanager
-    def get_stream(
-        self, container: str, name: str, start: int, length: int, chunk: int = 1 << 20
-    ) -> Iterator[Iterator[bytes]]:
-        """Stream ``length`` bytes of an object from ``start``; the server must honour the range."""
+    def open_range(self, container: str, name: str, start: int, length: int) -> Iterator[Callable[[memoryview], int]]:
+        """A ranged GET of ``length`` bytes from ``start``: yields ``read_into(buffer) -> n`` for its
+        body (0 at its end). The server must honour the range."""
+        pool = self._wire()
+        what = f"GET {container}/{name}"
         headers = self._headers({"Range": f"bytes={start}-{start + length - 1}"} if length else {})
         try:
-            with self.http.stream("GET", self._url(container, name), headers=headers) as response:
-                if response.status_code not in (200, 206):
-                    response.read()
-                    raise SwiftError(
-                        f"GET {container}/{name} answered {response.status_code}: {response.text[:300]}",
-                        response.status_code,
-                    )
-                if length and response.status_code == 200 and int(response.headers.get("content-length", -1)) != length:
-                    raise SwiftError(f"GET {container}/{name} ignored the Range header", response.status_code)
-                yield response.iter_raw(chunk)
-        except httpx.HTTPError as exc:
-            raise SwiftError(f"GET {container}/{name}: {exc.__class__.__name__}: {exc}") from exc
+            conn, response = wire.send_head(pool, "GET", self._url(container, name), headers)
+        except (OSError, http.client.HTTPException) as exc:
+            raise SwiftError(f"{what}: {exc.__class__.__name__}: {exc}") from exc
+        assert response is not None
+        reusable = False
+        try:
+            if response.status not in (200, 206):
+                self._refused(what, response)
+            if length and response.status == 200 and response.length != length:
+                raise SwiftError(f"{what} ignored the Range header", response.status)
+
+            def read_into(buffer: memoryview) -> int:
+                try:
+                    return response.readinto(buffer)
+                except (OSError, http.client.HTTPException) as exc:
+                    raise SwiftError(f"{what}: {exc.__class__.__name__}: {exc}") from exc
+
+            yield read_into
+            reusable = response.isclosed() and not response.will_close
+        finally:
+            pool.give(conn, reusable)
+
+    def put_from(
+        self,
+        container: str,
+        name: str,
+        read_into: Callable[[memoryview], int],
+        *,
+        length: int,
+        etag: str | None = None,
+        headers: dict[str, str] | None = None,
+        on_chunk: Callable[[memoryview], object] | None = None,
+    ) -> str:
+        """PUT ``length`` bytes that ``read_into`` fills into a reused buffer (``on_chunk`` sees each
+        piece before it is sent); with ``etag`` the server verifies them (422 on mismatch). Returns
+        the object's ETag."""
+        pool = self._wire()
+        what = f"PUT {container}/{name}"
+        extra = {"Content-Length": str(length), **(headers or {})}
+        if etag:
+            extra["ETag"] = etag
+        conn, reusable = None, False
+        try:
+            conn, _ = wire.send_head(pool, "PUT", self._url(container, name), self._headers(extra), body=True)
+            response, complete = wire.send_body(conn, read_into, length, pool.buffer(), on_chunk)
+            if response.status != 201:
+                self._refused(what, response)
+            response.read()
+            reusable = complete and not response.will_close
+        except (OSError, http.client.HTTPException, wire.WireError) as exc:
+            raise SwiftError(f"{what}: {exc.__class__.__name__}: {exc}") from exc
+        finally:
+            if conn is not None:
+                pool.give(conn, reusable)
+        return (response.getheader("etag") or "").strip('"')
+
+    def _refused(self, what: str, response: http.client.HTTPResponse) -> NoReturn:
+        """SwiftError for a data request's error answer; a 401 drops the token, so a retry gets a new one."""
+        if response.status == 401:
+            self.cloud.session.invalidate()
+        try:
+            text = response.read(300).decode("utf-8", "replace").strip()
+        except (OSError, http.client.HTTPException):
+            text = ""
+        raise SwiftError(f"{what} answered {response.status}: {text}", response.status)
 
     def put_object(
         self,
