@@ -5,7 +5,7 @@ Pure: bytes and files in, bytes out. No HTTP, no database, no external tools.
 
 from .detect import FORMATS, detect_format, open_disk, open_file
 from .digest import BlockMap, ContentDigest, RawStreamDigest, block_map, content_digest, digest_of_blocks
-from .disk import BLOCK_SIZE, VirtualDisk
+from .disk import BLOCK_SIZE, BufferRing, VirtualDisk, iter_blocks_into
 from .errors import DiskFormatError
 from .inspect import check_safe, content_format, format_mismatch
 from .qcow2 import Qcow2Disk
@@ -26,6 +26,7 @@ __all__ = [
     "BLOCK_SIZE",
     "FORMATS",
     "BlockMap",
+    "BufferRing",
     "BytesSource",
     "ContentDigest",
     "DiskFormatError",
@@ -48,6 +49,7 @@ __all__ = [
     "file_data_extents",
     "fixed_vhd_size",
     "format_mismatch",
+    "iter_blocks_into",
     "iter_raw",
     "iter_vhd",
     "open_disk",

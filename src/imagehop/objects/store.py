@@ -1422,6 +1422,34 @@ class ObjectReader:
     def pread(self, offset: int, length: int) -> bytes:
         return b"".join(self.iter_range(offset, length, chunk=max(length, 1)))
 
+    def preadinto(self, offset: int, view: memoryview) -> int:
+        """``pread`` into the caller's buffer: returns the bytes read (short only at the object's end).
+        Straight from the blob files where the bytes lie in them (no ``bytes`` per piece), else copied."""
+        length = max(0, min(len(view), self.size - offset))
+        runs = self.file_runs(offset, length) if length else []
+        pos = 0
+        if runs is None:
+            for piece in self.iter_range(offset, length):
+                view[pos : pos + len(piece)] = piece
+                pos += len(piece)
+            return pos
+        for reader, at, n in runs:
+            end = pos + n
+            if reader is None:  # a hole
+                while pos < end:
+                    k = min(CHUNK, end - pos)
+                    view[pos : pos + k] = ZEROS[:k]
+                    pos += k
+                continue
+            while pos < end:
+                got = os.preadv(reader.fileno(), [view[pos:end]], at)
+                if got <= 0:  # a file shorter than its row says: never pad silently
+                    raise BrokenLargeObject("stored blob is shorter than recorded")
+                pos += got
+                at += got
+            reader.release(at - n, n)
+        return pos
+
     def iter_range(self, start: int, length: int, chunk: int = CHUNK) -> Iterator[bytes]:
         """The bytes [start, start + length) in pieces of at most ``chunk`` bytes."""
         end = min(start + length, self.size)
