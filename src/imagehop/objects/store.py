@@ -650,7 +650,7 @@ class ObjectStore:
         hashes: Sequence[str] = (),
         known_etag: str | None = None,
         check: bool = True,
-        keep_cache: bool = True,
+        keep_cache: bool = False,
     ) -> ObjectWriter:
         """A streaming writer for a new version of ``name``; the container must exist.
 
@@ -658,8 +658,9 @@ class ObjectStore:
         they know (e.g. by a stronger digest): it becomes the ETag and no MD5 is computed.
         ``check=False``: the caller has just read the container (the commit checks it again); then
         no database is touched here and it may be called from async code.
-        ``keep_cache=False``: the bytes are not expected to be read again soon (an upload through the
-        object storage API); a blob store with a page cache drops a large blob's pages as it writes them.
+        ``keep_cache``: a blob store with a page cache drops a large blob's pages as it writes them,
+        unless the caller will read the bytes again at once and asks to keep them (see
+        docs/operations.md: taking fresh pages for every byte cost more than reading back from disk).
         """
         if check:
             self.get_container(account, container)
@@ -778,13 +779,13 @@ class ObjectStore:
         *,
         resolve: bool = True,
         check: SegmentCheck | None = None,
-        keep_cache: bool = True,
+        keep_cache: bool = False,
     ) -> ObjectReader:
         """A reader of the object's data; with ``resolve`` an SLO/DLO reads as its concatenated segments.
 
         ``check(container)`` is called once for each container a segment is read from (at any depth)
         and may raise to refuse: the Swift routes read segments with the caller's own rights.
-        ``keep_cache=False``: a download through the API; large blobs leave the page cache as read.
+        ``keep_cache``: as for :meth:`writer`; by default large blobs leave the page cache as read.
         """
         with self.engine.connect() as conn:  # the row and its extent map in one query
             row = conn.execute(_OPEN_ROW, {"account": account, "container": container, "object": name}).first()
@@ -1066,7 +1067,7 @@ class ObjectWriter:
         delete_at: float | None,
         hashes: Sequence[str],
         known_etag: str | None = None,
-        keep_cache: bool = True,
+        keep_cache: bool = False,
     ) -> None:
         self.store = store
         self.account, self.container, self.name = account, container, name
@@ -1362,7 +1363,7 @@ def _coalesce(parts: list[_Part]) -> list[_Part]:
 class ObjectReader:
     """Reads an object's bytes, plain or large, by offset; blob readers are closed by :meth:`close`."""
 
-    def __init__(self, store: ObjectStore, info: ObjectInfo, parts: list[_Part], keep_cache: bool = True) -> None:
+    def __init__(self, store: ObjectStore, info: ObjectInfo, parts: list[_Part], keep_cache: bool = False) -> None:
         self.store = store
         self.keep_cache = keep_cache
         self.info = info
