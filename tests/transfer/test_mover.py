@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import http.client
 import socket
 import threading
 from pathlib import Path
@@ -236,3 +237,84 @@ def test_a_segment_that_never_arrives_intact_fails_with_the_422(cloud: Cloud, tm
     finally:
         proxy.close()
     assert SwiftClient(client_cloud, "IAD").head_object("imports", "bad.vhd") is None  # nothing half-made is visible
+
+
+class ForwardProxy:
+    """A plain HTTP forward proxy (absolute-form request targets), request by request, keep-alive:
+    what a client behind ``http_proxy`` talks to. Records each (method, path) it forwarded."""
+
+    def __init__(self) -> None:
+        self.seen: list[tuple[str, str]] = []
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self.listener.getsockname()[1]
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client, _ = self.listener.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._serve, args=(client,), daemon=True).start()
+
+    def _serve(self, client: socket.socket) -> None:
+        stream = client.makefile("rb")
+        try:
+            while line := stream.readline():
+                method, target, _ = line.decode().split(" ", 2)
+                headers: list[tuple[str, str]] = []
+                while (header := stream.readline()) not in (b"\r\n", b"\n", b""):
+                    name, _, value = header.decode().partition(":")
+                    headers.append((name.strip(), value.strip()))
+                length = next((int(v) for k, v in headers if k.lower() == "content-length"), 0)
+                body = stream.read(length) if length else None
+                url = urlsplit(target)
+                self.seen.append((method, url.path))
+                upstream = http.client.HTTPConnection(url.hostname, url.port, timeout=30)
+                upstream.putrequest(method, url.path + (f"?{url.query}" if url.query else ""),
+                                    skip_host=True, skip_accept_encoding=True)  # fmt: skip
+                for name, value in headers:
+                    if name.lower() not in ("proxy-connection", "connection"):
+                        upstream.putheader(name, value)
+                upstream.endheaders(body)
+                response = upstream.getresponse()
+                data = response.read()
+                dropped = ("transfer-encoding", "connection") + (() if method == "HEAD" else ("content-length",))
+                out = [f"HTTP/1.1 {response.status} {response.reason}\r\n"]
+                out += [f"{k}: {v}\r\n" for k, v in response.getheaders() if k.lower() not in dropped]
+                out.append("\r\n" if method == "HEAD" else f"Content-Length: {len(data)}\r\n\r\n")
+                client.sendall("".join(out).encode() + (b"" if method == "HEAD" else data))
+                upstream.close()
+        except (OSError, ValueError):
+            pass
+        finally:
+            client.close()
+
+    def close(self) -> None:
+        self.listener.close()
+
+
+def test_a_move_goes_through_the_proxy_the_environment_names(
+    cloud: Cloud, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    proxy = ForwardProxy()
+    monkeypatch.setenv("http_proxy", f"http://127.0.0.1:{proxy.port}")
+    for name in ("no_proxy", "NO_PROXY", "HTTP_PROXY", "all_proxy", "ALL_PROXY"):
+        monkeypatch.delenv(name, raising=False)
+    try:
+        client_cloud = connect("imagehop", str(cloud.clouds_yaml))
+        ord_, iad = SwiftClient(client_cloud, "ORD"), SwiftClient(client_cloud, "IAD")
+        data = disk_bytes(6 * MiB, seed=6)
+        ord_.ensure_container("exports")
+        put_slo(ord_, "proxied.vhd", data, 2 * MiB)
+        result = move_object(ord_, "exports", "proxied.vhd", iad, "imports", "proxied.vhd",
+                             journal=Journal(tmp_path / "j.db"), parallel=2)  # fmt: skip
+        assert result.segments_sent == 3
+        assert download(iad, "imports", "proxied.vhd") == data
+    finally:
+        proxy.close()
+    iad_path = urlsplit(iad.storage_url).path
+    ord_path = urlsplit(ord_.storage_url).path
+    sent = [path for method, path in proxy.seen if method == "PUT" and path.startswith(f"{iad_path}/imports_segments/")]
+    fetched = [path for method, path in proxy.seen if method == "GET" and path == f"{ord_path}/exports/proxied.vhd"]
+    assert len(sent) == 3 and len(fetched) >= 3  # every segment's GET and PUT went through the proxy
