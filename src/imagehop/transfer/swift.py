@@ -21,7 +21,7 @@ from urllib.parse import quote, unquote, urlsplit
 
 import httpx
 
-from imagehop.transfer import wire
+from imagehop import wire
 from imagehop.transfer.clouds import CloudSession
 
 RETRY_STATUSES = frozenset({408, 409, 429, 500, 502, 503, 504})

@@ -2,14 +2,15 @@
 
 httpx hands a streamed body over as a new ``bytes`` per piece, joined and re-split in its decoders,
 and pulls a request body from a generator; for the gigabytes a copy moves, that machinery cost more
-CPU than the MD5 beside it. Here a response body is read with ``readinto`` straight into one reused
-buffer and a request body is written from it with ``sendall``: both release the GIL, so the moving
-threads of a copy run side by side on the cores.
+CPU than the MD5 beside it. Here a response body is read with ``readinto`` straight into the caller's
+buffer and a request body is written from one with ``sendall``: both release the GIL, so the moving
+threads run side by side on the cores.
 
 Only the data requests go this way (a ranged GET, a PUT of a known length); everything else stays on
-httpx. Connections honour the same settings httpx does: the cloud's TLS context, and the
-``http_proxy`` / ``https_proxy`` / ``no_proxy`` environment (an HTTPS target is reached through a
-``CONNECT`` tunnel).
+httpx. Connections honour the same settings httpx does: a TLS context, and the ``http_proxy`` /
+``https_proxy`` / ``no_proxy`` environment (an HTTPS target is reached through a ``CONNECT`` tunnel).
+Shared by the transfer engine (the segment mover) and the server's pulls from another region
+(``glance-download``); it knows nothing of either.
 """
 
 from __future__ import annotations
