@@ -17,6 +17,7 @@ it for the download only, and revokes it at once: a one-use delegation, as Keyst
 from __future__ import annotations
 
 import contextlib
+import http.client
 import logging
 import time
 import uuid
@@ -27,7 +28,7 @@ from typing import Any
 import httpx
 from starlette.concurrency import run_in_threadpool
 
-from imagehop import formats
+from imagehop import formats, wire
 from imagehop.formats import delta as delta_stream
 from imagehop.identity.caller import Caller
 from imagehop.identity.catalog import Catalog
@@ -241,10 +242,11 @@ class Importer:
                     remote, base, headers = self._remote(image_id, method, token)
                     with httpx.Client(headers=headers, timeout=60) as client:
                         spec = method.get(delta.BASE_KEY) if delta_pull_possible(remote) else None
-                        disk = None if spec else sparse_remote_disk(client, base, remote)
+                        disk = None if spec else sparse_remote_disk(client, base, remote, headers)
                         if spec:
-                            extra["x-imagehop-delta"] = self._store_delta_pull(task_id, image_id, client, base, remote,
-                                                                               spec)  # fmt: skip
+                            extra["x-imagehop-delta"] = self._store_delta_pull(
+                                task_id, image_id, client, base, remote, spec, headers
+                            )
                         elif disk is not None:
                             try:
                                 self._store_disk(task_id, image_id, disk, remote)
@@ -349,7 +351,14 @@ class Importer:
         self.service._finish_upload(image_id, stored)
 
     def _store_delta_pull(
-        self, task_id: str, image_id: str, client: httpx.Client, url: str, remote: Record, spec: dict
+        self,
+        task_id: str,
+        image_id: str,
+        client: httpx.Client,
+        url: str,
+        remote: Record,
+        spec: dict,
+        headers: dict[str, str],
     ) -> dict[str, Any]:
         """An incremental glance-download: blocks the local base holds are copied from it, the others
         fetched from the remote region with Range requests (each checked against the remote block map,
@@ -360,8 +369,8 @@ class Importer:
         self._start_saving(image_id)
         size = int(remote["size"])
         wanted = [(i, sha) for i, sha in items if base is None or sha not in base.by_hash]
-        ranges = RangeSource(client, url + "/file", size, _runs([i for i, _ in wanted], size))
-        spare = RangeSource(client, url + "/file", size, [(0, size)])
+        ranges = RangeSource(url + "/file", size, _runs([i for i, _ in wanted], size), headers)
+        spare = RangeSource(url + "/file", size, [(0, size)], headers)
 
         def fetch(index: int, length: int, sha: bytes | None = None) -> bytes:
             block = ranges.pread(index * delta.BLOCK, length) if sha is not None else b""
@@ -519,7 +528,9 @@ def remote_chunks(client: httpx.Client, base: str) -> Iterator[bytes]:
         yield from stream.iter_bytes(CHUNK)
 
 
-def sparse_remote_disk(client: httpx.Client, base: str, remote: Record) -> formats.VirtualDisk | None:
+def sparse_remote_disk(
+    client: httpx.Client, base: str, remote: Record, headers: dict[str, str]
+) -> formats.VirtualDisk | None:
     """The remote image as a disk read with Range requests over its data extents only, when the
     remote region is an imagehop one that publishes them and the image is raw with its hashes and
     content digest; otherwise None (the caller downloads every byte)."""
@@ -535,44 +546,51 @@ def sparse_remote_disk(client: httpx.Client, base: str, remote: Record) -> forma
         return None
     info = response.json()
     extents = [(int(offset), int(length)) for offset, length in info["extents"]]
-    return formats.RawDisk(RangeSource(client, base + "/file", int(remote["size"]), extents))
+    return formats.RawDisk(RangeSource(base + "/file", int(remote["size"]), extents, headers))
 
 
 class RangeSource:
     """A remote image's bytes through HTTP Range requests: one streamed request per data extent,
-    read as the disk asks for them, so memory stays at one block; a ``formats`` source whose
+    read as the disk asks for them, straight into the disk's block buffers (``preadinto``, over
+    :mod:`imagehop.wire`'s plain connections: no ``bytes`` per piece); a ``formats`` source whose
     ``extents()`` are the ones the remote region published."""
 
-    def __init__(self, client: httpx.Client, url: str, size: int, extents: list[tuple[int, int]]) -> None:
-        self.client, self.url, self.size, self._extents = client, url, size, extents
-        self._response: httpx.Response | None = None
-        self._chunks: Iterator[bytes] = iter(())
+    def __init__(self, url: str, size: int, extents: list[tuple[int, int]], headers: dict[str, str]) -> None:
+        self.url, self.size, self._extents, self.headers = url, size, extents, headers
+        self._pool = wire.Connections(url, httpx.create_ssl_context, limit=1)
+        self._conn: http.client.HTTPConnection | None = None
+        self._response: http.client.HTTPResponse | None = None
         self._position = -1  # the offset of the next byte the open response gives
         self._stream_end = -1
-        self._pending = b""
 
     def extents(self) -> Iterator[tuple[int, int]]:
         return iter(self._extents)
 
     def pread(self, offset: int, length: int) -> bytes:
-        end = min(offset + length, self.size)
+        buffer = bytearray(max(0, min(length, self.size - offset)))
+        return bytes(buffer[: self.preadinto(offset, memoryview(buffer))])
+
+    def preadinto(self, offset: int, view: memoryview) -> int:
+        end = min(offset + len(view), self.size)
         if offset >= end:
-            return b""
+            return 0
         if self._response is None or offset != self._position:
             self._open(offset)
-        out = bytearray()
-        while len(out) < end - offset:
-            if not self._pending:
-                if self._position >= self._stream_end:  # past this extent: stream the next stretch
-                    self._open(self._position)
-                self._pending = next(self._chunks, b"")
-                if not self._pending:
-                    raise ImageError("Remote image data: the connection ended early.")
-            piece = self._pending[: end - offset - len(out)]
-            out += piece
-            self._pending = self._pending[len(piece) :]
-            self._position += len(piece)
-        return bytes(out)
+        done = 0
+        while done < end - offset:
+            if self._position >= self._stream_end:  # past this extent: stream the next stretch
+                self._open(self._position)
+            assert self._response is not None
+            want = min(end - offset - done, self._stream_end - self._position)
+            try:
+                n = self._response.readinto(view[done : done + want])
+            except (OSError, http.client.HTTPException) as exc:
+                raise ImageError(f"Remote image data: {exc.__class__.__name__}: {exc}") from exc
+            if n <= 0:
+                raise ImageError("Remote image data: the connection ended early.")
+            done += n
+            self._position += n
+        return done
 
     def _stop(self, offset: int) -> int:
         """Where a stream from ``offset`` should end: its extent's end, or the next extent's start."""
@@ -585,21 +603,32 @@ class RangeSource:
 
     def _open(self, offset: int) -> None:
         """Stream from ``offset`` to the end of its stretch (data extent or hole)."""
-        self.close()
+        self._finish()
         stop = min(self._stop(offset), self.size)
-        headers = {"Range": f"bytes={offset}-{stop - 1}"}
-        response = self.client.send(self.client.build_request("GET", self.url, headers=headers), stream=True)
-        whole = response.status_code == 200 and offset == 0  # a range of the whole image answers 200
-        if response.status_code != 206 and not whole:
-            response.close()
-            raise ImageError(f"Remote image data: HTTP {response.status_code} for a range request.")
-        self._response, self._chunks = response, response.iter_raw(1 << 20)
-        self._position, self._stream_end, self._pending = offset, stop, b""
+        headers = {**self.headers, "Range": f"bytes={offset}-{stop - 1}"}
+        try:
+            self._conn, response = wire.send_head(self._pool, "GET", self.url, headers)
+        except (OSError, http.client.HTTPException) as exc:
+            raise ImageError(f"Remote image data: {exc.__class__.__name__}: {exc}") from exc
+        assert response is not None
+        self._response = response
+        whole = response.status == 200 and offset == 0  # a range of the whole image answers 200
+        if response.status != 206 and not whole:
+            self._finish()
+            raise ImageError(f"Remote image data: HTTP {response.status} for a range request.")
+        self._position, self._stream_end = offset, stop
+
+    def _finish(self) -> None:
+        """Done with the open response: its connection is kept when the whole body was read."""
+        if self._conn is not None:
+            response = self._response
+            done = response is not None and response.isclosed() and not response.will_close
+            self._pool.give(self._conn, done)
+        self._conn = self._response = None
 
     def close(self) -> None:
-        if self._response is not None:
-            self._response.close()
-            self._response = None
+        self._finish()
+        self._pool.close()
 
 
 def check_store(store_id: Any) -> str:
