@@ -638,7 +638,7 @@ FORMATS = ["table", "json", "yaml", "value"]
 @click.option("--flavor", help="Flavor (id or name) for --boot.")
 @click.option("--container", default="imagehop-exports", show_default=True, help="Container for exports and segments.")
 @click.option("--parallel", default=4, show_default=True, type=click.IntRange(1, 64), help="Segments moved at once.")
-@click.option("--segment-size", default=128, show_default=True, type=click.IntRange(1, 5120), help="MiB per segment.")
+@click.option("--segment-size", default=256, show_default=True, type=click.IntRange(1, 5120), help="MiB per segment.")
 @click.option(
     "--poll-interval",
     default=30.0,

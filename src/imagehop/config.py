@@ -108,7 +108,8 @@ class TaskSettings:
     time_to_live: float = 48  # hours a finished task stays visible (expires_at); fractions allowed
     poll_interval: float = 0.5  # seconds between the worker's looks for pending tasks
     housekeeping_interval: float = 10.0  # seconds between clean-up rounds (by the holder of the region's lock)
-    export_segment_size: int = 1 << 30  # bytes per segment of an exported VHD (at most 5 GiB)
+    # bytes per segment of an exported VHD (at most 5 GiB; raised for a VHD that would need more than 1000)
+    export_segment_size: int = 256 << 20
     import_max_virtual_size: int = 160 << 30  # Rackspace's limit since 2019 (code 413)
     import_max_physical_size: int = 160 << 30  # (code 609)
 

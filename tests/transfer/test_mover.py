@@ -36,6 +36,7 @@ def disk_bytes(size: int, seed: int) -> bytes:
 
 def put_slo(client: SwiftClient, name: str, data: bytes, segment: int) -> None:
     """``exports/<name>`` as a Static Large Object of ``segment``-byte pieces in ``exports_segments``."""
+    client.ensure_container("exports")
     client.ensure_container("exports_segments")
     pieces = []
     for i, offset in enumerate(range(0, len(data), segment)):
@@ -305,7 +306,6 @@ def test_a_move_goes_through_the_proxy_the_environment_names(
         client_cloud = connect("imagehop", str(cloud.clouds_yaml))
         ord_, iad = SwiftClient(client_cloud, "ORD"), SwiftClient(client_cloud, "IAD")
         data = disk_bytes(6 * MiB, seed=6)
-        ord_.ensure_container("exports")
         put_slo(ord_, "proxied.vhd", data, 2 * MiB)
         result = move_object(ord_, "exports", "proxied.vhd", iad, "imports", "proxied.vhd",
                              journal=Journal(tmp_path / "j.db"), parallel=2)  # fmt: skip
@@ -318,3 +318,15 @@ def test_a_move_goes_through_the_proxy_the_environment_names(
     sent = [path for method, path in proxy.seen if method == "PUT" and path.startswith(f"{iad_path}/imports_segments/")]
     fetched = [path for method, path in proxy.seen if method == "GET" and path == f"{ord_path}/exports/proxied.vhd"]
     assert len(sent) == 3 and len(fetched) >= 3  # every segment's GET and PUT went through the proxy
+
+
+def test_no_plan_has_more_pieces_than_an_slo_may_hold() -> None:
+    from imagehop.transfer.mover import MAX_SEGMENTS, plan_pieces
+    from imagehop.transfer.swift import ObjectHead
+
+    size = 300 << 30  # a plain 300 GiB object, 256 MiB pieces asked for: 1200 of them would be refused
+    head = ObjectHead(size=size, etag="x", last_modified="", slo=False, dlo_prefix=None, content_type="")
+    pieces = plan_pieces(head, None, 256 * MiB)
+    assert len(pieces) <= MAX_SEGMENTS
+    assert sum(p.size for p in pieces) == size and pieces[-1].offset + pieces[-1].size == size
+    assert len(plan_pieces(head, None, 4 << 30)) == 75  # pieces bigger than needed are left as asked

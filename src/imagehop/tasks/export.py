@@ -22,6 +22,7 @@ from imagehop import formats
 from imagehop.images import store as image_store
 from imagehop.images.service import CONTENT_DIGEST
 from imagehop.objects import slo
+from imagehop.objects.constraints import SLO_MAX_SEGMENTS
 from imagehop.objects.store import NoSuchContainer, NoSuchObject, ObjectWriter
 from imagehop.tasks import sealed
 from imagehop.tasks.context import TaskContext, swift_account
@@ -118,7 +119,9 @@ def write_object(
     extra_meta: dict[str, str] | None = None,
 ) -> None:
     """``total`` bytes of ``chunks`` as object ``name``: plain, or an SLO over segments when big."""
-    segment_size = ctx.settings.export_segment_size
+    # Segments a mover can send whole (each with its ETag, which the target checks) and hash in parallel;
+    # never more than an SLO may hold.
+    segment_size = max(ctx.settings.export_segment_size, -(-total // (SLO_MAX_SEGMENTS << 20)) << 20)
     meta = {TASK_META: task_id, **(extra_meta or {})}
     objects = ctx.objects
     if total <= segment_size:

@@ -22,8 +22,9 @@ from dataclasses import dataclass
 from imagehop.transfer.journal import Journal
 from imagehop.transfer.swift import ObjectHead, Segment, SwiftClient, SwiftError
 
-DEFAULT_SEGMENT_SIZE = 128 << 20
+DEFAULT_SEGMENT_SIZE = 256 << 20  # an imagehop export's segments: each is sent whole, with its ETag
 MAX_SEGMENT_SIZE = 5 << 30  # Swift's single-object limit
+MAX_SEGMENTS = 1000  # Swift's default max_manifest_segments: an SLO of more is refused
 ATTEMPTS = 3
 
 
@@ -56,7 +57,7 @@ def plan_pieces(head: ObjectHead, source_segments: list[Segment] | None, segment
     each against its ETag), else byte ranges of ``segment_size``. A source segment larger than
     ``segment_size`` is cut into ranges too, so that the pieces move in parallel: an export's
     1 GiB segments would otherwise each go down one connection, hashed on one core."""
-    segment_size = max(1 << 20, min(segment_size, MAX_SEGMENT_SIZE))
+    segment_size = max(1 << 20, min(segment_size, MAX_SEGMENT_SIZE), -(-head.size // (MAX_SEGMENTS << 20)) << 20)
     if source_segments and all(0 < s.size <= MAX_SEGMENT_SIZE and s.etag for s in source_segments):
         pieces: list[Piece] = []
         offset = 0
