@@ -15,12 +15,13 @@ Shared by the transfer engine (the segment mover) and the server's pulls from an
 
 from __future__ import annotations
 
+import base64
 import http.client
 import select
 import threading
 import urllib.request
 from collections.abc import Callable
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 TIMEOUT = 60.0  # seconds without progress on a socket, as the httpx clients' read timeout
 BUFFER = 1 << 20
@@ -54,6 +55,10 @@ class Connections:
         proxies = urllib.request.getproxies()
         proxy = proxies.get(self.scheme) if not urllib.request.proxy_bypass(parts.netloc) else None
         self.proxy = urlsplit(proxy if "://" in proxy else f"http://{proxy}") if proxy else None
+        self.proxy_headers: dict[str, str] = {}  # credentials in the proxy's URL, as httpx sends them
+        if self.proxy is not None and self.proxy.username is not None:
+            user = f"{unquote(self.proxy.username)}:{unquote(self.proxy.password or '')}"
+            self.proxy_headers["Proxy-Authorization"] = "Basic " + base64.b64encode(user.encode()).decode()
 
     def buffer(self) -> memoryview:
         """This thread's reused body buffer."""
@@ -78,7 +83,7 @@ class Connections:
                 host, port, timeout=TIMEOUT, context=self._tls()
             )  # type: ignore[arg-type]
             if self.proxy is not None:
-                conn.set_tunnel(self.host, self.port)
+                conn.set_tunnel(self.host, self.port, headers=self.proxy_headers)
         else:
             conn = http.client.HTTPConnection(host, port, timeout=TIMEOUT)
         return conn
@@ -118,6 +123,8 @@ def send_head(
         conn, reused = pool.take()
         try:
             conn.putrequest(method, pool.target(url), skip_accept_encoding=True)
+            if pool.scheme == "http":  # through a plain proxy, each request carries its credentials
+                headers = {**pool.proxy_headers, **headers}
             for name, value in headers.items():
                 conn.putheader(name, value)
             conn.endheaders()

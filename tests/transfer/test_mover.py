@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import hashlib
 import http.client
@@ -242,10 +243,13 @@ def test_a_segment_that_never_arrives_intact_fails_with_the_422(cloud: Cloud, tm
 
 class ForwardProxy:
     """A plain HTTP forward proxy (absolute-form request targets), request by request, keep-alive:
-    what a client behind ``http_proxy`` talks to. Records each (method, path) it forwarded."""
+    what a client behind ``http_proxy`` talks to. Answers 407 to a request without ``credentials``
+    (Basic); records each (method, path) it forwarded."""
 
-    def __init__(self) -> None:
+    def __init__(self, credentials: str) -> None:
+        self.expected = "Basic " + base64.b64encode(credentials.encode()).decode()
         self.seen: list[tuple[str, str]] = []
+        self.refused = 0
         self.listener = socket.create_server(("127.0.0.1", 0))
         self.port = self.listener.getsockname()[1]
         threading.Thread(target=self._accept, daemon=True).start()
@@ -270,6 +274,10 @@ class ForwardProxy:
                 length = next((int(v) for k, v in headers if k.lower() == "content-length"), 0)
                 body = stream.read(length) if length else None
                 url = urlsplit(target)
+                if dict((k.lower(), v) for k, v in headers).get("proxy-authorization") != self.expected:
+                    self.refused += 1
+                    client.sendall(b"HTTP/1.1 407 Proxy Authentication Required\r\nContent-Length: 0\r\n\r\n")
+                    continue
                 self.seen.append((method, url.path))
                 upstream = http.client.HTTPConnection(url.hostname, url.port, timeout=30)
                 upstream.putrequest(method, url.path + (f"?{url.query}" if url.query else ""),
@@ -298,8 +306,8 @@ class ForwardProxy:
 def test_a_move_goes_through_the_proxy_the_environment_names(
     cloud: Cloud, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    proxy = ForwardProxy()
-    monkeypatch.setenv("http_proxy", f"http://127.0.0.1:{proxy.port}")
+    proxy = ForwardProxy("mover:p@ss")
+    monkeypatch.setenv("http_proxy", f"http://mover:p%40ss@127.0.0.1:{proxy.port}")
     for name in ("no_proxy", "NO_PROXY", "HTTP_PROXY", "all_proxy", "ALL_PROXY"):
         monkeypatch.delenv(name, raising=False)
     try:
@@ -318,6 +326,7 @@ def test_a_move_goes_through_the_proxy_the_environment_names(
     sent = [path for method, path in proxy.seen if method == "PUT" and path.startswith(f"{iad_path}/imports_segments/")]
     fetched = [path for method, path in proxy.seen if method == "GET" and path == f"{ord_path}/exports/proxied.vhd"]
     assert len(sent) == 3 and len(fetched) >= 3  # every segment's GET and PUT went through the proxy
+    assert proxy.refused == 0  # each with the credentials the proxy's URL holds
 
 
 def test_no_plan_has_more_pieces_than_an_slo_may_hold() -> None:

@@ -67,6 +67,7 @@ class SwiftClient:
         self._key_lock = threading.Lock()
         self._connections = connections
         self._wire_pool: wire.Connections | None = None
+        self._wire_lock = threading.Lock()
         self.http = httpx.Client(
             verify=cloud.tls,  # insecure / cacert, as openstacksdk read them for this cloud
             timeout=httpx.Timeout(60.0, connect=10.0),
@@ -235,10 +236,11 @@ class SwiftClient:
 
     def _wire(self) -> wire.Connections:
         """The keep-alive connections to the storage host (made anew if ``storage_url`` moved)."""
-        pool = self._wire_pool
-        if pool is None or not self.storage_url.startswith(pool.origin + "/"):
-            pool = self._wire_pool = wire.Connections(self.storage_url, lambda: self.cloud.tls, self._connections)
-        return pool
+        with self._wire_lock:  # the mover's threads ask at once
+            pool = self._wire_pool
+            if pool is None or not self.storage_url.startswith(pool.origin + "/"):
+                pool = self._wire_pool = wire.Connections(self.storage_url, lambda: self.cloud.tls, self._connections)
+            return pool
 
     @contextmanager
     def open_range(self, container: str, name: str, start: int, length: int) -> Iterator[Callable[[memoryview], int]]:
