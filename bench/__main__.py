@@ -96,6 +96,10 @@ def main() -> None:
         sections.append(bench_abuse(work, tokens=200 if args.quick else 1000))
         sections += bench_blob_stores(work, 64 if args.quick else 1024, random_mib, zero_mib, runs)
         sections.append(bench_listing_processes(work, 2000 if args.quick else 100_000))
+    except BaseException:
+        # what was measured before the failure stays in the log, not lost with it
+        print("\n".join(section.render() for section in sections), flush=True)
+        raise
     finally:
         shutil.rmtree(work, ignore_errors=True)
 

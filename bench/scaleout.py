@@ -59,7 +59,7 @@ def bench_blob_stores(work: Path, size_mib: int, random_mib: int, zero_mib: int,
                 url = f"{cloud.endpoints['regions']['ORD']}/v1/AUTH_{demo['tenant_id']}"
                 puts, gets = [], []
                 for _ in range(runs):
-                    put, get = _put_get(url, _token_v3(cloud.endpoints["identity"], "demo", demo["password"],
+                    put, get, _ = _put_get(url, _token_v3(cloud.endpoints["identity"], "demo", demo["password"],
                                                        demo["tenant_id"]), path)  # fmt: skip
                     puts.append(size_mib * MiB / 1e6 / put)
                     gets.append(size_mib * MiB / 1e6 / get)
