@@ -152,15 +152,10 @@ def _jobs(journal: Journal) -> list[str]:
     return [row[0] for row in journal._run("SELECT key FROM jobs")]
 
 
-class CorruptingProxy:
-    """A TCP proxy in front of a region that flips one byte in every ``period`` bytes a client sends
-    (deep inside request bodies, as a bad link would), ``budget`` times in all: what the target must
-    catch."""
+class _Listener:
+    """A TCP listener on a free loopback port whose accept loop hands each client to :meth:`_connected`."""
 
-    def __init__(self, target: tuple[str, int], budget: int, period: int = 1 << 20) -> None:
-        self.target, self.budget, self.period = target, budget, period
-        self.flipped = 0
-        self.lock = threading.Lock()
+    def __init__(self) -> None:
         self.listener = socket.create_server(("127.0.0.1", 0))
         self.port = self.listener.getsockname()[1]
         threading.Thread(target=self._accept, daemon=True).start()
@@ -171,9 +166,30 @@ class CorruptingProxy:
                 client, _ = self.listener.accept()
             except OSError:
                 return
-            upstream = socket.create_connection(self.target)
-            threading.Thread(target=self._pump, args=(client, upstream, True), daemon=True).start()
-            threading.Thread(target=self._pump, args=(upstream, client, False), daemon=True).start()
+            self._connected(client)
+
+    def _connected(self, client: socket.socket) -> None:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        self.listener.close()
+
+
+class CorruptingProxy(_Listener):
+    """A TCP proxy in front of a region that flips one byte in every ``period`` bytes a client sends
+    (deep inside request bodies, as a bad link would), ``budget`` times in all: what the target must
+    catch."""
+
+    def __init__(self, target: tuple[str, int], budget: int, period: int = 1 << 20) -> None:
+        self.target, self.budget, self.period = target, budget, period
+        self.flipped = 0
+        self.lock = threading.Lock()
+        super().__init__()
+
+    def _connected(self, client: socket.socket) -> None:
+        upstream = socket.create_connection(self.target)
+        threading.Thread(target=self._pump, args=(client, upstream, True), daemon=True).start()
+        threading.Thread(target=self._pump, args=(upstream, client, False), daemon=True).start()
 
     def _pump(self, src: socket.socket, dst: socket.socket, outbound: bool) -> None:
         seen = 0
@@ -194,9 +210,6 @@ class CorruptingProxy:
             for s in (src, dst):
                 with contextlib.suppress(OSError):
                     s.shutdown(socket.SHUT_RDWR)
-
-    def close(self) -> None:
-        self.listener.close()
 
 
 def through(proxy: CorruptingProxy, client: SwiftClient) -> SwiftClient:
@@ -241,7 +254,7 @@ def test_a_segment_that_never_arrives_intact_fails_with_the_422(cloud: Cloud, tm
     assert SwiftClient(client_cloud, "IAD").head_object("imports", "bad.vhd") is None  # nothing half-made is visible
 
 
-class ForwardProxy:
+class ForwardProxy(_Listener):
     """A plain HTTP forward proxy (absolute-form request targets), request by request, keep-alive:
     what a client behind ``http_proxy`` talks to. Answers 407 to a request without ``credentials``
     (Basic); records each (method, path) it forwarded."""
@@ -250,17 +263,10 @@ class ForwardProxy:
         self.expected = "Basic " + base64.b64encode(credentials.encode()).decode()
         self.seen: list[tuple[str, str]] = []
         self.refused = 0
-        self.listener = socket.create_server(("127.0.0.1", 0))
-        self.port = self.listener.getsockname()[1]
-        threading.Thread(target=self._accept, daemon=True).start()
+        super().__init__()
 
-    def _accept(self) -> None:
-        while True:
-            try:
-                client, _ = self.listener.accept()
-            except OSError:
-                return
-            threading.Thread(target=self._serve, args=(client,), daemon=True).start()
+    def _connected(self, client: socket.socket) -> None:
+        threading.Thread(target=self._serve, args=(client,), daemon=True).start()
 
     def _serve(self, client: socket.socket) -> None:
         stream = client.makefile("rb")
@@ -298,9 +304,6 @@ class ForwardProxy:
             pass
         finally:
             client.close()
-
-    def close(self) -> None:
-        self.listener.close()
 
 
 def test_a_move_goes_through_the_proxy_the_environment_names(

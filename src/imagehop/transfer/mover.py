@@ -237,7 +237,8 @@ def _send_all(
                 if progress:
                     progress(-moved)
                 if attempt == ATTEMPTS:
-                    raise MoveError(f"segment {piece.idx}: the target's ETag {etag} != MD5 sent {expected}")
+                    what = "the source segment's ETag" if piece.etag else "the MD5 of the bytes sent"
+                    raise MoveError(f"segment {piece.idx}: the target's ETag {etag} != {what} {expected}")
                 continue
             journal.segment_done(key, piece.idx, etag, piece.size, attempt)
             sent[piece.idx] = etag
